@@ -1,0 +1,340 @@
+//! Which typed getter or setter reads or writes which key, and the error for
+//! every other combination: ref §4.2 (getters) and §4.3 (setters), plus the
+//! library keys 1000–1008 (contract §5.1), which are typed strictly.
+
+use super::keys::*;
+use super::model::{ProfileData, RegistrationInfo, Status};
+use crate::{Error, Result};
+
+/// What a getter sees: the client copy of the data and of the registration.
+pub struct View<'a> {
+    pub data: &'a ProfileData,
+    pub reg: &'a RegistrationInfo,
+    pub is_default: bool,
+}
+
+pub fn get_u32(v: &View, key: u32) -> Result<u32> {
+    let d = v.data;
+    match key {
+        PROFILE_ID => Ok(d.id),
+        ACCESS_POINT_ID => Ok(d.access_point_id),
+        REGISTRATION_EXPIRES => Ok(d.registration_expires()),
+        GRANTED_EXPIRES => Ok(v.reg.granted_expires),
+        RETRY_BASE_SECONDS => Ok(d.retry_base_seconds()),
+        RETRY_MAX_SECONDS => Ok(d.retry_max_seconds()),
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => d.ext_u32.get(&k).copied().ok_or(Error::NotFound),
+    }
+}
+
+pub fn get_bool(v: &View, key: u32) -> Result<bool> {
+    let d = v.data;
+    match key {
+        SIG_COMP => Ok(d.sig_comp),
+        SECURITY_NEGOTIATION => Ok(d.security_negotiation),
+        AUTO_REGISTRATION => Ok(d.auto_registration),
+        PROFILE_REGISTERED => Ok(v.reg.status == Status::Registered),
+        DEFAULT_PROFILE => Ok(v.is_default),
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => d.ext_bool.get(&k).copied().ok_or(Error::NotFound),
+    }
+}
+
+pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
+    let d = v.data;
+    let reg = v.reg;
+    match key {
+        PROVIDER_NAME => Ok(&d.provider_name),
+        USER_AOR => Ok(&d.aor),
+        PRIVATE_IDENTITY => Ok(&d.private_identity),
+        // No sec-agree is negotiated by this library: always empty (ref §4.1 key 10).
+        NEGOTIATED_SECURITY_MECHANISM => Ok(""),
+        CONTACT_HEADER_USER => Ok(&d.contact_user),
+        REGISTERED_CONTACT if !reg.registered_contact.is_empty() => Ok(&reg.registered_contact),
+        REGISTERED_CONTACT => Err(Error::NotFound),
+        1 | 3 | 4 | 5 | 6 | 8 | 9 | 11 | 12 | 130 | 131 | 150 | 151 | 152 | 501 => {
+            Err(Error::NotFound)
+        }
+        PUB_GRUU if !reg.pub_gruu.is_empty() => Ok(&reg.pub_gruu),
+        TEMP_GRUU if !reg.temp_gruu.is_empty() => Ok(&reg.temp_gruu),
+        INSTANCE_ID | TLS_CA_FILE => d
+            .ext_str
+            .get(&key)
+            .map(String::as_str)
+            .ok_or(Error::NotFound),
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => d
+            .ext_str
+            .get(&k)
+            .map(String::as_str)
+            .ok_or(Error::NotFound),
+    }
+}
+
+pub fn get_str_array(v: &View, key: u32) -> Result<Vec<String>> {
+    let d = v.data;
+    match key {
+        REGISTERED_AORS => Ok(if v.reg.status == Status::Registered {
+            v.reg.registered_aors.clone()
+        } else {
+            Vec::new()
+        }),
+        CONTACT_HEADER_PARAMS => Ok(d.contact_params.clone()),
+        HEADERS => Ok(d.headers.clone()),
+        SERVICE_ROUTE => Ok(v.reg.service_route.clone()),
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => d.ext_array.get(&k).cloned().ok_or(Error::NotFound),
+    }
+}
+
+pub fn get_server_str<'a>(v: &View<'a>, server: u32, key: u32) -> Result<&'a str> {
+    let s = v.data.server(server);
+    match key {
+        DIGEST_PASSWORD => Err(Error::PermissionDenied),
+        DIGEST_USER_NAME => Ok(s.map(|s| s.user.as_str()).unwrap_or("")),
+        DIGEST_REALM => Ok(s.map(|s| s.realm.as_str()).unwrap_or("")),
+        SERVER_ADDRESS => Ok(s.map(|s| s.address.as_str()).unwrap_or("")),
+        1..=12 | 16 | 20 | 21 | 130 | 131 | 500 => Err(Error::NotFound),
+        k => Ok(s
+            .and_then(|s| s.ext.get(&k.to_string()))
+            .map(String::as_str)
+            .unwrap_or("")),
+    }
+}
+
+pub fn set_u32(d: &mut ProfileData, key: u32, value: u32) -> Result<()> {
+    match key {
+        ACCESS_POINT_ID => {
+            d.access_point_id = value;
+            Ok(())
+        }
+        1 | 2 | 4..=12 | 130 | 131 | 150..=152 | 500..=502 | 15 | 20 | 21 => Err(Error::NotFound),
+        SNAP_ID if value == 0 => Err(Error::Argument),
+        REGISTRATION_EXPIRES | RETRY_BASE_SECONDS | RETRY_MAX_SECONDS => {
+            if value == 0 {
+                return Err(Error::Argument);
+            }
+            d.ext_u32.insert(key, value);
+            Ok(())
+        }
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => {
+            d.ext_u32.insert(k, value);
+            Ok(())
+        }
+    }
+}
+
+pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
+    match key {
+        DEFAULT_PROFILE if !value => Err(Error::Argument),
+        DEFAULT_PROFILE => {
+            d.make_default = true;
+            Ok(())
+        }
+        SIG_COMP => {
+            d.sig_comp = value;
+            Ok(())
+        }
+        SECURITY_NEGOTIATION => {
+            d.security_negotiation = value;
+            Ok(())
+        }
+        AUTO_REGISTRATION => {
+            d.auto_registration = value;
+            Ok(())
+        }
+        1 | 2 | 3 | 7..=10 | 12 | 130 | 131 | 150..=152 | 500..=502 | 15 | 16 | 14 | 20 | 21
+        | 22 => Err(Error::NotFound),
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => {
+            d.ext_bool.insert(k, value);
+            Ok(())
+        }
+    }
+}
+
+pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
+    match key {
+        PROVIDER_NAME => {
+            d.provider_name = value.to_owned();
+            Ok(())
+        }
+        USER_AOR => {
+            if !value.is_empty() {
+                crate::sip::uri::Uri::parse(value).map_err(|_| Error::Argument)?;
+            }
+            d.aor = value.to_owned();
+            Ok(())
+        }
+        PRIVATE_IDENTITY => {
+            d.private_identity = value.to_owned();
+            Ok(())
+        }
+        CONTACT_HEADER_USER => Err(Error::AccessDenied),
+        1 | 3..=6 | 8..=12 | 130 | 131 | 150..=152 | 501 | 502 | 16 | 22 => Err(Error::NotFound),
+        // Filled in by registration only (ref §4.1: "treat as RO").
+        REGISTERED_CONTACT => Err(Error::NotFound),
+        INSTANCE_ID => {
+            if !value.is_empty() && !value.to_ascii_lowercase().starts_with("urn:") {
+                return Err(Error::Argument);
+            }
+            set_ext_str(d, key, value);
+            Ok(())
+        }
+        TLS_CA_FILE => {
+            set_ext_str(d, key, value);
+            Ok(())
+        }
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => {
+            set_ext_str(d, k, value);
+            Ok(())
+        }
+    }
+}
+
+fn set_ext_str(d: &mut ProfileData, key: u32, value: &str) {
+    if value.is_empty() {
+        d.ext_str.remove(&key);
+    } else {
+        d.ext_str.insert(key, value.to_owned());
+    }
+}
+
+pub fn set_str_array(d: &mut ProfileData, key: u32, values: Vec<String>) -> Result<()> {
+    match key {
+        CONTACT_HEADER_PARAMS => {
+            if values.iter().any(|v| v.is_empty() || v.contains(['\r', '\n', ',', '>'])) {
+                return Err(Error::Argument);
+            }
+            d.contact_params = values;
+            Ok(())
+        }
+        HEADERS => {
+            if values.iter().any(|h| !is_header_line(h)) {
+                return Err(Error::Argument);
+            }
+            d.headers = values;
+            Ok(())
+        }
+        1..=11 | 130 | 131 | 150..=152 | 500 | 501 | 15 | 16 | 14 | 20 | 21 => Err(Error::NotFound),
+        k if is_library_key(k) => Err(Error::NotFound),
+        k => {
+            if values.is_empty() {
+                d.ext_array.remove(&k);
+            } else {
+                d.ext_array.insert(k, values);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `Name: value` on one line, with a token name.
+fn is_header_line(h: &str) -> bool {
+    let Some((name, _)) = h.split_once(':') else {
+        return false;
+    };
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        && !h.contains(['\r', '\n'])
+}
+
+pub fn set_server_str(d: &mut ProfileData, server: u32, key: u32, value: &str) -> Result<()> {
+    let Some(s) = d.server_mut(server) else {
+        return Err(Error::Argument);
+    };
+    match key {
+        DIGEST_USER_NAME => s.user = value.to_owned(),
+        DIGEST_REALM => s.realm = value.to_owned(),
+        DIGEST_PASSWORD => s.password = value.to_owned(),
+        SERVER_ADDRESS => {
+            if !value.is_empty() {
+                crate::sip::uri::Uri::parse(value).map_err(|_| Error::Argument)?;
+            }
+            s.address = value.to_owned();
+        }
+        1..=12 | 130 | 131 | 500 | 15 | 16 | 14 | 20 | 21 => return Err(Error::NotFound),
+        k => {
+            if value.is_empty() {
+                s.ext.remove(&k.to_string());
+            } else {
+                s.ext.insert(k.to_string(), value.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::model::TypeInfo;
+
+    fn view(d: &ProfileData) -> (ProfileData, RegistrationInfo) {
+        (d.clone(), RegistrationInfo::default())
+    }
+
+    #[test]
+    fn typed_extension_tables_are_independent() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        set_u32(&mut d, 700, 7).unwrap();
+        set_bool(&mut d, 700, true).unwrap();
+        set_str(&mut d, 700, "seven").unwrap();
+        set_str_array(&mut d, 700, vec!["a".into()]).unwrap();
+        let (d, r) = view(&d);
+        let v = View {
+            data: &d,
+            reg: &r,
+            is_default: false,
+        };
+        assert_eq!(get_u32(&v, 700), Ok(7));
+        assert_eq!(get_bool(&v, 700), Ok(true));
+        assert_eq!(get_str(&v, 700), Ok("seven"));
+        assert_eq!(get_str_array(&v, 700), Ok(vec!["a".to_string()]));
+    }
+
+    #[test]
+    fn builtin_keys_not_readable_through_wrong_getter() {
+        let d = ProfileData::new(TypeInfo::ietf());
+        let r = RegistrationInfo::default();
+        let v = View {
+            data: &d,
+            reg: &r,
+            is_default: false,
+        };
+        assert_eq!(get_u32(&v, SIG_COMP), Err(Error::NotFound));
+        assert_eq!(get_str(&v, PROFILE_ID), Err(Error::NotFound));
+        assert_eq!(get_str(&v, DIGEST_PASSWORD), Err(Error::NotFound));
+        assert_eq!(
+            get_server_str(&v, SERVER_REGISTRAR, DIGEST_PASSWORD),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(get_server_str(&v, 999, SERVER_ADDRESS), Ok(""));
+        assert_eq!(get_server_str(&v, SERVER_REGISTRAR, 600), Ok(""));
+    }
+
+    #[test]
+    fn setter_rules() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        assert_eq!(set_str(&mut d, CONTACT_HEADER_USER, "x"), Err(Error::AccessDenied));
+        assert_eq!(set_u32(&mut d, CONTACT_HEADER_USER, 1), Err(Error::NotFound));
+        assert_eq!(set_u32(&mut d, PROFILE_ID, 5), Err(Error::NotFound));
+        assert_eq!(set_bool(&mut d, DEFAULT_PROFILE, false), Err(Error::Argument));
+        assert_eq!(set_u32(&mut d, SNAP_ID, 0), Err(Error::Argument));
+        assert_eq!(set_str(&mut d, USER_AOR, "not a uri"), Err(Error::Argument));
+        assert_eq!(set_server_str(&mut d, 7, SERVER_ADDRESS, "sip:x"), Err(Error::Argument));
+        assert_eq!(set_u32(&mut d, GRANTED_EXPIRES, 5), Err(Error::NotFound));
+        assert_eq!(set_u32(&mut d, REGISTRATION_EXPIRES, 0), Err(Error::Argument));
+        assert_eq!(set_str_array(&mut d, HEADERS, vec!["bad".into()]), Err(Error::Argument));
+        set_str(&mut d, USER_AOR, "sip:alice@example.com").unwrap();
+        set_server_str(&mut d, SERVER_REGISTRAR, DIGEST_PASSWORD, "pw").unwrap();
+        assert_eq!(d.registrar.password, "pw");
+        set_str(&mut d, 700, "x").unwrap();
+        set_str(&mut d, 700, "").unwrap();
+        assert!(!d.ext_str.contains_key(&700));
+    }
+}

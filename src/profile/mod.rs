@@ -1,0 +1,8 @@
+//! The profile model: a profile's stored data, its registration-time state,
+//! and the typed getter/setter rules of ref §4.2–4.3.
+
+pub mod access;
+pub mod keys;
+pub mod model;
+
+pub use model::{ProfileData, RegistrationInfo, ServerParams, Status, TypeInfo};

@@ -1,0 +1,40 @@
+//! What travels from the profile server to a registry's dispatcher thread.
+
+use crate::profile::{ProfileData, RegistrationInfo};
+use std::sync::Arc;
+
+/// Observer events, with the values of `sip_profile_event` (ref §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Created = 0,
+    Updated = 1,
+    Registered = 2,
+    Deregistered = 3,
+    Destroyed = 4,
+    ForciblyDisabled = 5,
+}
+
+/// The profile as the server saw it when the event happened; the receiving
+/// registry copies it into its handles before calling the observer (ref §5.2),
+/// so no event loses data on the way (contract §7.5).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub data: ProfileData,
+    pub info: RegistrationInfo,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Event(u32, Event, Option<Arc<Snapshot>>),
+    Error(u32, i32, Option<Arc<Snapshot>>),
+    /// The registry is closing: the dispatcher ends.
+    Stop,
+}
+
+/// What a registry's owner wants to hear. Called on the registry's own
+/// dispatcher thread, one call at a time, never with a library lock held.
+pub trait Observer: Send + Sync {
+    fn event(&self, profile_id: u32, event: Event);
+    fn error(&self, profile_id: u32, error: i32);
+}

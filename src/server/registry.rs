@@ -1,0 +1,505 @@
+//! A registry: one client session of the profile server (ref §2.4–2.6). It
+//! keeps one shared data block per profile id for all its handles (ref §5.2),
+//! and a dispatcher thread that refreshes those blocks and calls the
+//! observer, in order, outside every lock (contract §2).
+
+use super::Server;
+use super::events::{Delivery, Event, Observer, Snapshot};
+use crate::profile::access::View;
+use crate::profile::{ProfileData, RegistrationInfo, Status, TypeInfo};
+use crate::sip::uri::Uri;
+use crate::{Error, Result, log};
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use parking_lot::{Mutex, RwLock};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+/// A registry's copy of one profile, shared by all its handles of that id.
+#[derive(Debug, Clone)]
+pub struct ClientProfile {
+    pub data: ProfileData,
+    pub info: RegistrationInfo,
+    /// Enabled by this registry (ref §2.5 `IsEnabled`).
+    pub enabled: bool,
+    /// Client copy of the last registration error (ref §5.7).
+    pub last_error: i32,
+    pub is_default: bool,
+}
+
+impl ClientProfile {
+    fn from_snapshot(s: &Snapshot) -> ClientProfile {
+        ClientProfile {
+            data: s.data.clone(),
+            info: s.info.clone(),
+            enabled: false,
+            last_error: s.info.last_error,
+            is_default: s.is_default,
+        }
+    }
+
+    fn refresh(&mut self, s: &Snapshot) {
+        self.data = s.data.clone();
+        self.info = s.info.clone();
+        self.last_error = s.info.last_error;
+        self.is_default = s.is_default;
+    }
+
+    pub fn view(&self) -> View<'_> {
+        View {
+            data: &self.data,
+            reg: &self.info,
+            is_default: self.is_default,
+        }
+    }
+}
+
+type Block = Arc<RwLock<ClientProfile>>;
+
+thread_local! {
+    /// The registry whose callback this thread is running, if any.
+    static IN_CALLBACK: Cell<u64> = const { Cell::new(0) };
+}
+
+pub struct Registry {
+    id: u64,
+    pub managed: bool,
+    server: Arc<Server>,
+    blocks: Mutex<HashMap<u32, (Weak<RwLock<ClientProfile>>, usize)>>,
+    sink: Sender<Delivery>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+    /// Freed from inside its own callback: the dispatcher finishes the job.
+    close_deferred: AtomicBool,
+}
+
+/// One profile handle (`sip_profile`).
+pub struct ProfileHandle {
+    pub block: Block,
+    registry: Weak<Registry>,
+    /// Retrieved from (or created in) a managed registry: setters allowed.
+    pub managed: bool,
+    /// The id this handle is counted under in its registry; 0 while unsaved.
+    attached: AtomicU32,
+}
+
+impl Drop for ProfileHandle {
+    fn drop(&mut self) {
+        let id = self.attached.load(Ordering::Acquire);
+        if id == 0 {
+            return;
+        }
+        if let Some(r) = self.registry.upgrade() {
+            r.release(id);
+        }
+    }
+}
+
+impl ProfileHandle {
+    fn registry(&self) -> Result<Arc<Registry>> {
+        let r = self.registry.upgrade().ok_or(Error::BadHandle)?;
+        if r.closed.load(Ordering::Acquire) {
+            return Err(Error::BadHandle);
+        }
+        Ok(r)
+    }
+
+    /// `SIP_KEY_DEFAULT_PROFILE` asks the server each time (ref §5.9).
+    pub fn is_default(&self) -> bool {
+        let b = self.block.read();
+        match self.registry() {
+            Ok(r) if b.data.id != 0 => r.server.default_id() == Some(b.data.id),
+            _ => b.is_default,
+        }
+    }
+
+    /// `clone` (ref §2.8): a new unsaved profile with the same configuration.
+    pub fn clone_profile(&self) -> Result<ProfileHandle> {
+        if !self.managed {
+            return Err(Error::AccessDenied);
+        }
+        let registry = self.registry()?;
+        let src = self.block.read();
+        if src.data.id == 0 {
+            return Err(Error::BadHandle);
+        }
+        let mut data = src.data.without_passwords();
+        data.id = 0;
+        data.make_default = false;
+        data.contact_user = crate::profile::model::generate_contact_user();
+        data.ext_str.remove(&crate::profile::keys::INSTANCE_ID);
+        Ok(registry.unattached(data))
+    }
+}
+
+impl Registry {
+    pub fn open(
+        store: Option<&Path>,
+        managed: bool,
+        observer: Option<Box<dyn Observer>>,
+    ) -> Result<Arc<Registry>> {
+        let path = match store {
+            Some(p) => p.to_owned(),
+            None => crate::store::default_path()?,
+        };
+        let (tx, rx) = unbounded();
+        let (server, id) = Server::attach(&path, tx.clone())?;
+        let reg = Arc::new(Registry {
+            id,
+            managed,
+            server,
+            blocks: Mutex::new(HashMap::new()),
+            sink: tx,
+            dispatcher: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            close_deferred: AtomicBool::new(false),
+        });
+        let r2 = reg.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sipprofile-observer".into())
+            .spawn(move || dispatch(r2, rx, observer));
+        match spawned {
+            Ok(h) => *reg.dispatcher.lock() = Some(h),
+            Err(_) => {
+                reg.server.detach(reg.id);
+                return Err(Error::NoMemory);
+            }
+        }
+        Ok(reg)
+    }
+
+    /// `*_registry_free`: disables everything this registry enabled, stops
+    /// its callbacks (waiting for a running one), and stops the server if
+    /// this was its last registry.
+    pub fn close(self: &Arc<Self>) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if IN_CALLBACK.with(Cell::get) == self.id {
+            self.close_deferred.store(true, Ordering::Release);
+            return;
+        }
+        let _ = self.sink.send(Delivery::Stop);
+        if let Some(h) = self.dispatcher.lock().take() {
+            let _ = h.join();
+        }
+        self.server.detach(self.id);
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::BadHandle)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn own(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.check_open()?;
+        if Weak::as_ptr(&h.registry) != Arc::as_ptr(self) {
+            return Err(Error::BadHandle);
+        }
+        Ok(())
+    }
+
+    fn block_of(&self, id: u32) -> Option<Block> {
+        self.blocks.lock().get(&id).and_then(|(w, _)| w.upgrade())
+    }
+
+    fn unattached(self: &Arc<Self>, data: ProfileData) -> ProfileHandle {
+        ProfileHandle {
+            block: Arc::new(RwLock::new(ClientProfile {
+                data,
+                info: RegistrationInfo::default(),
+                enabled: false,
+                last_error: 0,
+                is_default: false,
+            })),
+            registry: Arc::downgrade(self),
+            managed: self.managed,
+            attached: AtomicU32::new(0),
+        }
+    }
+
+    /// A new handle for `snap`'s profile, sharing this registry's block.
+    fn attach(self: &Arc<Self>, snap: &Snapshot) -> ProfileHandle {
+        let id = snap.data.id;
+        let mut blocks = self.blocks.lock();
+        let block = match blocks.get_mut(&id) {
+            Some((w, n)) if w.strong_count() > 0 => {
+                *n += 1;
+                w.upgrade().expect("counted")
+            }
+            _ => {
+                let b = Arc::new(RwLock::new(ClientProfile::from_snapshot(snap)));
+                blocks.insert(id, (Arc::downgrade(&b), 1));
+                self.server.observe(self.id, id, true);
+                b
+            }
+        };
+        ProfileHandle {
+            block,
+            registry: Arc::downgrade(self),
+            managed: self.managed,
+            attached: AtomicU32::new(id),
+        }
+    }
+
+    /// The last handle of `id` going away disables it for this registry and
+    /// stops events for it (ref §2.7).
+    fn release(&self, id: u32) {
+        let mut blocks = self.blocks.lock();
+        let Some((w, n)) = blocks.get_mut(&id) else {
+            return;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        let enabled = w.upgrade().is_some_and(|b| b.read().enabled);
+        blocks.remove(&id);
+        drop(blocks);
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.server.observe(self.id, id, false);
+        if enabled {
+            let _ = self.server.disable(self.id, id);
+        }
+    }
+
+    pub fn profile(self: &Arc<Self>, id: u32) -> Result<ProfileHandle> {
+        self.check_open()?;
+        if id == 0 {
+            return Err(Error::Argument);
+        }
+        let snap = self.server.profile(id)?;
+        Ok(self.attach(&snap))
+    }
+
+    pub fn default_profile(self: &Arc<Self>) -> Result<ProfileHandle> {
+        self.check_open()?;
+        let id = self.server.default_id().ok_or(Error::NotFound)?;
+        self.profile(id)
+    }
+
+    fn profiles_where(
+        self: &Arc<Self>,
+        keep: impl Fn(&ProfileData) -> bool,
+    ) -> Result<Vec<ProfileHandle>> {
+        self.check_open()?;
+        let mut out = Vec::new();
+        for id in self.server.all_ids() {
+            if let Ok(snap) = self.server.profile(id) {
+                if keep(&snap.data) {
+                    out.push(self.attach(&snap));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn profiles(self: &Arc<Self>) -> Result<Vec<ProfileHandle>> {
+        self.profiles_where(|_| true)
+    }
+
+    pub fn profiles_by_type(self: &Arc<Self>, t: &TypeInfo) -> Result<Vec<ProfileHandle>> {
+        self.profiles_where(|d| d.type_info == *t)
+    }
+
+    /// Profiles whose AOR is URI-equal to `aor` (RFC 3261 §19.1.4).
+    pub fn profiles_by_aor(self: &Arc<Self>, aor: &str) -> Result<Vec<ProfileHandle>> {
+        let want = Uri::parse(aor).map_err(|_| Error::Argument)?;
+        self.profiles_where(|d| Uri::parse(&d.aor).is_ok_and(|u| u.equivalent(&want)))
+    }
+
+    pub fn last_registration_error(self: &Arc<Self>, h: &ProfileHandle) -> Result<i32> {
+        self.own(h)?;
+        Ok(h.block.read().last_error)
+    }
+
+    // ----- user registry (ref §2.5) -----
+
+    pub fn enable(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.own(h)?;
+        let id = {
+            let mut b = h.block.write();
+            if b.enabled {
+                return Err(Error::Argument);
+            }
+            b.last_error = 0;
+            b.data.id
+        };
+        if id == 0 || h.attached.load(Ordering::Acquire) == 0 {
+            return Err(Error::NotFound);
+        }
+        match self.server.enable(self.id, id) {
+            Ok(info) => {
+                let mut b = h.block.write();
+                b.enabled = true;
+                b.info = info;
+                Ok(())
+            }
+            Err(e) => {
+                h.block.write().last_error = e.code();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn disable(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.own(h)?;
+        let (id, was) = {
+            let mut b = h.block.write();
+            b.last_error = 0;
+            let was = b.enabled;
+            b.enabled = false;
+            (b.data.id, was)
+        };
+        if !was {
+            return Ok(());
+        }
+        let info = self.server.disable(self.id, id)?;
+        h.block.write().info = info;
+        Ok(())
+    }
+
+    pub fn is_enabled(self: &Arc<Self>, h: &ProfileHandle) -> bool {
+        self.own(h).is_ok() && h.block.read().enabled
+    }
+
+    pub fn refresh_enable(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.own(h)?;
+        let (id, enabled) = {
+            let b = h.block.read();
+            (b.data.id, b.enabled)
+        };
+        if !enabled {
+            return Err(Error::Argument);
+        }
+        self.server.refresh_enable(self.id, id)
+    }
+
+    pub fn force_disable(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.own(h)?;
+        let id = h.block.read().data.id;
+        let info = self.server.force_disable(id)?;
+        let mut b = h.block.write();
+        b.enabled = false;
+        b.last_error = 0;
+        b.info = info;
+        Ok(())
+    }
+
+    // ----- managed registry (ref §2.6) -----
+
+    pub fn create(self: &Arc<Self>, t: &TypeInfo) -> Result<ProfileHandle> {
+        self.check_open()?;
+        if !t.is_supported() {
+            return Err(Error::NotFound);
+        }
+        Ok(self.unattached(ProfileData::new(t.clone())))
+    }
+
+    pub fn save(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.own(h)?;
+        let data = {
+            let mut b = h.block.write();
+            b.last_error = 0;
+            b.data.clone()
+        };
+        let was_new = data.id == 0;
+        let snap = self.server.save(data)?;
+        {
+            let mut b = h.block.write();
+            b.refresh(&snap);
+        }
+        if was_new {
+            // The handle now belongs to the registry's block map (ref §2.6).
+            let mut blocks = self.blocks.lock();
+            blocks.insert(snap.data.id, (Arc::downgrade(&h.block), 1));
+            h.attached.store(snap.data.id, Ordering::Release);
+            drop(blocks);
+            self.server.observe(self.id, snap.data.id, true);
+        }
+        Ok(())
+    }
+
+    pub fn destroy(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
+        self.own(h)?;
+        let id = {
+            let mut b = h.block.write();
+            b.last_error = 0;
+            b.data.id
+        };
+        if id == 0 {
+            return Err(Error::NotFound);
+        }
+        self.server.destroy(id)
+    }
+
+    pub fn is_in_use(self: &Arc<Self>, h: &ProfileHandle) -> Result<bool> {
+        self.own(h)?;
+        let id = h.block.read().data.id;
+        if id == 0 {
+            return Err(Error::NotFound);
+        }
+        self.server.is_in_use(id)
+    }
+}
+
+/// The dispatcher thread: refresh blocks, then call the observer, one
+/// delivery at a time, in order; no lock is held during the call.
+fn dispatch(reg: Arc<Registry>, rx: Receiver<Delivery>, observer: Option<Box<dyn Observer>>) {
+    for d in rx.iter() {
+        if reg.closed.load(Ordering::Acquire) {
+            break;
+        }
+        let (id, call): (u32, Box<dyn Fn(&dyn Observer)>) = match d {
+            Delivery::Stop => break,
+            Delivery::Event(id, ev, snap) => {
+                let block = reg.block_of(id);
+                if block.is_none() && ev != Event::Created {
+                    continue; // ref §5.2: only ids this registry holds
+                }
+                if let (Some(b), Some(s)) = (&block, &snap) {
+                    let mut c = b.write();
+                    c.refresh(s);
+                    if ev == Event::ForciblyDisabled {
+                        c.enabled = false; // contract §7.3
+                    }
+                }
+                (id, Box::new(move |o: &dyn Observer| o.event(id, ev)))
+            }
+            Delivery::Error(id, code, snap) => {
+                let Some(b) = reg.block_of(id) else { continue };
+                {
+                    let mut c = b.write();
+                    if let Some(s) = &snap {
+                        c.refresh(s);
+                    }
+                    c.info.status = Status::Unregistered;
+                    c.enabled = false;
+                    c.last_error = code;
+                }
+                (id, Box::new(move |o: &dyn Observer| o.error(id, code)))
+            }
+        };
+        if let Some(o) = &observer {
+            IN_CALLBACK.with(|c| c.set(reg.id));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(o.as_ref())));
+            IN_CALLBACK.with(|c| c.set(0));
+            if r.is_err() {
+                log::error(&format!("observer for profile {id} panicked"));
+            }
+        }
+        if reg.close_deferred.load(Ordering::Acquire) {
+            // Freed inside its own callback: finish here, after it returned.
+            reg.server.detach(reg.id);
+            return;
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! HTTP Digest for SIP (RFC 3261 §22, RFC 7616, RFC 8760): challenge parsing
+//! and credentials. MD5, SHA-256 and SHA-512-256, their `-sess` variants,
+//! qop `auth` and `auth-int`.
+
+use md5::Md5;
+use sha2::{Digest as _, Sha256, Sha512_256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+    Sha512_256,
+}
+
+impl Algorithm {
+    fn hash(self, data: &[u8]) -> String {
+        match self {
+            Algorithm::Md5 => hex(&Md5::digest(data)),
+            Algorithm::Sha256 => hex(&Sha256::digest(data)),
+            Algorithm::Sha512_256 => hex(&Sha512_256::digest(data)),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha512_256 => "SHA-512-256",
+        }
+    }
+    /// Preference when a response offers several challenges (RFC 8760 §2.4).
+    pub fn strength(self) -> u8 {
+        match self {
+            Algorithm::Md5 => 1,
+            Algorithm::Sha256 => 2,
+            Algorithm::Sha512_256 => 3,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[(b >> 4) as usize] as char);
+        s.push(H[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qop {
+    Auth,
+    AuthInt,
+}
+
+/// One `Digest` challenge from WWW-Authenticate or Proxy-Authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub nonce: String,
+    pub opaque: Option<String>,
+    pub algorithm: Algorithm,
+    pub sess: bool,
+    /// The qop we will use (auth preferred), None for RFC 2069 style.
+    pub qop: Option<Qop>,
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeError {
+    NotDigest,
+    Malformed,
+    UnsupportedAlgorithm,
+    UnsupportedQop,
+}
+
+/// Splits `a=b, c="d,e"` into pairs; quoted values unescaped.
+fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == b' ' || b[i] == b',' || b[i] == b'\t') {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let ks = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b',' {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b'=' {
+            return Err(ChallengeError::Malformed);
+        }
+        let key = s[ks..i].trim().to_ascii_lowercase();
+        i += 1;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let mut val = String::new();
+        if i < b.len() && b[i] == b'"' {
+            i += 1;
+            let mut closed = false;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' if i + 1 < b.len() => {
+                        val.push(b[i + 1] as char);
+                        i += 2;
+                    }
+                    b'"' => {
+                        closed = true;
+                        i += 1;
+                        break;
+                    }
+                    _ => {
+                        // Copy a whole UTF-8 character.
+                        let ch = s[i..].chars().next().ok_or(ChallengeError::Malformed)?;
+                        val.push(ch);
+                        i += ch.len_utf8();
+                    }
+                }
+            }
+            if !closed {
+                return Err(ChallengeError::Malformed);
+            }
+        } else {
+            let vs = i;
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+            val = s[vs..i].trim().to_owned();
+        }
+        if key.is_empty() {
+            return Err(ChallengeError::Malformed);
+        }
+        out.push((key, val));
+    }
+    Ok(out)
+}
+
+impl Challenge {
+    pub fn parse(header: &str) -> Result<Challenge, ChallengeError> {
+        let header = header.trim();
+        let (scheme, rest) = header
+            .split_once(char::is_whitespace)
+            .ok_or(ChallengeError::NotDigest)?;
+        if !scheme.eq_ignore_ascii_case("Digest") {
+            return Err(ChallengeError::NotDigest);
+        }
+        let params = auth_params(rest)?;
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let realm = get("realm").ok_or(ChallengeError::Malformed)?.to_owned();
+        let nonce = get("nonce").ok_or(ChallengeError::Malformed)?.to_owned();
+        let (algorithm, sess) = match get("algorithm")
+            .unwrap_or("MD5")
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "MD5" => (Algorithm::Md5, false),
+            "MD5-SESS" => (Algorithm::Md5, true),
+            "SHA-256" => (Algorithm::Sha256, false),
+            "SHA-256-SESS" => (Algorithm::Sha256, true),
+            "SHA-512-256" => (Algorithm::Sha512_256, false),
+            "SHA-512-256-SESS" => (Algorithm::Sha512_256, true),
+            _ => return Err(ChallengeError::UnsupportedAlgorithm),
+        };
+        let qop = match get("qop") {
+            None => None,
+            Some(list) => {
+                let opts: Vec<String> = list
+                    .split(',')
+                    .map(|q| q.trim().to_ascii_lowercase())
+                    .collect();
+                if opts.iter().any(|q| q == "auth") {
+                    Some(Qop::Auth)
+                } else if opts.iter().any(|q| q == "auth-int") {
+                    Some(Qop::AuthInt)
+                } else {
+                    return Err(ChallengeError::UnsupportedQop);
+                }
+            }
+        };
+        let stale = get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true"));
+        Ok(Challenge {
+            realm,
+            nonce,
+            opaque: get("opaque").map(str::to_owned),
+            algorithm,
+            sess,
+            qop,
+            stale,
+        })
+    }
+}
+
+/// Inputs to one digest computation.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub body: &'a [u8],
+    pub username: &'a str,
+    pub password: &'a str,
+    pub cnonce: &'a str,
+    pub nc: u32,
+}
+
+/// The `response=` value.
+pub fn response(c: &Challenge, r: &Request) -> String {
+    let h = |s: &str| c.algorithm.hash(s.as_bytes());
+    let mut ha1 = h(&format!("{}:{}:{}", r.username, c.realm, r.password));
+    if c.sess {
+        ha1 = h(&format!("{ha1}:{}:{}", c.nonce, r.cnonce));
+    }
+    let ha2 = match c.qop {
+        Some(Qop::AuthInt) => h(&format!(
+            "{}:{}:{}",
+            r.method,
+            r.uri,
+            c.algorithm.hash(r.body)
+        )),
+        _ => h(&format!("{}:{}", r.method, r.uri)),
+    };
+    match c.qop {
+        Some(q) => h(&format!(
+            "{ha1}:{}:{:08x}:{}:{}:{ha2}",
+            c.nonce,
+            r.nc,
+            r.cnonce,
+            if q == Qop::Auth { "auth" } else { "auth-int" }
+        )),
+        None => h(&format!("{ha1}:{}:{ha2}", c.nonce)),
+    }
+}
+
+fn quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for ch in s.chars() {
+        if ch == '"' || ch == '\\' {
+            o.push('\\');
+        }
+        o.push(ch);
+    }
+    o.push('"');
+    o
+}
+
+/// The whole Authorization / Proxy-Authorization header value.
+pub fn authorization(c: &Challenge, r: &Request) -> String {
+    let resp = response(c, r);
+    let mut v = format!(
+        "Digest username={}, realm={}, nonce={}, uri={}, response=\"{resp}\", algorithm={}{}",
+        quote(r.username),
+        quote(&c.realm),
+        quote(&c.nonce),
+        quote(r.uri),
+        c.algorithm.name(),
+        if c.sess { "-sess" } else { "" }
+    );
+    if let Some(q) = c.qop {
+        v.push_str(&format!(
+            ", qop={}, nc={:08x}, cnonce={}",
+            if q == Qop::Auth { "auth" } else { "auth-int" },
+            r.nc,
+            quote(r.cnonce)
+        ));
+    }
+    if let Some(o) = &c.opaque {
+        v.push_str(&format!(", opaque={}", quote(o)));
+    }
+    v
+}
+
+/// `nextnonce` from an Authentication-Info header, if any.
+pub fn next_nonce(authentication_info: &str) -> Option<String> {
+    auth_params(authentication_info)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "nextnonce")
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc7616(alg: &str) -> String {
+        let c = Challenge::parse(&format!(
+            "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm={alg}, \
+             nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", \
+             opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+        ))
+        .unwrap();
+        response(
+            &c,
+            &Request {
+                method: "GET",
+                uri: "/dir/index.html",
+                body: b"",
+                username: "Mufasa",
+                password: "Circle of Life",
+                cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+                nc: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn rfc7616_vectors() {
+        assert_eq!(rfc7616("MD5"), "8ca523f5e9506fed4657c9700eebdbec");
+        assert_eq!(
+            rfc7616("SHA-256"),
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
+    }
+
+    #[test]
+    fn rfc2617_vector() {
+        let c = Challenge::parse(
+            "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", \
+             nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
+        )
+        .unwrap();
+        let r = Request {
+            method: "GET",
+            uri: "/dir/index.html",
+            body: b"",
+            username: "Mufasa",
+            password: "Circle Of Life",
+            cnonce: "0a4f113b",
+            nc: 1,
+        };
+        assert_eq!(response(&c, &r), "6629fae49393a05397450978507c4ef1");
+        let h = authorization(&c, &r);
+        assert!(h.contains("nc=00000001") && h.contains("qop=auth,") && h.contains("opaque="));
+    }
+
+    #[test]
+    fn parses_variants_and_rejects_garbage() {
+        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256-sess, stale=TRUE").unwrap();
+        assert_eq!(c.algorithm, Algorithm::Sha512_256);
+        assert!(c.sess && c.stale && c.qop.is_none());
+        assert_eq!(Challenge::parse("Basic realm=\"x\""), Err(ChallengeError::NotDigest));
+        assert_eq!(Challenge::parse("Digest realm=\"x"), Err(ChallengeError::Malformed));
+        assert_eq!(
+            Challenge::parse("Digest realm=\"x\", nonce=\"y\", algorithm=SHA-1"),
+            Err(ChallengeError::UnsupportedAlgorithm)
+        );
+        assert_eq!(Challenge::parse("Digest nonce=\"y\""), Err(ChallengeError::Malformed));
+        assert_eq!(next_nonce("nextnonce=\"abc\", qop=auth").as_deref(), Some("abc"));
+    }
+}

@@ -1,0 +1,445 @@
+//! The engine: one thread per profile server running every registration of
+//! that server over one shared UDP socket per address family, with all timers
+//! in one heap. No thread, socket or timer thread per profile, so 10,000
+//! profiles cost one thread and two sockets.
+
+use super::message::{Message, masked_for_log};
+use super::registration::{Action, RegConfig, Registration, Report, TimerKind};
+use super::timers::Timers;
+use crate::log;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Receives status changes of registrations, on the engine thread. It must
+/// not block for long (it takes the server lock briefly).
+pub trait Reporter: Send + Sync {
+    fn report(&self, profile_id: u32, context_id: u32, report: Report);
+}
+
+pub enum Command {
+    /// Start registering, or register again with new data once the current
+    /// binding is gone.
+    Register(u32, Box<RegConfig>),
+    /// De-register (un-REGISTER if registered) and forget.
+    Unregister(u32),
+    /// Forget without sending anything (`force_disable`, ref §5.3).
+    Forget(u32),
+    /// Retry now if waiting to retry (`refresh_enable`).
+    RetryNow(u32),
+    /// De-register everything, wait until done or the deadline, then exit.
+    Shutdown(Instant),
+}
+
+pub struct Engine {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const WAKER: Token = Token(0);
+const UDP4: Token = Token(1);
+const UDP6: Token = Token(2);
+
+impl Engine {
+    pub fn start(reporter: Arc<dyn Reporter>) -> io::Result<Engine> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = unbounded();
+        let thread = std::thread::Builder::new()
+            .name("sipprofile-engine".into())
+            .spawn(move || {
+                let mut core = Core::new(poll, rx, reporter);
+                // A panic here must not take the host process down: log it and
+                // end the engine; pending registrations are reported failed.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.run()));
+                if r.is_err() {
+                    log::error("SIP engine panicked; registrations stopped");
+                    core.fail_all();
+                }
+            })?;
+        Ok(Engine {
+            commands: tx,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn send(&self, cmd: Command) {
+        if self.commands.send(cmd).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// De-registers everything (at most `wait`), then joins the thread.
+    pub fn shutdown(mut self, wait: Duration) {
+        self.send(Command::Shutdown(Instant::now() + wait));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.commands.send(Command::Shutdown(Instant::now()));
+            let _ = self.waker.wake();
+            let _ = t.join();
+        }
+    }
+}
+
+struct Entry {
+    reg: Registration,
+    dest: SocketAddr,
+    context_id: u32,
+}
+
+struct Core {
+    poll: Poll,
+    commands: Receiver<Command>,
+    reporter: Arc<dyn Reporter>,
+    timers: Timers,
+    udp4: Option<UdpSocket>,
+    udp6: Option<UdpSocket>,
+    regs: HashMap<u32, Entry>,
+    branches: HashMap<String, u32>,
+    /// New data waiting for the current binding to go (update, re-enable).
+    pending: HashMap<u32, Box<RegConfig>>,
+    heap: BinaryHeap<Reverse<(Instant, u64, u32, u8, u64)>>,
+    seq: u64,
+    next_context: u32,
+    shutdown: Option<Instant>,
+    local_cache: HashMap<SocketAddr, SocketAddr>,
+}
+
+fn kind_from(k: u8) -> TimerKind {
+    match k {
+        0 => TimerKind::Retransmit,
+        1 => TimerKind::Timeout,
+        2 => TimerKind::Refresh,
+        _ => TimerKind::Retry,
+    }
+}
+
+impl Core {
+    fn new(poll: Poll, commands: Receiver<Command>, reporter: Arc<dyn Reporter>) -> Core {
+        Core {
+            poll,
+            commands,
+            reporter,
+            timers: Timers::from_env(),
+            udp4: None,
+            udp6: None,
+            regs: HashMap::new(),
+            branches: HashMap::new(),
+            pending: HashMap::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            next_context: 0,
+            shutdown: None,
+            local_cache: HashMap::new(),
+        }
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let now = Instant::now();
+            let mut timeout = self
+                .heap
+                .peek()
+                .map(|Reverse((t, ..))| t.saturating_duration_since(now));
+            if let Some(d) = self.shutdown {
+                let left = d.saturating_duration_since(now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error(&format!("engine poll failed: {e}"));
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => self.drain_commands(),
+                    UDP4 | UDP6 => self.receive(ev.token(), &mut buf),
+                    _ => {}
+                }
+            }
+            self.fire_timers();
+            if let Some(deadline) = self.shutdown {
+                if self.regs.is_empty() || Instant::now() >= deadline {
+                    for (id, e) in self.regs.drain() {
+                        self.reporter.report(id, e.context_id, Report::Unregistered);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail_all(&mut self) {
+        for (id, e) in self.regs.drain() {
+            self.reporter.report(
+                id,
+                e.context_id,
+                Report::Failed(crate::Error::General.code()),
+            );
+        }
+    }
+
+    fn drain_commands(&mut self) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Register(id, cfg) => self.register(id, cfg),
+                Command::Unregister(id) => {
+                    self.pending.remove(&id);
+                    self.with_reg(id, |r, out| r.stop(out));
+                }
+                Command::Forget(id) => {
+                    self.pending.remove(&id);
+                    if let Some(e) = self.regs.remove(&id) {
+                        self.branches.retain(|_, v| *v != id);
+                        drop(e);
+                    }
+                }
+                Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
+                Command::Shutdown(deadline) => {
+                    self.shutdown = Some(deadline);
+                    self.pending.clear();
+                    let ids: Vec<u32> = self.regs.keys().copied().collect();
+                    for id in ids {
+                        self.with_reg(id, |r, out| r.stop(out));
+                    }
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, id: u32, cfg: Box<RegConfig>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        if self.regs.contains_key(&id) {
+            // Let the current binding go first (ref §5.3, §5.5).
+            self.pending.insert(id, cfg);
+            self.with_reg(id, |r, out| r.stop(out));
+            return;
+        }
+        let dest = match resolve(cfg.next_hop()) {
+            Ok(d) => d,
+            Err(code) => {
+                self.reporter.report(id, 0, Report::Failed(code));
+                return;
+            }
+        };
+        let local = match self.local_addr_for(dest) {
+            Ok(l) => l,
+            Err(_) => {
+                self.reporter.report(
+                    id,
+                    0,
+                    Report::Failed(crate::error::SIP_TRANSPORT_FAILURE),
+                );
+                return;
+            }
+        };
+        self.next_context = self.next_context.wrapping_add(1).max(1);
+        let entry = Entry {
+            reg: Registration::new(*cfg, self.timers, local),
+            dest,
+            context_id: self.next_context,
+        };
+        self.regs.insert(id, entry);
+        self.with_reg(id, |r, out| r.start(out));
+    }
+
+    /// The address our socket is seen from when sending to `dest`.
+    fn local_addr_for(&mut self, dest: SocketAddr) -> io::Result<SocketAddr> {
+        let sock_port = self.socket(dest.is_ipv6())?.local_addr()?.port();
+        if let Some(ip) = self.local_cache.get(&dest) {
+            return Ok(SocketAddr::new(ip.ip(), sock_port));
+        }
+        let probe = std::net::UdpSocket::bind(if dest.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        })?;
+        probe.connect(dest)?;
+        let ip = probe.local_addr()?;
+        self.local_cache.insert(dest, ip);
+        Ok(SocketAddr::new(ip.ip(), sock_port))
+    }
+
+    fn socket(&mut self, v6: bool) -> io::Result<&UdpSocket> {
+        let (slot, token, bind) = if v6 {
+            (&mut self.udp6, UDP6, "[::]:0")
+        } else {
+            (&mut self.udp4, UDP4, "0.0.0.0:0")
+        };
+        if slot.is_none() {
+            let mut s = UdpSocket::bind(bind.parse().expect("literal address"))?;
+            self.poll
+                .registry()
+                .register(&mut s, token, Interest::READABLE)?;
+            *slot = Some(s);
+        }
+        Ok(slot.as_ref().expect("set above"))
+    }
+
+    fn with_reg(&mut self, id: u32, f: impl FnOnce(&mut Registration, &mut Vec<Action>)) {
+        let mut out = Vec::new();
+        match self.regs.get_mut(&id) {
+            Some(e) => f(&mut e.reg, &mut out),
+            None => {
+                // Nothing running for this id: a stop is already complete.
+                return;
+            }
+        }
+        self.apply(id, out);
+    }
+
+    fn apply(&mut self, id: u32, actions: Vec<Action>) {
+        for a in actions {
+            let Some(e) = self.regs.get(&id) else { return };
+            match a {
+                Action::Send(data) => {
+                    let dest = e.dest;
+                    if log::enabled(log::TRACE) {
+                        log::log(
+                            log::TRACE,
+                            &format!(
+                                "send to {dest}:\n{}",
+                                masked_for_log(&String::from_utf8_lossy(&data))
+                            ),
+                        );
+                    }
+                    let res = self.socket(dest.is_ipv6()).and_then(|s| s.send_to(&data, dest));
+                    if let Err(err) = res {
+                        log::warn(&format!("send to {dest} failed: {err}"));
+                        let mut out = Vec::new();
+                        if let Some(e) = self.regs.get_mut(&id) {
+                            e.reg.on_transport_error(&mut out);
+                        }
+                        self.apply(id, out);
+                        return;
+                    }
+                }
+                Action::Timer(kind, after, generation) => {
+                    self.seq += 1;
+                    self.heap.push(Reverse((
+                        Instant::now() + after,
+                        self.seq,
+                        id,
+                        kind as u8,
+                        generation,
+                    )));
+                }
+                Action::Branch(b) => {
+                    self.branches.retain(|_, v| *v != id);
+                    self.branches.insert(b, id);
+                }
+                Action::Report(r) => {
+                    let ctx = e.context_id;
+                    self.reporter.report(id, ctx, r);
+                }
+                Action::Done => {
+                    self.regs.remove(&id);
+                    self.branches.retain(|_, v| *v != id);
+                    if let Some(cfg) = self.pending.remove(&id) {
+                        self.register(id, cfg);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((t, _, id, kind, generation))) = self.heap.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            self.with_reg(id, |r, out| r.on_timer(kind_from(kind), generation, out));
+        }
+    }
+
+    fn receive(&mut self, token: Token, buf: &mut [u8]) {
+        loop {
+            let sock = if token == UDP4 { &self.udp4 } else { &self.udp6 };
+            let Some(sock) = sock else { return };
+            let (n, from) = match sock.recv_from(buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // ICMP errors surface here on Linux; they are matched to
+                    // nothing, so the transaction times out and retries.
+                    log::debug(&format!("receive error: {e}"));
+                    continue;
+                }
+            };
+            let data = &buf[..n];
+            if log::enabled(log::TRACE) {
+                log::log(
+                    log::TRACE,
+                    &format!(
+                        "received from {from}:\n{}",
+                        masked_for_log(&String::from_utf8_lossy(data))
+                    ),
+                );
+            }
+            let msg = match Message::parse(data) {
+                Ok(m) => m,
+                Err(e) => {
+                    log::debug(&format!("dropped malformed message from {from}: {e:?}"));
+                    continue;
+                }
+            };
+            if msg.status().is_none() {
+                continue; // Requests (OPTIONS, NOTIFY…) are not served here.
+            }
+            let Some(branch) = msg
+                .top_via()
+                .and_then(|v| v.param("branch").flatten())
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let Some(&id) = self.branches.get(&branch) else {
+                log::debug(&format!("dropped unmatched response from {from}"));
+                continue;
+            };
+            self.with_reg(id, |r, out| r.on_response(&msg, out));
+        }
+    }
+}
+
+/// The next hop's address: an IP literal directly, a name through the
+/// system resolver (A/AAAA). Default port 5060, 5061 for `sips:`.
+fn resolve(uri: &super::uri::Uri) -> Result<SocketAddr, i32> {
+    let port = uri.port.unwrap_or(match uri.scheme {
+        super::uri::Scheme::Sips => 5061,
+        _ => 5060,
+    });
+    let host = uri.host_unbracketed();
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or(crate::error::SIP_RESOLVING_FAILURE)
+}

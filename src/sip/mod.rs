@@ -1,0 +1,9 @@
+//! The SIP side: messages, URIs, digest, the per-profile registration state
+//! machine and the engine thread that runs every registration of a server.
+
+pub mod digest;
+pub mod engine;
+pub mod message;
+pub mod registration;
+pub mod timers;
+pub mod uri;

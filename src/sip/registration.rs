@@ -1,0 +1,809 @@
+//! One profile's registration binding (RFC 3261 §10): REGISTER, digest
+//! challenge, refresh, retry, un-REGISTER. A pure state machine: it is fed
+//! responses, timer expiries and transport errors, and answers with
+//! `Action`s that the engine carries out (send, arm a timer, report).
+
+use super::digest::{self, Challenge};
+use super::message::{Message, NameAddr};
+use super::timers::Timers;
+use super::uri::{Scheme, Uri};
+use crate::error;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub realm: String,
+    pub password: String,
+}
+
+impl Credentials {
+    fn complete(&self) -> bool {
+        !self.user.is_empty() && !self.password.is_empty()
+    }
+}
+
+/// Everything a registration needs, taken from the profile when it starts.
+#[derive(Debug, Clone)]
+pub struct RegConfig {
+    pub aor: String,
+    pub registrar: Uri,
+    pub proxy: Option<Uri>,
+    pub contact_user: String,
+    pub contact_params: Vec<String>,
+    pub headers: Vec<String>,
+    pub expires: u32,
+    pub registrar_creds: Credentials,
+    pub proxy_creds: Credentials,
+    pub retry_base: u32,
+    pub retry_max: u32,
+    pub instance_id: Option<String>,
+    pub ims: bool,
+}
+
+impl RegConfig {
+    /// The next hop: the outbound proxy if any, else the registrar.
+    pub fn next_hop(&self) -> &Uri {
+        self.proxy.as_ref().unwrap_or(&self.registrar)
+    }
+}
+
+/// What the registrar granted in a 2xx.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    pub expires: u32,
+    pub contact: String,
+    pub aors: Vec<String>,
+    pub service_route: Vec<String>,
+    pub pub_gruu: String,
+    pub temp_gruu: String,
+}
+
+/// Status changes the engine passes on to the profile server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Registering,
+    Registered(Granted),
+    /// A refresh succeeded; the profile stays registered.
+    Refreshed(Granted),
+    Unregistering,
+    Unregistered,
+    /// The binding was lost (refresh failed); retrying by itself (ref §5.11).
+    Disconnected,
+    /// Fatal: the registration ended with this code (negative or SIP status).
+    Failed(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    Retransmit = 0,
+    Timeout = 1,
+    Refresh = 2,
+    Retry = 3,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Send(Vec<u8>),
+    Timer(TimerKind, Duration, u64),
+    Report(Report),
+    /// Responses with this branch now belong to this registration.
+    Branch(String),
+    /// The registration is over; the engine drops it.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Registering,
+    Registered,
+    RetryWait,
+    Unregistering,
+    Done,
+}
+
+/// One client transaction (RFC 3261 §17.1.2, non-INVITE).
+struct Transaction {
+    branch: String,
+    cseq: u32,
+    data: Vec<u8>,
+    expires: u32,
+    interval: Duration,
+    /// This request answered a challenge received in the same exchange.
+    answers_challenge: bool,
+}
+
+pub struct Registration {
+    pub config: RegConfig,
+    timers: Timers,
+    local: SocketAddr,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    state: State,
+    tx: Option<Transaction>,
+    wanted: bool,
+    expires: u32,
+    challenge: Option<(Challenge, bool)>,
+    nc: u32,
+    stale_retries: u8,
+    interval_retries: u8,
+    retries: u32,
+    generation: [u64; 4],
+}
+
+/// Retry codes of ref §5.11 (IETF agent) plus 503/504 (issue #4).
+fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 480 | 500 | 503 | 504)
+}
+
+const MAX_RETRIES: u32 = 9;
+
+impl Registration {
+    pub fn new(config: RegConfig, timers: Timers, local: SocketAddr) -> Registration {
+        let expires = config.expires;
+        Registration {
+            config,
+            timers,
+            local,
+            call_id: format!("{}@sipprofile", crate::random::hex_token(12)),
+            from_tag: crate::random::hex_token(6),
+            cseq: 0,
+            state: State::Registering,
+            tx: None,
+            wanted: true,
+            expires,
+            challenge: None,
+            nc: 0,
+            stale_retries: 0,
+            interval_retries: 0,
+            retries: 0,
+            generation: [0; 4],
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.state == State::Registered
+    }
+
+    /// Current generation of a timer kind: older expiries are ignored.
+    pub fn generation(&self, kind: TimerKind) -> u64 {
+        self.generation[kind as usize]
+    }
+
+    fn arm(&mut self, kind: TimerKind, after: Duration, out: &mut Vec<Action>) {
+        self.generation[kind as usize] += 1;
+        out.push(Action::Timer(kind, after, self.generation[kind as usize]));
+    }
+
+    fn disarm(&mut self, kind: TimerKind) {
+        self.generation[kind as usize] += 1;
+    }
+
+    pub fn start(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::Report(Report::Registering));
+        self.send_register(self.expires, false, out);
+    }
+
+    /// Disable: de-register when registered; otherwise stop (ref §5.3).
+    pub fn stop(&mut self, out: &mut Vec<Action>) {
+        self.wanted = false;
+        match self.state {
+            State::Registered => {
+                out.push(Action::Report(Report::Unregistering));
+                self.disarm(TimerKind::Refresh);
+                if self.tx.is_none() {
+                    self.send_register(0, false, out);
+                }
+                self.state = State::Unregistering;
+                // A refresh in flight: its answer leads to the un-REGISTER.
+            }
+            State::Registering => {
+                // A REGISTER is pending: its 2xx is answered by an un-REGISTER.
+                out.push(Action::Report(Report::Unregistering));
+                self.state = State::Unregistering;
+            }
+            State::RetryWait => self.finish(Report::Unregistered, out),
+            State::Unregistering | State::Done => {}
+        }
+    }
+
+    /// Re-enabled while de-registering: register again once that is over.
+    pub fn want_again(&mut self) {
+        self.wanted = true;
+    }
+
+    /// `refresh_enable`: while waiting to retry, retry now.
+    pub fn retry_now(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::RetryWait {
+            self.disarm(TimerKind::Retry);
+            self.state = State::Registering;
+            self.send_register(self.expires, false, out);
+        }
+    }
+
+    fn finish(&mut self, report: Report, out: &mut Vec<Action>) {
+        for k in [
+            TimerKind::Retransmit,
+            TimerKind::Timeout,
+            TimerKind::Refresh,
+            TimerKind::Retry,
+        ] {
+            self.disarm(k);
+        }
+        self.tx = None;
+        self.state = State::Done;
+        out.push(Action::Report(report));
+        out.push(Action::Done);
+    }
+
+    fn send_register(&mut self, expires: u32, answers_challenge: bool, out: &mut Vec<Action>) {
+        self.cseq += 1;
+        let branch = format!("z9hG4bK{}", crate::random::hex_token(10));
+        let data = self.build_register(&branch, expires).into_bytes();
+        out.push(Action::Branch(branch.clone()));
+        out.push(Action::Send(data.clone()));
+        self.tx = Some(Transaction {
+            branch,
+            cseq: self.cseq,
+            data,
+            expires,
+            interval: self.timers.t1,
+            answers_challenge,
+        });
+        let t1 = self.timers.t1;
+        self.arm(TimerKind::Retransmit, t1, out);
+        let f = self.timers.timer_f();
+        self.arm(TimerKind::Timeout, f, out);
+    }
+
+    fn contact_uri(&self) -> String {
+        let scheme = match Uri::parse(&self.config.aor).map(|u| u.scheme) {
+            Ok(Scheme::Sips) => "sips",
+            _ => "sip",
+        };
+        format!("{scheme}:{}@{}", self.config.contact_user, self.local)
+    }
+
+    fn build_register(&mut self, branch: &str, expires: u32) -> String {
+        let c = &self.config;
+        let ruri = c.registrar.to_string();
+        let mut m = String::with_capacity(640);
+        m.push_str(&format!("REGISTER {ruri} SIP/2.0\r\n"));
+        m.push_str(&format!(
+            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
+            self.local
+        ));
+        m.push_str("Max-Forwards: 70\r\n");
+        m.push_str(&format!("From: <{}>;tag={}\r\n", c.aor, self.from_tag));
+        m.push_str(&format!("To: <{}>\r\n", c.aor));
+        m.push_str(&format!("Call-ID: {}\r\n", self.call_id));
+        m.push_str(&format!("CSeq: {} REGISTER\r\n", self.cseq));
+        let mut contact = format!("<{}>", self.contact_uri());
+        for p in &c.contact_params {
+            contact.push(';');
+            contact.push_str(p);
+        }
+        if let Some(inst) = &c.instance_id {
+            contact.push_str(&format!(";+sip.instance=\"<{inst}>\""));
+        }
+        if expires == 0 {
+            contact.push_str(";expires=0");
+        }
+        m.push_str(&format!("Contact: {contact}\r\n"));
+        m.push_str(&format!("Expires: {expires}\r\n"));
+        if let Some(proxy) = &c.proxy {
+            let mut r = proxy.clone();
+            if r.param("lr").is_none() {
+                r.params.push(("lr".into(), None));
+            }
+            m.push_str(&format!("Route: <{r}>\r\n"));
+        }
+        if let Some((ch, proxy)) = self.challenge.clone() {
+            if let Some(creds) = self.credentials_for(proxy, &ch.realm) {
+                self.nc += 1;
+                let cnonce = crate::random::hex_token(8);
+                let value = digest::authorization(
+                    &ch,
+                    &digest::Request {
+                        method: "REGISTER",
+                        uri: &ruri,
+                        body: b"",
+                        username: &creds.user,
+                        password: &creds.password,
+                        cnonce: &cnonce,
+                        nc: self.nc,
+                    },
+                );
+                let name = if proxy {
+                    "Proxy-Authorization"
+                } else {
+                    "Authorization"
+                };
+                m.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        for h in &self.config.headers {
+            m.push_str(h);
+            m.push_str("\r\n");
+        }
+        m.push_str(&format!(
+            "User-Agent: sipprofile/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        m.push_str("Content-Length: 0\r\n\r\n");
+        m
+    }
+
+    /// Credentials for a challenge (ref §4.4): registrar's for 401, proxy's
+    /// for 407, each falling back to the other when its user name is empty.
+    fn credentials_for(&self, proxy: bool, realm: &str) -> Option<Credentials> {
+        let (first, second) = if proxy {
+            (&self.config.proxy_creds, &self.config.registrar_creds)
+        } else {
+            (&self.config.registrar_creds, &self.config.proxy_creds)
+        };
+        let mut creds = if first.user.is_empty() { second } else { first }.clone();
+        if !creds.complete() {
+            return None;
+        }
+        if !creds.realm.is_empty() && creds.realm != realm {
+            return None;
+        }
+        if self.config.ims && creds.user.is_empty() {
+            creds.user.clone_from(&self.config.aor);
+        }
+        Some(creds)
+    }
+
+    /// Is `msg` the answer to our current transaction?
+    pub fn matches(&self, msg: &Message) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        msg.top_via()
+            .and_then(|v| v.param("branch").flatten())
+            .is_some_and(|b| b == tx.branch)
+            && msg.cseq() == Some((tx.cseq, "REGISTER"))
+            && msg.header("Call-ID") == Some(self.call_id.as_str())
+    }
+
+    pub fn on_response(&mut self, msg: &Message, out: &mut Vec<Action>) {
+        if !self.matches(msg) {
+            return;
+        }
+        let Some(status) = msg.status() else { return };
+        if status < 200 {
+            if let Some(tx) = &mut self.tx {
+                tx.interval = self.timers.t2;
+            }
+            return;
+        }
+        let Some(tx) = self.tx.take() else { return };
+        self.disarm(TimerKind::Retransmit);
+        self.disarm(TimerKind::Timeout);
+        if let Some(info) = msg.header("Authentication-Info") {
+            if let (Some(next), Some((ch, _))) = (digest::next_nonce(info), &mut self.challenge) {
+                ch.nonce = next;
+                self.nc = 0;
+            }
+        }
+        match status {
+            200..=299 => self.on_success(msg, &tx, out),
+            401 | 407 => self.on_challenge(msg, status, &tx, out),
+            423 => self.on_interval_too_brief(msg, &tx, out),
+            s if retryable(s) => {
+                let after = if s == 500 || s == 503 {
+                    msg.header("Retry-After")
+                        .and_then(|v| v.split([' ', ';', '(']).next())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                } else {
+                    None
+                };
+                self.on_failure(i32::from(s), true, after, &tx, out)
+            }
+            s => self.on_failure(i32::from(s), false, None, &tx, out),
+        }
+    }
+
+    fn on_success(&mut self, msg: &Message, tx: &Transaction, out: &mut Vec<Action>) {
+        self.stale_retries = 0;
+        self.interval_retries = 0;
+        if tx.expires == 0 {
+            if self.wanted {
+                // Enabled again while de-registering (ref §5.3): register anew.
+                out.push(Action::Report(Report::Unregistered));
+                self.state = State::Registering;
+                out.push(Action::Report(Report::Registering));
+                self.send_register(self.expires, false, out);
+            } else {
+                self.finish(Report::Unregistered, out);
+            }
+            return;
+        }
+        if !self.wanted {
+            self.state = State::Unregistering;
+            self.send_register(0, false, out);
+            return;
+        }
+        let granted = self.granted(msg);
+        if granted.expires == 0 {
+            // The registrar kept no binding for our Contact.
+            self.finish(
+                Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE),
+                out,
+            );
+            return;
+        }
+        self.retries = 0;
+        let refresh = refresh_after(granted.expires);
+        let was_registered = self.state == State::Registered;
+        self.state = State::Registered;
+        self.arm(TimerKind::Refresh, refresh, out);
+        out.push(Action::Report(if was_registered {
+            Report::Refreshed(granted)
+        } else {
+            Report::Registered(granted)
+        }));
+    }
+
+    fn granted(&self, msg: &Message) -> Granted {
+        let mut g = Granted::default();
+        let header_expires = msg
+            .header("Expires")
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let mut found = false;
+        for c in msg.header_list("Contact") {
+            let Some(na) = NameAddr::parse(c) else {
+                continue;
+            };
+            let Ok(uri) = Uri::parse(na.uri) else {
+                continue;
+            };
+            if uri.user.as_deref() != Some(self.config.contact_user.as_str()) {
+                continue;
+            }
+            found = true;
+            g.contact = c.to_owned();
+            g.expires = na
+                .param("expires")
+                .and_then(|v| v.parse().ok())
+                .or(header_expires)
+                .unwrap_or(self.expires);
+            g.pub_gruu = na.param("pub-gruu").unwrap_or("").to_owned();
+            g.temp_gruu = na.param("temp-gruu").unwrap_or("").to_owned();
+            break;
+        }
+        if !found {
+            // Some registrars list no Contact; trust Expires, else what we asked.
+            g.contact = format!("<{}>", self.contact_uri());
+            g.expires = header_expires.unwrap_or(self.expires);
+        }
+        g.aors = if self.config.ims {
+            msg.header_list("P-Associated-URI")
+                .iter()
+                .filter_map(|v| NameAddr::parse(v).map(|n| n.uri.to_owned()))
+                .collect()
+        } else {
+            vec![self.config.aor.clone()]
+        };
+        g.service_route = msg
+            .header_list("Service-Route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        g
+    }
+
+    fn on_challenge(&mut self, msg: &Message, status: u16, tx: &Transaction, out: &mut Vec<Action>) {
+        let proxy = status == 407;
+        let header = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let best = msg
+            .header_values(header)
+            .into_iter()
+            .filter_map(|v| Challenge::parse(v).ok())
+            .max_by_key(|c| c.algorithm.strength());
+        let Some(ch) = best else {
+            return self.on_failure(i32::from(status), false, None, tx, out);
+        };
+        // Our credentials answered a challenge of this exchange and were
+        // refused: wrong credentials. Never loop (issue #2, ref §5.7).
+        if tx.answers_challenge && !(ch.stale && self.stale_retries == 0) {
+            return self.on_failure(i32::from(status), false, None, tx, out);
+        }
+        if ch.stale {
+            self.stale_retries += 1;
+        }
+        if self.credentials_for(proxy, &ch.realm).is_none() {
+            return self.on_failure(i32::from(status), false, None, tx, out);
+        }
+        self.challenge = Some((ch, proxy));
+        self.nc = 0;
+        self.send_register(tx.expires, true, out);
+    }
+
+    fn on_interval_too_brief(&mut self, msg: &Message, tx: &Transaction, out: &mut Vec<Action>) {
+        let min = msg
+            .header("Min-Expires")
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let next = match min {
+            Some(m) if m > tx.expires => Some(m),
+            None if self.interval_retries == 0 => Some(3600),
+            _ => None,
+        };
+        match next {
+            Some(e) if self.interval_retries < 3 && tx.expires != 0 => {
+                self.interval_retries += 1;
+                self.expires = e;
+                self.send_register(e, tx.answers_challenge, out);
+            }
+            _ => self.on_failure(423, false, None, tx, out),
+        }
+    }
+
+    fn on_failure(
+        &mut self,
+        code: i32,
+        retry: bool,
+        retry_after: Option<u64>,
+        tx: &Transaction,
+        out: &mut Vec<Action>,
+    ) {
+        self.stale_retries = 0;
+        self.interval_retries = 0;
+        if tx.expires == 0 || !self.wanted {
+            // De-registration failed: the binding will expire by itself.
+            crate::log::info(&format!("de-registration ended with {code}"));
+            if self.wanted {
+                self.state = State::Registering;
+                out.push(Action::Report(Report::Unregistered));
+                out.push(Action::Report(Report::Registering));
+                self.send_register(self.expires, false, out);
+            } else {
+                self.finish(Report::Unregistered, out);
+            }
+            return;
+        }
+        if !retry || self.retries >= MAX_RETRIES {
+            self.finish(Report::Failed(code), out);
+            return;
+        }
+        if self.state == State::Registered {
+            out.push(Action::Report(Report::Disconnected));
+        }
+        self.retries += 1;
+        let delay = match retry_after {
+            Some(s) => Duration::from_secs(s),
+            None => retry_delay(
+                self.config.retry_base,
+                self.config.retry_max,
+                self.retries,
+            ),
+        };
+        crate::log::info(&format!(
+            "registration failed with {code}; retry {} in {:.1} s",
+            self.retries,
+            delay.as_secs_f64()
+        ));
+        self.state = State::RetryWait;
+        self.arm(TimerKind::Retry, delay, out);
+    }
+
+    /// A send failed at the socket (ICMP unreachable, no route…).
+    pub fn on_transport_error(&mut self, out: &mut Vec<Action>) {
+        if let Some(tx) = self.tx.take() {
+            self.disarm(TimerKind::Retransmit);
+            self.disarm(TimerKind::Timeout);
+            self.on_failure(error::SIP_TRANSPORT_FAILURE, true, None, &tx, out);
+        }
+    }
+
+    pub fn on_timer(&mut self, kind: TimerKind, generation: u64, out: &mut Vec<Action>) {
+        if self.generation(kind) != generation || self.state == State::Done {
+            return;
+        }
+        match kind {
+            TimerKind::Retransmit => {
+                if let Some(tx) = &mut self.tx {
+                    out.push(Action::Send(tx.data.clone()));
+                    tx.interval = self.timers.next_e(tx.interval);
+                    let iv = tx.interval;
+                    self.arm(TimerKind::Retransmit, iv, out);
+                }
+            }
+            TimerKind::Timeout => {
+                if let Some(tx) = self.tx.take() {
+                    self.disarm(TimerKind::Retransmit);
+                    self.on_failure(crate::Error::TimedOut.code(), true, None, &tx, out);
+                }
+            }
+            TimerKind::Refresh => {
+                if self.state == State::Registered && self.tx.is_none() {
+                    self.send_register(self.expires, false, out);
+                }
+            }
+            TimerKind::Retry => {
+                if self.state == State::RetryWait {
+                    self.state = State::Registering;
+                    self.send_register(self.expires, false, out);
+                }
+            }
+        }
+    }
+}
+
+/// When to refresh a binding granted for `expires` seconds (ref §5.11): half
+/// of it up to 1200 s, else 600 s before expiry; then 0–10 % earlier at
+/// random so that profiles registered together do not refresh together.
+pub fn refresh_after(expires: u32) -> Duration {
+    let secs = if expires <= 1200 {
+        f64::from(expires) / 2.0
+    } else {
+        f64::from(expires - 600)
+    };
+    Duration::from_secs_f64((secs * crate::random::uniform(0.90, 1.0)).max(0.5))
+}
+
+/// Delay before retry `n` (n ≥ 1): min(base·2ⁿ, max) × random 50–99 % (ref §5.11).
+pub fn retry_delay(base: u32, max: u32, n: u32) -> Duration {
+    let raw = (f64::from(base) * 2f64.powi(n.min(30) as i32)).min(f64::from(max));
+    Duration::from_secs_f64(raw * crate::random::uniform(0.50, 1.0).min(0.99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RegConfig {
+        RegConfig {
+            aor: "sip:alice@example.com".into(),
+            registrar: Uri::parse("sip:127.0.0.1:5060").unwrap(),
+            proxy: None,
+            contact_user: "abcdefghij0123456789".into(),
+            contact_params: vec![],
+            headers: vec!["X-Test: 1".into()],
+            expires: 600,
+            registrar_creds: Credentials {
+                user: "alice".into(),
+                realm: String::new(),
+                password: "secret".into(),
+            },
+            proxy_creds: Credentials::default(),
+            retry_base: 30,
+            retry_max: 1800,
+            instance_id: None,
+            ims: false,
+        }
+    }
+
+    fn sent(out: &[Action]) -> Vec<String> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send(d) => Some(String::from_utf8(d.clone()).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn respond(req: &str, status: &str, extra: &str) -> Message {
+        let pick = |name: &str| {
+            req.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .to_string()
+        };
+        let text = format!(
+            "SIP/2.0 {status}\r\n{}\r\n{}\r\n{};tag=x\r\n{}\r\n{}\r\n{extra}Content-Length: 0\r\n\r\n",
+            pick("Via:"),
+            pick("From:"),
+            pick("To:"),
+            pick("Call-ID:"),
+            pick("CSeq:")
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    }
+
+    fn new_reg() -> (Registration, Vec<Action>) {
+        let mut r = Registration::new(
+            config(),
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        let mut out = Vec::new();
+        r.start(&mut out);
+        (r, out)
+    }
+
+    const CHALLENGE: &str =
+        "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n1\", qop=\"auth\"\r\n";
+
+    #[test]
+    fn register_challenge_register_ok() {
+        let (mut r, out) = new_reg();
+        let req = &sent(&out)[0];
+        assert!(req.starts_with("REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n"));
+        assert!(req.contains("To: <sip:alice@example.com>\r\n"));
+        assert!(req.contains("Contact: <sip:abcdefghij0123456789@127.0.0.1:5062>\r\n"));
+        assert!(req.contains("Expires: 600\r\n") && req.contains("X-Test: 1\r\n"));
+        let mut out = Vec::new();
+        r.on_response(&respond(req, "401 Unauthorized", CHALLENGE), &mut out);
+        let req2 = &sent(&out)[0];
+        assert!(req2.contains("Authorization: Digest username=\"alice\""));
+        assert!(req2.contains("CSeq: 2 REGISTER"));
+        let mut out = Vec::new();
+        r.on_response(
+            &respond(
+                req2,
+                "200 OK",
+                "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062>;expires=300\r\n",
+            ),
+            &mut out,
+        );
+        assert!(r.is_registered());
+        assert!(out.iter().any(|a| matches!(a, Action::Report(Report::Registered(g)) if g.expires == 300)));
+    }
+
+    #[test]
+    fn wrong_password_fails_without_loop() {
+        let (mut r, out) = new_reg();
+        let mut out2 = Vec::new();
+        r.on_response(&respond(&sent(&out)[0], "401 Unauthorized", CHALLENGE), &mut out2);
+        let mut out3 = Vec::new();
+        r.on_response(&respond(&sent(&out2)[0], "401 Unauthorized", CHALLENGE), &mut out3);
+        assert!(sent(&out3).is_empty());
+        assert!(out3.iter().any(|a| matches!(a, Action::Report(Report::Failed(401)))));
+        assert!(r.is_done());
+    }
+
+    #[test]
+    fn interval_too_brief_adopts_min_expires() {
+        let (mut r, out) = new_reg();
+        let mut out2 = Vec::new();
+        r.on_response(&respond(&sent(&out)[0], "423 Interval Too Brief", "Min-Expires: 1800\r\n"), &mut out2);
+        assert!(sent(&out2)[0].contains("Expires: 1800\r\n"));
+    }
+
+    #[test]
+    fn unmatched_responses_are_ignored() {
+        let (mut r, out) = new_reg();
+        let req = sent(&out)[0].replace("CSeq: 1 ", "CSeq: 9 ");
+        let mut out2 = Vec::new();
+        r.on_response(&respond(&req, "200 OK", ""), &mut out2);
+        assert!(out2.is_empty());
+    }
+
+    #[test]
+    fn timeout_schedules_retry_within_bounds() {
+        let (mut r, _) = new_reg();
+        let mut out = Vec::new();
+        let g = r.generation(TimerKind::Timeout);
+        r.on_timer(TimerKind::Timeout, g, &mut out);
+        let delay = out
+            .iter()
+            .find_map(|a| match a {
+                Action::Timer(TimerKind::Retry, d, _) => Some(*d),
+                _ => None,
+            })
+            .unwrap();
+        assert!(delay >= Duration::from_secs(30) && delay < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn refresh_rule() {
+        for _ in 0..100 {
+            let d = refresh_after(3600).as_secs_f64();
+            assert!((2700.0..=3000.0).contains(&d));
+            let d = refresh_after(600).as_secs_f64();
+            assert!((270.0..=300.0).contains(&d));
+            let r = retry_delay(30, 1800, 10).as_secs_f64();
+            assert!((900.0..1800.0 * 0.99 + 0.001).contains(&r));
+        }
+    }
+}
