@@ -63,11 +63,7 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
             .map(String::as_str)
             .ok_or(Error::NotFound),
         k if is_library_key(k) => Err(Error::NotFound),
-        k => d
-            .ext_str
-            .get(&k)
-            .map(String::as_str)
-            .ok_or(Error::NotFound),
+        k => d.ext_str.get(&k).map(String::as_str).ok_or(Error::NotFound),
     }
 }
 
@@ -144,7 +140,20 @@ pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
             d.auto_registration = value;
             Ok(())
         }
-        1 | 2 | 3 | 7..=10 | 12 | 130 | 131 | 150..=152 | 500..=502 | 15 | 16 | 14 | 20 | 21
+        1
+        | 2
+        | 3
+        | 7..=10
+        | 12
+        | 130
+        | 131
+        | 150..=152
+        | 500..=502
+        | 15
+        | 16
+        | 14
+        | 20
+        | 21
         | 22 => Err(Error::NotFound),
         k if is_library_key(k) => Err(Error::NotFound),
         k => {
@@ -205,7 +214,10 @@ fn set_ext_str(d: &mut ProfileData, key: u32, value: &str) {
 pub fn set_str_array(d: &mut ProfileData, key: u32, values: Vec<String>) -> Result<()> {
     match key {
         CONTACT_HEADER_PARAMS => {
-            if values.iter().any(|v| v.is_empty() || v.contains(['\r', '\n', ',', '>'])) {
+            if values
+                .iter()
+                .any(|v| v.is_empty() || v.contains(['\r', '\n', ',', '>']))
+            {
                 return Err(Error::Argument);
             }
             d.contact_params = values;
@@ -320,16 +332,34 @@ mod tests {
     #[test]
     fn setter_rules() {
         let mut d = ProfileData::new(TypeInfo::ietf());
-        assert_eq!(set_str(&mut d, CONTACT_HEADER_USER, "x"), Err(Error::AccessDenied));
-        assert_eq!(set_u32(&mut d, CONTACT_HEADER_USER, 1), Err(Error::NotFound));
+        assert_eq!(
+            set_str(&mut d, CONTACT_HEADER_USER, "x"),
+            Err(Error::AccessDenied)
+        );
+        assert_eq!(
+            set_u32(&mut d, CONTACT_HEADER_USER, 1),
+            Err(Error::NotFound)
+        );
         assert_eq!(set_u32(&mut d, PROFILE_ID, 5), Err(Error::NotFound));
-        assert_eq!(set_bool(&mut d, DEFAULT_PROFILE, false), Err(Error::Argument));
+        assert_eq!(
+            set_bool(&mut d, DEFAULT_PROFILE, false),
+            Err(Error::Argument)
+        );
         assert_eq!(set_u32(&mut d, SNAP_ID, 0), Err(Error::Argument));
         assert_eq!(set_str(&mut d, USER_AOR, "not a uri"), Err(Error::Argument));
-        assert_eq!(set_server_str(&mut d, 7, SERVER_ADDRESS, "sip:x"), Err(Error::Argument));
+        assert_eq!(
+            set_server_str(&mut d, 7, SERVER_ADDRESS, "sip:x"),
+            Err(Error::Argument)
+        );
         assert_eq!(set_u32(&mut d, GRANTED_EXPIRES, 5), Err(Error::NotFound));
-        assert_eq!(set_u32(&mut d, REGISTRATION_EXPIRES, 0), Err(Error::Argument));
-        assert_eq!(set_str_array(&mut d, HEADERS, vec!["bad".into()]), Err(Error::Argument));
+        assert_eq!(
+            set_u32(&mut d, REGISTRATION_EXPIRES, 0),
+            Err(Error::Argument)
+        );
+        assert_eq!(
+            set_str_array(&mut d, HEADERS, vec!["bad".into()]),
+            Err(Error::Argument)
+        );
         set_str(&mut d, USER_AOR, "sip:alice@example.com").unwrap();
         set_server_str(&mut d, SERVER_REGISTRAR, DIGEST_PASSWORD, "pw").unwrap();
         assert_eq!(d.registrar.password, "pw");

@@ -95,10 +95,7 @@ impl Reporter for EngineReporter {
 impl Server {
     /// Joins the server of `path`, starting it if this is the first registry.
     /// Returns the server and the new registry's id.
-    pub(crate) fn attach(
-        path: &Path,
-        sink: Sender<Delivery>,
-    ) -> Result<(Arc<Server>, u64)> {
+    pub(crate) fn attach(path: &Path, sink: Sender<Delivery>) -> Result<(Arc<Server>, u64)> {
         let key = canonical(path);
         let mut all = servers().lock();
         let server = match all.get(&key) {
@@ -192,7 +189,10 @@ impl Server {
             if let Some(engine) = engine {
                 engine.shutdown(SHUTDOWN_WAIT);
             }
-            log::info(&format!("profile server stopped for {}", self.path.display()));
+            log::info(&format!(
+                "profile server stopped for {}",
+                self.path.display()
+            ));
         }
     }
 
@@ -526,7 +526,8 @@ impl Server {
             st.default_id = Some(id);
         }
         data.make_default = false;
-        let registration_changed = Self::registration_relevant(&stored) != Self::registration_relevant(&data);
+        let registration_changed =
+            Self::registration_relevant(&stored) != Self::registration_relevant(&data);
         let e = st.profiles.get_mut(&id).expect("checked");
         e.data = data;
         let referred = e.referred();
@@ -538,7 +539,9 @@ impl Server {
             self.send(Command::Unregister(id));
         } else if referred && (!in_engine || registration_changed) {
             if let Err(err) = self.start_registration(&mut st, id) {
-                log::warn(&format!("profile {id}: not re-registered after update: {err}"));
+                log::warn(&format!(
+                    "profile {id}: not re-registered after update: {err}"
+                ));
             }
         }
         Self::snapshot(&st, id).ok_or(Error::General)

@@ -338,16 +338,31 @@ mod tests {
 
     #[test]
     fn parses_variants_and_rejects_garbage() {
-        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256-sess, stale=TRUE").unwrap();
+        let c = Challenge::parse(
+            "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256-sess, stale=TRUE",
+        )
+        .unwrap();
         assert_eq!(c.algorithm, Algorithm::Sha512_256);
         assert!(c.sess && c.stale && c.qop.is_none());
-        assert_eq!(Challenge::parse("Basic realm=\"x\""), Err(ChallengeError::NotDigest));
-        assert_eq!(Challenge::parse("Digest realm=\"x"), Err(ChallengeError::Malformed));
+        assert_eq!(
+            Challenge::parse("Basic realm=\"x\""),
+            Err(ChallengeError::NotDigest)
+        );
+        assert_eq!(
+            Challenge::parse("Digest realm=\"x"),
+            Err(ChallengeError::Malformed)
+        );
         assert_eq!(
             Challenge::parse("Digest realm=\"x\", nonce=\"y\", algorithm=SHA-1"),
             Err(ChallengeError::UnsupportedAlgorithm)
         );
-        assert_eq!(Challenge::parse("Digest nonce=\"y\""), Err(ChallengeError::Malformed));
-        assert_eq!(next_nonce("nextnonce=\"abc\", qop=auth").as_deref(), Some("abc"));
+        assert_eq!(
+            Challenge::parse("Digest nonce=\"y\""),
+            Err(ChallengeError::Malformed)
+        );
+        assert_eq!(
+            next_nonce("nextnonce=\"abc\", qop=auth").as_deref(),
+            Some("abc")
+        );
     }
 }

@@ -246,11 +246,8 @@ impl Core {
         let local = match self.local_addr_for(dest) {
             Ok(l) => l,
             Err(_) => {
-                self.reporter.report(
-                    id,
-                    0,
-                    Report::Failed(crate::error::SIP_TRANSPORT_FAILURE),
-                );
+                self.reporter
+                    .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
                 return;
             }
         };
@@ -324,7 +321,9 @@ impl Core {
                             ),
                         );
                     }
-                    let res = self.socket(dest.is_ipv6()).and_then(|s| s.send_to(&data, dest));
+                    let res = self
+                        .socket(dest.is_ipv6())
+                        .and_then(|s| s.send_to(&data, dest));
                     if let Err(err) = res {
                         log::warn(&format!("send to {dest} failed: {err}"));
                         let mut out = Vec::new();
@@ -378,7 +377,11 @@ impl Core {
 
     fn receive(&mut self, token: Token, buf: &mut [u8]) {
         loop {
-            let sock = if token == UDP4 { &self.udp4 } else { &self.udp6 };
+            let sock = if token == UDP4 {
+                &self.udp4
+            } else {
+                &self.udp6
+            };
             let Some(sock) = sock else { return };
             let (n, from) = match sock.recv_from(buf) {
                 Ok(x) => x,

@@ -361,7 +361,10 @@ l: 0\r\n\r\n";
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        assert_eq!(Message::parse(b"hello").unwrap_err(), ParseError::Incomplete);
+        assert_eq!(
+            Message::parse(b"hello").unwrap_err(),
+            ParseError::Incomplete
+        );
         assert!(Message::parse(b"SIP/2.0 999 X\r\n\r\n").is_err());
         assert!(Message::parse(b"SIP/2.0 200 OK\r\nVia x\r\n\r\n").is_err());
         assert!(Message::parse(&vec![b'a'; MAX_MESSAGE + 1]).is_err());
@@ -369,7 +372,10 @@ l: 0\r\n\r\n";
         assert!(Message::parse(truncated).is_err());
         // Content-Length larger than what arrived.
         let long = String::from_utf8_lossy(OK).replace("l: 0", "l: 99");
-        assert_eq!(Message::parse(long.as_bytes()).unwrap_err(), ParseError::Incomplete);
+        assert_eq!(
+            Message::parse(long.as_bytes()).unwrap_err(),
+            ParseError::Incomplete
+        );
         // Every prefix of a valid message parses or fails cleanly.
         for i in 0..OK.len() {
             let _ = Message::parse(&OK[..i]);

@@ -432,10 +432,7 @@ impl Registration {
         let granted = self.granted(msg);
         if granted.expires == 0 {
             // The registrar kept no binding for our Contact.
-            self.finish(
-                Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE),
-                out,
-            );
+            self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
             return;
         }
         self.retries = 0;
@@ -498,7 +495,13 @@ impl Registration {
         g
     }
 
-    fn on_challenge(&mut self, msg: &Message, status: u16, tx: &Transaction, out: &mut Vec<Action>) {
+    fn on_challenge(
+        &mut self,
+        msg: &Message,
+        status: u16,
+        tx: &Transaction,
+        out: &mut Vec<Action>,
+    ) {
         let proxy = status == 407;
         let header = if proxy {
             "Proxy-Authenticate"
@@ -581,11 +584,7 @@ impl Registration {
         self.retries += 1;
         let delay = match retry_after {
             Some(s) => Duration::from_secs(s),
-            None => retry_delay(
-                self.config.retry_base,
-                self.config.retry_max,
-                self.retries,
-            ),
+            None => retry_delay(self.config.retry_base, self.config.retry_max, self.retries),
         };
         crate::log::info(&format!(
             "registration failed with {code}; retry {} in {:.1} s",
@@ -747,18 +746,30 @@ mod tests {
             &mut out,
         );
         assert!(r.is_registered());
-        assert!(out.iter().any(|a| matches!(a, Action::Report(Report::Registered(g)) if g.expires == 300)));
+        assert!(
+            out.iter()
+                .any(|a| matches!(a, Action::Report(Report::Registered(g)) if g.expires == 300))
+        );
     }
 
     #[test]
     fn wrong_password_fails_without_loop() {
         let (mut r, out) = new_reg();
         let mut out2 = Vec::new();
-        r.on_response(&respond(&sent(&out)[0], "401 Unauthorized", CHALLENGE), &mut out2);
+        r.on_response(
+            &respond(&sent(&out)[0], "401 Unauthorized", CHALLENGE),
+            &mut out2,
+        );
         let mut out3 = Vec::new();
-        r.on_response(&respond(&sent(&out2)[0], "401 Unauthorized", CHALLENGE), &mut out3);
+        r.on_response(
+            &respond(&sent(&out2)[0], "401 Unauthorized", CHALLENGE),
+            &mut out3,
+        );
         assert!(sent(&out3).is_empty());
-        assert!(out3.iter().any(|a| matches!(a, Action::Report(Report::Failed(401)))));
+        assert!(
+            out3.iter()
+                .any(|a| matches!(a, Action::Report(Report::Failed(401))))
+        );
         assert!(r.is_done());
     }
 
@@ -766,7 +777,14 @@ mod tests {
     fn interval_too_brief_adopts_min_expires() {
         let (mut r, out) = new_reg();
         let mut out2 = Vec::new();
-        r.on_response(&respond(&sent(&out)[0], "423 Interval Too Brief", "Min-Expires: 1800\r\n"), &mut out2);
+        r.on_response(
+            &respond(
+                &sent(&out)[0],
+                "423 Interval Too Brief",
+                "Min-Expires: 1800\r\n",
+            ),
+            &mut out2,
+        );
         assert!(sent(&out2)[0].contains("Expires: 1800\r\n"));
     }
 

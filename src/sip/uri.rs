@@ -314,9 +314,18 @@ mod tests {
     // The examples of RFC 3261 §19.1.4.
     #[test]
     fn rfc3261_equal_examples() {
-        assert!(eq("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"));
-        assert!(eq("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"));
-        assert!(eq("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"));
+        assert!(eq(
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;newparam=5"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;security=on"
+        ));
         assert!(eq(
             "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
             "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
@@ -325,11 +334,23 @@ mod tests {
 
     #[test]
     fn rfc3261_unequal_examples() {
-        assert!(!eq("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"));
+        assert!(!eq(
+            "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP"
+        ));
         assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
-        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"));
-        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"));
-        assert!(!eq("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com;transport=udp"
+        ));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com:6000;transport=tcp"
+        ));
+        assert!(!eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com?Subject=next%20meeting"
+        ));
         assert!(!eq("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"));
     }
 }

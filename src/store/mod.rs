@@ -61,8 +61,7 @@ impl Store {
                 crate::log::error(&format!("{}: not a sipprofile store ({e})", path.display()));
                 Error::NotSupported
             })?;
-        let tables: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
         if app_id != APPLICATION_ID && !(app_id == 0 && tables == 0) {
             crate::log::error(&format!(
                 "{}: not a sipprofile store; left untouched",

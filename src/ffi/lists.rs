@@ -1,0 +1,99 @@
+//! `sip_profile_list` and `sip_str_list`: what the list-returning calls give.
+
+use super::profile::sip_profile;
+use std::ffi::{CString, c_char};
+
+/// A list of profile handles, owned by the caller; free with
+/// `sip_profile_list_free`.
+pub struct sip_profile_list {
+    pub(crate) items: Vec<Option<Box<sip_profile>>>,
+}
+
+/// A list of strings, owned by the caller; free with `sip_str_list_free`.
+pub struct sip_str_list {
+    pub(crate) items: Vec<CString>,
+}
+
+impl sip_str_list {
+    pub(crate) fn from_strings(v: Vec<String>) -> sip_str_list {
+        sip_str_list {
+            items: v
+                .into_iter()
+                .map(|s| CString::new(s.replace('\0', "")).unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+/// Number of entries (taken ones included); 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_list_len(list: *const sip_profile_list) -> usize {
+    super::boundary::guard(0, || {
+        // SAFETY: NULL or a list from this library, not being freed.
+        unsafe { list.as_ref() }.map_or(0, |l| l.items.len())
+    })
+}
+
+/// Moves the profile at `index` out of the list: the caller owns it and
+/// frees it with `sip_profile_free`. NULL if out of range, already taken, or
+/// `list` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_list_take(
+    list: *mut sip_profile_list,
+    index: usize,
+) -> *mut sip_profile {
+    super::boundary::guard(std::ptr::null_mut(), || {
+        // SAFETY: NULL or a list from this library used by one thread at a time.
+        let Some(l) = (unsafe { list.as_mut() }) else {
+            return std::ptr::null_mut();
+        };
+        l.items
+            .get_mut(index)
+            .and_then(Option::take)
+            .map_or(std::ptr::null_mut(), Box::into_raw)
+    })
+}
+
+/// Frees the list and every profile not taken from it. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_list_free(list: *mut sip_profile_list) {
+    super::boundary::guard((), || {
+        if !list.is_null() {
+            // SAFETY: list came from Box::into_raw in this library and is
+            // freed once, per the ownership rule.
+            drop(unsafe { Box::from_raw(list) });
+        }
+    })
+}
+
+/// Number of strings; 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_str_list_len(list: *const sip_str_list) -> usize {
+    super::boundary::guard(0, || {
+        // SAFETY: NULL or a list from this library, not being freed.
+        unsafe { list.as_ref() }.map_or(0, |l| l.items.len())
+    })
+}
+
+/// The string at `index`, NUL-terminated UTF-8, owned by the list and valid
+/// until it is freed. NULL if out of range or `list` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_str_list_get(list: *const sip_str_list, index: usize) -> *const c_char {
+    super::boundary::guard(std::ptr::null(), || {
+        // SAFETY: NULL or a list from this library, not being freed.
+        unsafe { list.as_ref() }
+            .and_then(|l| l.items.get(index))
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// Frees the list and its strings. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_str_list_free(list: *mut sip_str_list) {
+    super::boundary::guard((), || {
+        if !list.is_null() {
+            // SAFETY: from Box::into_raw in this library, freed once.
+            drop(unsafe { Box::from_raw(list) });
+        }
+    })
+}

@@ -1,0 +1,75 @@
+//! `sip_profile_registry_observer`: the C observer, adapted to the core's
+//! `Observer` trait.
+
+use crate::server::events::{Event, Observer};
+use std::ffi::c_void;
+
+/// Registry events (ref §3.1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sip_profile_event {
+    /// A profile was added to the store (sent to every registry).
+    SIP_PROFILE_CREATED = 0,
+    /// A profile was saved with changes.
+    SIP_PROFILE_UPDATED = 1,
+    /// A profile became registered.
+    SIP_PROFILE_REGISTERED = 2,
+    /// A profile is no longer registered.
+    SIP_PROFILE_DEREGISTERED = 3,
+    /// A profile was removed from the store.
+    SIP_PROFILE_DESTROYED = 4,
+    /// `sip_profile_registry_force_disable` tore the registration down.
+    SIP_PROFILE_FORCIBLY_DISABLED = 5,
+}
+
+/// Callbacks of a registry. They run on a thread owned by the library, one
+/// at a time and in order per registry, never inside the caller's API call
+/// and never with a library lock held; they may call any function of this
+/// API. Either function pointer may be NULL. `context` is passed back
+/// untouched and may be freed once `*_registry_free` has returned.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sip_profile_registry_observer {
+    /// Passed back untouched.
+    pub context: *mut c_void,
+    /// A profile event (see `sip_profile_event`).
+    pub event_occurred: Option<
+        unsafe extern "C" fn(context: *mut c_void, profile_id: u32, event: sip_profile_event),
+    >,
+    /// The profile's registration failed and it is no longer enabled by any
+    /// registry; `error` is a negative status code or a SIP status (e.g. 403).
+    pub error_occurred:
+        Option<unsafe extern "C" fn(context: *mut c_void, profile_id: u32, error: i32)>,
+}
+
+pub(crate) struct CObserver(pub sip_profile_registry_observer);
+
+// SAFETY: the contract tells callers that callbacks run on library threads;
+// the context is only handed back to their own callbacks.
+unsafe impl Send for CObserver {}
+// SAFETY: calls are serialised per registry by its dispatcher thread.
+unsafe impl Sync for CObserver {}
+
+impl Observer for CObserver {
+    fn event(&self, profile_id: u32, event: Event) {
+        let ev = match event {
+            Event::Created => sip_profile_event::SIP_PROFILE_CREATED,
+            Event::Updated => sip_profile_event::SIP_PROFILE_UPDATED,
+            Event::Registered => sip_profile_event::SIP_PROFILE_REGISTERED,
+            Event::Deregistered => sip_profile_event::SIP_PROFILE_DEREGISTERED,
+            Event::Destroyed => sip_profile_event::SIP_PROFILE_DESTROYED,
+            Event::ForciblyDisabled => sip_profile_event::SIP_PROFILE_FORCIBLY_DISABLED,
+        };
+        if let Some(f) = self.0.event_occurred {
+            // SAFETY: function pointer and context supplied by the caller.
+            unsafe { f(self.0.context, profile_id, ev) }
+        }
+    }
+
+    fn error(&self, profile_id: u32, error: i32) {
+        if let Some(f) = self.0.error_occurred {
+            // SAFETY: function pointer and context supplied by the caller.
+            unsafe { f(self.0.context, profile_id, error) }
+        }
+    }
+}
