@@ -625,6 +625,24 @@ typedef enum sip_profile_event {
 } sip_profile_event;
 
 /**
+ * Profile classes (ref §3.3).
+ */
+typedef enum sip_profile_class {
+  /**
+   * IETF SIP (`"IETF"`).
+   */
+  SIP_PROFILE_CLASS_INTERNET = 0,
+  /**
+   * 3GPP IMS (`"ims"`).
+   */
+  SIP_PROFILE_CLASS_IMS = 1,
+  /**
+   * Anything else.
+   */
+  SIP_PROFILE_CLASS_OTHER = 2,
+} sip_profile_class;
+
+/**
  * A managed (provisioning) registry: also creates, saves and destroys
  * profiles. Create with `sip_managed_profile_registry_new`, free with
  * `sip_managed_profile_registry_free`.
