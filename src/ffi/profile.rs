@@ -5,8 +5,8 @@ use super::boundary::{
     copy_out, guard, reference, reference_mut, status, string, type_info, type_info_out, write,
 };
 use super::lists::sip_str_list;
+use crate::profile::Status;
 use crate::profile::access;
-use crate::profile::{Status, keys};
 use crate::server::ProfileHandle;
 use crate::{Error, Result};
 use std::ffi::c_char;
@@ -478,6 +478,7 @@ pub extern "C" fn sip_profile_set_type(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::keys;
 
     // The header needs literal values; the core's key module is the source.
     #[test]

@@ -1,0 +1,149 @@
+//! Shared by the integration tests: build the cdylib, run real peers
+//! (Kamailio, SIPp) on loopback, temporary directories.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds `libsipprofile.so` (cargo test builds only the rlib) once per
+/// test binary; returns the directory holding it.
+pub fn cdylib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--lib", "--quiet"])
+            .current_dir(root())
+            .status()
+            .expect("cargo build --lib");
+        assert!(st.success(), "building the cdylib failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        target.join("debug")
+    })
+}
+
+/// `make -C dir` with LIBDIR pointing at the cdylib.
+pub fn make(dir: &str, extra: &[&str]) {
+    let lib = cdylib_dir();
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root().join(dir))
+        .arg(format!("LIBDIR={}", lib.display()))
+        .args(extra)
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make -C {dir} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let p = std::env::temp_dir().join(format!("sipprofile-{tag}-{hex}"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("SIPPROFILE_KEEP_TMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// A Kamailio registrar with digest auth on 127.0.0.1, stopped on drop.
+pub struct Kamailio {
+    pub dir: TempDir,
+    pub port: u16,
+}
+
+impl Kamailio {
+    pub fn start(algorithm: &str) -> Kamailio {
+        Self::start_with(algorithm, 60, 0)
+    }
+
+    pub fn start_with(algorithm: &str, min_expires: u32, users: u32) -> Kamailio {
+        let dir = TempDir::new("kamailio");
+        let port = free_port();
+        let out = run_script(&[
+            "start",
+            dir.path().to_str().unwrap(),
+            &port.to_string(),
+            algorithm,
+            &min_expires.to_string(),
+            &users.to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "kamailio failed to start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Kamailio { dir, port }
+    }
+
+    pub fn registrar(&self) -> String {
+        format!("sip:127.0.0.1:{}", self.port)
+    }
+
+    /// The shell command that prints the bindings (`kamcmd ul.dump`).
+    pub fn bindings_command(&self) -> String {
+        format!(
+            "{} bindings {}",
+            root().join("tests/peers/kamailio.sh").display(),
+            self.dir.path().display()
+        )
+    }
+
+    pub fn bindings(&self) -> String {
+        let out = run_script(&["bindings", self.dir.path().to_str().unwrap()]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = run_script(&["stop", self.dir.path().to_str().unwrap()]);
+    }
+}
+
+fn run_script(args: &[&str]) -> Output {
+    Command::new(root().join("tests/peers/kamailio.sh"))
+        .args(args)
+        .output()
+        .expect("tests/peers/kamailio.sh")
+}
