@@ -135,6 +135,12 @@ fn describe(code: i32) -> &'static CStr {
         500 => c"SIP 500 Server Internal Error",
         503 => c"SIP 503 Service Unavailable",
         504 => c"SIP 504 Server Time-out",
+        _ => describe_class(code),
+    }
+}
+
+fn describe_class(code: i32) -> &'static CStr {
+    match code {
         300..=399 => c"SIP redirection (3xx) response",
         400..=499 => c"SIP client error (4xx) response",
         500..=599 => c"SIP server error (5xx) response",

@@ -477,10 +477,9 @@ impl Server {
         Self::validate(&data)?;
         let mut st = self.state.lock();
         if data.id == 0 {
-            if data.ext_str.get(&keys::INSTANCE_ID).is_none() {
-                data.ext_str
-                    .insert(keys::INSTANCE_ID, crate::random::uuid_urn());
-            }
+            data.ext_str
+                .entry(keys::INSTANCE_ID)
+                .or_insert_with(crate::random::uuid_urn);
             let id = st.store.add(&data)?;
             data.id = id;
             if st.default_id.is_none() || data.make_default {
@@ -509,10 +508,10 @@ impl Server {
         let id = data.id;
         let stored = st.profiles.get(&id).ok_or(Error::NotFound)?.data.clone();
         data.keep_passwords_from(&stored);
-        if data.ext_str.get(&keys::INSTANCE_ID).is_none() {
-            if let Some(i) = stored.ext_str.get(&keys::INSTANCE_ID) {
-                data.ext_str.insert(keys::INSTANCE_ID, i.clone());
-            }
+        if let Some(i) = stored.ext_str.get(&keys::INSTANCE_ID) {
+            data.ext_str
+                .entry(keys::INSTANCE_ID)
+                .or_insert_with(|| i.clone());
         }
         let make_default = data.make_default && st.default_id != Some(id);
         data.make_default = make_default;

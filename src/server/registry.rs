@@ -58,6 +58,10 @@ impl ClientProfile {
 }
 
 type Block = Arc<RwLock<ClientProfile>>;
+/// Per profile id: the shared block and how many handles use it.
+type BlockSlot = (Weak<RwLock<ClientProfile>>, usize);
+/// One observer call, prepared outside every lock.
+type Call = Box<dyn Fn(&dyn Observer)>;
 
 thread_local! {
     /// The registry whose callback this thread is running, if any.
@@ -68,7 +72,7 @@ pub struct Registry {
     id: u64,
     pub managed: bool,
     server: Arc<Server>,
-    blocks: Mutex<HashMap<u32, (Weak<RwLock<ClientProfile>>, usize)>>,
+    blocks: Mutex<HashMap<u32, BlockSlot>>,
     sink: Sender<Delivery>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -458,7 +462,7 @@ fn dispatch(reg: Arc<Registry>, rx: Receiver<Delivery>, observer: Option<Box<dyn
         if reg.closed.load(Ordering::Acquire) {
             break;
         }
-        let (id, call): (u32, Box<dyn Fn(&dyn Observer)>) = match d {
+        let (id, call): (u32, Call) = match d {
             Delivery::Stop => break,
             Delivery::Event(id, ev, snap) => {
                 let block = reg.block_of(id);

@@ -44,6 +44,9 @@ pub struct Engine {
     thread: Option<JoinHandle<()>>,
 }
 
+/// (due, insertion order, profile id, timer kind, generation).
+type TimerEntry = (Instant, u64, u32, u8, u64);
+
 const WAKER: Token = Token(0);
 const UDP4: Token = Token(1);
 const UDP6: Token = Token(2);
@@ -114,7 +117,7 @@ struct Core {
     branches: HashMap<String, u32>,
     /// New data waiting for the current binding to go (update, re-enable).
     pending: HashMap<u32, Box<RegConfig>>,
-    heap: BinaryHeap<Reverse<(Instant, u64, u32, u8, u64)>>,
+    heap: BinaryHeap<Reverse<TimerEntry>>,
     seq: u64,
     next_context: u32,
     shutdown: Option<Instant>,
