@@ -147,3 +147,78 @@ fn run_script(args: &[&str]) -> Output {
         .output()
         .expect("tests/peers/kamailio.sh")
 }
+
+use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::server::events::{Event, Observer};
+use sipprofile::server::{ProfileHandle, Registry};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+/// What an observer saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Event(u32, Event),
+    Error(u32, i32),
+}
+
+pub struct ChannelObserver(pub std::sync::Mutex<Sender<Seen>>);
+
+impl Observer for ChannelObserver {
+    fn event(&self, id: u32, event: Event) {
+        let _ = self.0.lock().unwrap().send(Seen::Event(id, event));
+    }
+    fn error(&self, id: u32, error: i32) {
+        let _ = self.0.lock().unwrap().send(Seen::Error(id, error));
+    }
+}
+
+/// A registry whose observer feeds a channel.
+pub fn registry(store: &Path, managed: bool) -> (Arc<Registry>, Receiver<Seen>) {
+    let (tx, rx) = channel();
+    let obs = Box::new(ChannelObserver(std::sync::Mutex::new(tx)));
+    (
+        Registry::open(Some(store), managed, Some(obs)).expect("registry"),
+        rx,
+    )
+}
+
+/// Waits (bounded) for `want`, skipping other observations.
+pub fn wait_for(rx: &Receiver<Seen>, want: Seen, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(s) if s == want => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Saves an IETF profile registering `user` at `registrar`; returns its id.
+pub fn provision(
+    m: &Arc<Registry>,
+    registrar: &str,
+    user: &str,
+    password: &str,
+    expires: u32,
+) -> u32 {
+    let h = m.create(&TypeInfo::ietf()).unwrap();
+    {
+        let mut b = h.block.write();
+        let d = &mut b.data;
+        access::set_str(d, keys::USER_AOR, &format!("sip:{user}@sipprofile.test")).unwrap();
+        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, registrar).unwrap();
+        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_USER_NAME, user).unwrap();
+        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, password).unwrap();
+        access::set_u32(d, keys::REGISTRATION_EXPIRES, expires).unwrap();
+    }
+    m.save(&h).unwrap();
+    let id = h.block.read().data.id;
+    id
+}
+
+pub fn contact_user(h: &ProfileHandle) -> String {
+    h.block.read().data.contact_user.clone()
+}
