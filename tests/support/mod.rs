@@ -222,3 +222,121 @@ pub fn provision(
 pub fn contact_user(h: &ProfileHandle) -> String {
     h.block.read().data.contact_user.clone()
 }
+
+/// SIPp running a scripted registrar (UAS) scenario from tests/peers/sipp on
+/// 127.0.0.1; one call, bounded by a global timeout.
+pub struct Sipp {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    pub dir: TempDir,
+}
+
+impl Sipp {
+    pub fn start(scenario: &str) -> Sipp {
+        let dir = TempDir::new("sipp");
+        let port = free_port();
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(root().join("tests/peers/sipp").join(scenario))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+            .args(["-trace_err", "-trace_msg"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sipp (Debian package sip-tester)");
+        // Ready when its UDP port is taken (bounded: 5 s).
+        for _ in 0..50 {
+            if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Sipp {
+            port,
+            child: Some(child),
+            dir,
+        }
+    }
+
+    pub fn registrar(&self) -> String {
+        format!("sip:127.0.0.1:{}", self.port)
+    }
+
+    /// Waits (bounded) for SIPp to finish its call; true if the scenario
+    /// passed. Prints its message trace on failure.
+    pub fn passed(&mut self, within: Duration) -> bool {
+        let mut child = self.child.take().expect("running");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                if !st.success() {
+                    self.dump();
+                }
+                return st.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.dump();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many REGISTER requests SIPp received (from its message trace).
+    pub fn registers_received(&self) -> usize {
+        self.received_with("REGISTER sip:")
+    }
+
+    /// How many received messages have a line starting with `line`.
+    pub fn received_with(&self, line: &str) -> usize {
+        let mut n = 0;
+        if let Ok(rd) = std::fs::read_dir(self.dir.path()) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with("_messages.log") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    n += text
+                        .split("-----------------------------------------------")
+                        .filter(|b| b.contains("message received"))
+                        .filter(|b| b.lines().any(|l| l.starts_with(line)))
+                        .count();
+                }
+            }
+        }
+        n
+    }
+
+    /// Waits (bounded) for SIPp to end, whatever its exit status (SIPp
+    /// reports a receive timeout as an error even when the scenario expects it).
+    pub fn wait_exit(&mut self, within: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let deadline = std::time::Instant::now() + within;
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn dump(&self) {
+        if let Ok(rd) = std::fs::read_dir(self.dir.path()) {
+            for e in rd.flatten() {
+                eprintln!("--- {}", e.path().display());
+                eprintln!("{}", std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

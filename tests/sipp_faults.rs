@@ -1,0 +1,145 @@
+//! A misbehaving registrar scripted with SIPp (tests/peers/sipp/*.xml):
+//! Retry-After, credential loops, stale nonces, 403, silence, garbage.
+
+mod support;
+
+use sipprofile::profile::{Status, access, keys};
+use sipprofile::server::events::Event;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+use support::{Seen, Sipp, TempDir, provision, registry, wait_for};
+
+fn fast_timers() {
+    static ONCE: Once = Once::new();
+    // SAFETY: set once, before any engine thread of this test binary starts
+    // reading the environment (each test calls this first).
+    ONCE.call_once(|| unsafe { std::env::set_var("SIPPROFILE_SIP_T1_MS", "50") });
+}
+
+/// A store with one profile registering at `registrar`, a user registry
+/// holding it enabled, and its observer channel.
+struct Setup {
+    _tmp: TempDir,
+    m: std::sync::Arc<sipprofile::server::Registry>,
+    u: std::sync::Arc<sipprofile::server::Registry>,
+    h: sipprofile::server::ProfileHandle,
+    rx: std::sync::mpsc::Receiver<Seen>,
+    id: u32,
+}
+
+fn setup(registrar: &str, password: &str) -> Setup {
+    fast_timers();
+    let tmp = TempDir::new("sipp");
+    let store = tmp.path().join("p.db");
+    let (m, _mrx) = registry(&store, true);
+    let id = provision(&m, registrar, "alice", password, 300);
+    let mh = m.profile(id).unwrap();
+    access::set_u32(&mut mh.block.write().data, keys::RETRY_BASE_SECONDS, 1).unwrap();
+    m.save(&mh).unwrap();
+    drop(mh);
+    let (u, rx) = registry(&store, false);
+    let h = u.profile(id).unwrap();
+    u.enable(&h).unwrap();
+    Setup {
+        _tmp: tmp,
+        m,
+        u,
+        h,
+        rx,
+        id,
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.u.close();
+        self.m.close();
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn retry_after_503_is_honoured() {
+    let mut sipp = Sipp::start("retry_after_503.xml");
+    let started = Instant::now();
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "retried before Retry-After"
+    );
+    assert_eq!(s.h.block.read().info.granted_expires, 77);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}
+
+#[test]
+fn refused_credentials_end_in_one_error_and_no_loop() {
+    let mut sipp = Sipp::start("auth_loop.xml");
+    let s = setup(&sipp.registrar(), "wrong");
+    assert!(wait_for(&s.rx, Seen::Error(s.id, 401), WAIT));
+    assert!(!s.u.is_enabled(&s.h));
+    assert_eq!(s.u.last_registration_error(&s.h), Ok(401));
+    // SIPp waits 3 s for a third REGISTER that must not come.
+    sipp.wait_exit(WAIT);
+    assert_eq!(sipp.registers_received(), 2);
+    drop(s);
+}
+
+#[test]
+fn stale_nonce_is_retried_once_with_the_new_nonce() {
+    let mut sipp = Sipp::start("stale_nonce.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert_eq!(s.h.block.read().info.granted_expires, 66);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}
+
+#[test]
+fn forbidden_is_final() {
+    let mut sipp = Sipp::start("forbidden_403.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Error(s.id, 403), WAIT));
+    assert_eq!(s.h.block.read().info.status, Status::Unregistered);
+    sipp.wait_exit(WAIT);
+    assert_eq!(sipp.registers_received(), 1);
+    drop(s);
+}
+
+#[test]
+fn silence_times_out_then_retries() {
+    let mut sipp = Sipp::start("silence.xml");
+    let started = Instant::now();
+    let s = setup(&sipp.registrar(), "pw");
+    // Timer F = 64·T1 = 3.2 s, then a retry after 1–2 s (base 1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s.h.block.read().info.status, Status::RegistrationInProgress);
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert!(started.elapsed() >= Duration::from_millis(3200));
+    assert_eq!(s.h.block.read().info.granted_expires, 55);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+    // Timer E: sends at 0, T1, 3·T1, 7·T1, then every T2 = 8·T1 until F =
+    // 64·T1: 11 copies of the first REGISTER; then the retry (answered at
+    // once) with the next CSeq.
+    let first = sipp.received_with("CSeq: 1 REGISTER");
+    // (Timer E re-arms from when it fired, so a loaded machine may fit one fewer.)
+    assert!(
+        (10..=11).contains(&first),
+        "{first} copies of the first REGISTER"
+    );
+    assert!(sipp.received_with("CSeq: 2 REGISTER") >= 1);
+}
+
+#[test]
+fn garbage_and_unmatched_responses_are_ignored() {
+    let mut sipp = Sipp::start("garbage.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    // Only the well-formed, matching 200 counted.
+    assert_eq!(s.h.block.read().info.granted_expires, 44);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}
