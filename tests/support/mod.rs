@@ -215,8 +215,7 @@ pub fn provision(
         access::set_u32(d, keys::REGISTRATION_EXPIRES, expires).unwrap();
     }
     m.save(&h).unwrap();
-    let id = h.block.read().data.id;
-    id
+    h.block.read().data.id
 }
 
 pub fn contact_user(h: &ProfileHandle) -> String {
