@@ -57,3 +57,55 @@ fn demo_example_builds_and_registers() {
     let deregistered = stdout.find("DEREGISTERED").expect("DEREGISTERED event");
     assert!(registered < deregistered);
 }
+
+#[test]
+fn c_callbacks_may_call_the_api_and_free_registries() {
+    make("tests/c", &[]);
+    let kamailio = Kamailio::start("MD5");
+    let tmp = TempDir::new("c-callbacks");
+    let out = Command::new(root().join("tests/c/build/callbacks"))
+        .arg(tmp.path().join("profiles.db"))
+        .arg(kamailio.registrar())
+        .output()
+        .expect("run callbacks");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C callbacks test failed");
+    assert!(stdout.contains("callbacks: all checks passed"));
+}
+
+/// The same end-to-end program without sanitizers, under valgrind: no
+/// invalid access and no definite leak.
+#[test]
+fn c_end_to_end_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is required (Debian package valgrind)");
+    }
+    make("tests/c", &["SANITIZE=", "BUILD=build-valgrind"]);
+    let kamailio = Kamailio::start("MD5");
+    let tmp = TempDir::new("c-valgrind");
+    let out = Command::new("valgrind")
+        .args([
+            "--error-exitcode=3",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--quiet",
+        ])
+        .arg(root().join("tests/c/build-valgrind/e2e"))
+        .arg(tmp.path().join("profiles.db"))
+        .arg(kamailio.registrar())
+        .arg(kamailio.bindings_command())
+        .env("SIPPROFILE_SIP_T1_MS", "100")
+        .output()
+        .expect("run valgrind");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "valgrind run failed (exit {:?})",
+        out.status.code()
+    );
+    assert!(stdout.contains("e2e: all checks passed"));
+}

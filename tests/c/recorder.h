@@ -49,19 +49,19 @@ static int failures = 0;
         }                                                                             \
     } while (0)
 
-static void recorder_init(recorder *r, const char *name) {
+static inline void recorder_init(recorder *r, const char *name) {
     memset(r, 0, sizeof *r);
     r->name = name;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->changed, NULL);
 }
 
-static void recorder_destroy(recorder *r) {
+static inline void recorder_destroy(recorder *r) {
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->changed);
 }
 
-static void recorder_push(recorder *r, uint32_t id, int is_error, int32_t value) {
+static inline void recorder_push(recorder *r, uint32_t id, int is_error, int32_t value) {
     pthread_mutex_lock(&r->lock);
     if (r->count < MAX_RECORDS) {
         r->records[r->count].id = id;
@@ -77,20 +77,20 @@ static void recorder_push(recorder *r, uint32_t id, int is_error, int32_t value)
     fflush(stdout);
 }
 
-static void on_event(void *context, uint32_t id, sip_profile_event event) {
+static inline void on_event(void *context, uint32_t id, sip_profile_event event) {
     recorder_push((recorder *)context, id, 0, (int32_t)event);
 }
 
-static void on_error(void *context, uint32_t id, int32_t error) {
+static inline void on_error(void *context, uint32_t id, int32_t error) {
     recorder_push((recorder *)context, id, 1, error);
 }
 
-static sip_profile_registry_observer recorder_observer(recorder *r) {
+static inline sip_profile_registry_observer recorder_observer(recorder *r) {
     sip_profile_registry_observer o = {r, on_event, on_error};
     return o;
 }
 
-static int recorder_count(recorder *r, uint32_t id, int is_error, int32_t value) {
+static inline int recorder_count(recorder *r, uint32_t id, int is_error, int32_t value) {
     int n = 0;
     pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->count; i++) {
@@ -101,7 +101,7 @@ static int recorder_count(recorder *r, uint32_t id, int is_error, int32_t value)
 }
 
 /* Waits until `n` matching records exist or `ms` pass; returns 1 on success. */
-static int recorder_wait(recorder *r, uint32_t id, int is_error, int32_t value, int n, int ms) {
+static inline int recorder_wait(recorder *r, uint32_t id, int is_error, int32_t value, int n, int ms) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += ms / 1000;
@@ -119,7 +119,7 @@ static int recorder_wait(recorder *r, uint32_t id, int is_error, int32_t value, 
     }
 }
 
-static void sleep_ms(int ms) {
+static inline void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
