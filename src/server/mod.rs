@@ -14,7 +14,8 @@ use crate::profile::keys;
 use crate::profile::{ProfileData, RegistrationInfo, Status};
 use crate::sip::engine::{Command, Engine, Reporter};
 use crate::sip::registration::{Credentials, RegConfig, Report};
-use crate::sip::uri::{Scheme, Uri};
+use crate::sip::transport::Transport;
+use crate::sip::uri::Uri;
 use crate::store::Store;
 use crate::{Error, Result, log};
 use crossbeam_channel::Sender;
@@ -246,14 +247,7 @@ impl Server {
             a => Some(Uri::parse(a).map_err(|_| Error::Argument)?),
         };
         let hop = proxy.as_ref().unwrap_or(&registrar);
-        let transport = hop
-            .param("transport")
-            .flatten()
-            .map(str::to_ascii_lowercase);
-        if hop.scheme == Scheme::Sips || matches!(transport.as_deref(), Some(t) if t != "udp") {
-            // TCP and TLS arrive with issue #4; refuse rather than pretend.
-            return Err(Error::NotSupported);
-        }
+        let transport = Transport::for_next_hop(hop).map_err(|_| Error::NotSupported)?;
         if data.sig_comp {
             log::warn(&format!(
                 "profile {}: SigComp is not implemented; registering uncompressed",
@@ -286,6 +280,8 @@ impl Server {
             retry_max: data.retry_max_seconds(),
             instance_id: data.ext_str.get(&keys::INSTANCE_ID).cloned(),
             ims: data.type_info.is_ims(),
+            transport,
+            tls_ca_file: data.ext_str.get(&keys::TLS_CA_FILE).map(PathBuf::from),
         })
     }
 

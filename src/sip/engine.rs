@@ -6,6 +6,7 @@
 use super::message::{Message, masked_for_log};
 use super::registration::{Action, RegConfig, Registration, Report, TimerKind};
 use super::timers::Timers;
+use super::transport::{StreamConn, StreamState, Transport, tls_config};
 use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::net::UdpSocket;
@@ -104,7 +105,14 @@ struct Entry {
     reg: Registration,
     dest: SocketAddr,
     context_id: u32,
+    /// The stream connection it uses (TCP/TLS), if any now.
+    conn: Option<Token>,
 }
+
+/// Connections are shared by registrations with the same next hop.
+type ConnKey = (Transport, SocketAddr, Option<String>, Option<std::path::PathBuf>);
+
+const FIRST_CONN_TOKEN: usize = 16;
 
 struct Core {
     poll: Poll,
@@ -122,6 +130,9 @@ struct Core {
     next_context: u32,
     shutdown: Option<Instant>,
     local_cache: HashMap<SocketAddr, SocketAddr>,
+    conns: HashMap<Token, StreamConn>,
+    conn_index: HashMap<ConnKey, Token>,
+    next_token: usize,
 }
 
 fn kind_from(k: u8) -> TimerKind {
@@ -150,6 +161,9 @@ impl Core {
             next_context: 0,
             shutdown: None,
             local_cache: HashMap::new(),
+            conns: HashMap::new(),
+            conn_index: HashMap::new(),
+            next_token: FIRST_CONN_TOKEN,
         }
     }
 
@@ -176,7 +190,7 @@ impl Core {
                 match ev.token() {
                     WAKER => self.drain_commands(),
                     UDP4 | UDP6 => self.receive(ev.token(), &mut buf),
-                    _ => {}
+                    t => self.stream_event(t, ev.is_writable(), ev.is_readable() || ev.is_read_closed()),
                 }
             }
             self.fire_timers();
@@ -213,7 +227,7 @@ impl Core {
                     self.pending.remove(&id);
                     if let Some(e) = self.regs.remove(&id) {
                         self.branches.retain(|_, v| *v != id);
-                        drop(e);
+                        self.release_connection(id, e.conn);
                     }
                 }
                 Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
@@ -246,22 +260,150 @@ impl Core {
                 return;
             }
         };
-        let local = match self.local_addr_for(dest) {
-            Ok(l) => l,
-            Err(_) => {
-                self.reporter
-                    .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
-                return;
-            }
+        let conn = match cfg.transport {
+            Transport::Udp => Ok(None),
+            _ => self.connection(id, &cfg, dest).map(Some),
+        };
+        let local = match &conn {
+            Ok(Some(tok)) => Ok(self.conns[tok].local),
+            Ok(None) => self.local_addr_for(dest),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        let Ok(local) = local else {
+            self.reporter
+                .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
+            return;
         };
         self.next_context = self.next_context.wrapping_add(1).max(1);
         let entry = Entry {
             reg: Registration::new(*cfg, self.timers, local),
             dest,
             context_id: self.next_context,
+            conn: conn.ok().flatten(),
         };
         self.regs.insert(id, entry);
         self.with_reg(id, |r, out| r.start(out));
+    }
+
+    /// The stream connection for `cfg`'s next hop: an open one if any
+    /// (reused across profiles), else a new one (connecting).
+    fn connection(&mut self, id: u32, cfg: &RegConfig, dest: SocketAddr) -> io::Result<Token> {
+        let tls_name = (cfg.transport == Transport::Tls)
+            .then(|| cfg.next_hop().host_unbracketed().to_owned());
+        let key: ConnKey = (cfg.transport, dest, tls_name.clone(), cfg.tls_ca_file.clone());
+        if let Some(tok) = self.conn_index.get(&key) {
+            if let Some(c) = self.conns.get_mut(tok) {
+                c.users.insert(id);
+                return Ok(*tok);
+            }
+        }
+        let tls = match tls_name {
+            Some(name) => {
+                let config = tls_config(cfg.tls_ca_file.as_deref()).map_err(|e| {
+                    log::error(&format!("TLS configuration: {e}"));
+                    io::Error::other(e)
+                })?;
+                Some((config, name))
+            }
+            None => None,
+        };
+        let mut conn = StreamConn::connect(dest, tls)?;
+        let tok = Token(self.next_token);
+        self.next_token += 1;
+        self.poll
+            .registry()
+            .register(&mut conn.stream, tok, Interest::READABLE | Interest::WRITABLE)?;
+        conn.users.insert(id);
+        log::debug(&format!(
+            "{} connection to {dest} from {}",
+            cfg.transport.via_name(),
+            conn.local
+        ));
+        self.conns.insert(tok, conn);
+        self.conn_index.insert(key, tok);
+        Ok(tok)
+    }
+
+    /// Gives a stream registration without a connection a new one.
+    fn reconnect(&mut self, id: u32) {
+        let Some(e) = self.regs.get(&id) else { return };
+        if e.conn.is_some() || !e.reg.transport().is_reliable() {
+            return;
+        }
+        let (cfg, dest) = (e.reg.config.clone(), e.dest);
+        match self.connection(id, &cfg, dest) {
+            Ok(tok) => {
+                let local = self.conns[&tok].local;
+                if let Some(e) = self.regs.get_mut(&id) {
+                    e.conn = Some(tok);
+                    e.reg.set_local(local);
+                }
+            }
+            Err(err) => log::warn(&format!("connecting to {dest}: {err}")),
+        }
+    }
+
+    fn drop_connection(&mut self, tok: Token, state: StreamState) {
+        let Some(mut conn) = self.conns.remove(&tok) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.conn_index.retain(|_, t| *t != tok);
+        log::info(&format!("connection to {} closed ({state:?})", conn.peer));
+        for id in conn.users {
+            if let Some(e) = self.regs.get_mut(&id) {
+                e.conn = None;
+            }
+            if state == StreamState::CertificateRefused {
+                self.with_reg(id, |r, out| r.on_certificate_refused(out));
+            } else {
+                self.with_reg(id, |r, out| r.on_connection_lost(out));
+            }
+        }
+    }
+
+    fn release_connection(&mut self, id: u32, tok: Option<Token>) {
+        let Some(tok) = tok else { return };
+        let empty = match self.conns.get_mut(&tok) {
+            Some(c) => {
+                c.users.remove(&id);
+                c.users.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            if let Some(mut c) = self.conns.remove(&tok) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+            self.conn_index.retain(|_, t| *t != tok);
+        }
+    }
+
+    fn stream_event(&mut self, tok: Token, writable: bool, readable: bool) {
+        let mut msgs = Vec::new();
+        let state = {
+            let Some(conn) = self.conns.get_mut(&tok) else {
+                return;
+            };
+            let mut state = StreamState::Open;
+            if writable {
+                if let Err(e) = conn.on_writable() {
+                    log::warn(&format!("connection to {}: {e}", conn.peer));
+                    state = StreamState::Closed;
+                }
+            }
+            if readable && state == StreamState::Open {
+                state = conn.on_readable(&mut msgs);
+            }
+            state
+        };
+        let from = self.conns[&tok].peer;
+        for m in msgs {
+            self.handle_datagram(&m, from);
+        }
+        if state != StreamState::Open {
+            self.drop_connection(tok, state);
+        }
     }
 
     /// The address our socket is seen from when sending to `dest`.
@@ -356,7 +498,9 @@ impl Core {
                     self.reporter.report(id, ctx, r);
                 }
                 Action::Done => {
-                    self.regs.remove(&id);
+                    if let Some(e) = self.regs.remove(&id) {
+                        self.release_connection(id, e.conn);
+                    }
                     self.branches.retain(|_, v| *v != id);
                     if let Some(cfg) = self.pending.remove(&id) {
                         self.register(id, cfg);
@@ -374,7 +518,11 @@ impl Core {
                 break;
             }
             self.heap.pop();
-            self.with_reg(id, |r, out| r.on_timer(kind_from(kind), generation, out));
+            let kind = kind_from(kind);
+            if matches!(kind, TimerKind::Refresh | TimerKind::Retry) {
+                self.reconnect(id);
+            }
+            self.with_reg(id, |r, out| r.on_timer(kind, generation, out));
         }
     }
 
@@ -396,7 +544,15 @@ impl Core {
                     continue;
                 }
             };
-            let data = &buf[..n];
+            let data = buf[..n].to_vec();
+            self.handle_datagram(&data, from);
+        }
+    }
+
+    /// One message from the network (a datagram or a framed stream message):
+    /// a response goes to the registration whose branch it carries.
+    fn handle_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        {
             if log::enabled(log::TRACE) {
                 log::log(
                     log::TRACE,
@@ -410,22 +566,22 @@ impl Core {
                 Ok(m) => m,
                 Err(e) => {
                     log::debug(&format!("dropped malformed message from {from}: {e:?}"));
-                    continue;
+                    return;
                 }
             };
             if msg.status().is_none() {
-                continue; // Requests (OPTIONS, NOTIFY…) are not served here.
+                return; // Requests (OPTIONS, NOTIFY…) are not served here.
             }
             let Some(branch) = msg
                 .top_via()
                 .and_then(|v| v.param("branch").flatten())
                 .map(str::to_owned)
             else {
-                continue;
+                return;
             };
             let Some(&id) = self.branches.get(&branch) else {
                 log::debug(&format!("dropped unmatched response from {from}"));
-                continue;
+                return;
             };
             self.with_reg(id, |r, out| r.on_response(&msg, out));
         }

@@ -6,4 +6,5 @@ pub mod engine;
 pub mod message;
 pub mod registration;
 pub mod timers;
+pub mod transport;
 pub mod uri;

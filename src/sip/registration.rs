@@ -6,6 +6,7 @@
 use super::digest::{self, Challenge};
 use super::message::{Message, NameAddr};
 use super::timers::Timers;
+use super::transport::Transport;
 use super::uri::{Scheme, Uri};
 use crate::error;
 use std::net::SocketAddr;
@@ -40,6 +41,9 @@ pub struct RegConfig {
     pub retry_max: u32,
     pub instance_id: Option<String>,
     pub ims: bool,
+    pub transport: Transport,
+    /// Extra TLS trust anchors (`SIP_KEY_TLS_CA_FILE`).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RegConfig {
@@ -118,6 +122,10 @@ pub struct Registration {
     pub config: RegConfig,
     timers: Timers,
     local: SocketAddr,
+    /// Our address as the registrar sees it, when `received`/`rport` showed
+    /// a NAT (RFC 3581); used in Contact.
+    public: Option<SocketAddr>,
+    nat_checked: bool,
     call_id: String,
     from_tag: String,
     cseq: u32,
@@ -147,6 +155,8 @@ impl Registration {
             config,
             timers,
             local,
+            public: None,
+            nat_checked: false,
             call_id: format!("{}@sipprofile", crate::random::hex_token(12)),
             from_tag: crate::random::hex_token(6),
             cseq: 0,
@@ -161,6 +171,15 @@ impl Registration {
             retries: 0,
             generation: [0; 4],
         }
+    }
+
+    /// A new connection (stream transports) gives a new local address.
+    pub fn set_local(&mut self, local: SocketAddr) {
+        self.local = local;
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.config.transport
     }
 
     pub fn is_done(&self) -> bool {
@@ -256,8 +275,11 @@ impl Registration {
             interval: self.timers.t1,
             answers_challenge,
         });
-        let t1 = self.timers.t1;
-        self.arm(TimerKind::Retransmit, t1, out);
+        if !self.config.transport.is_reliable() {
+            // Timer E: retransmit only over unreliable transports.
+            let t1 = self.timers.t1;
+            self.arm(TimerKind::Retransmit, t1, out);
+        }
         let f = self.timers.timer_f();
         self.arm(TimerKind::Timeout, f, out);
     }
@@ -267,7 +289,13 @@ impl Registration {
             Ok(Scheme::Sips) => "sips",
             _ => "sip",
         };
-        format!("{scheme}:{}@{}", self.config.contact_user, self.local)
+        let addr = self.public.unwrap_or(self.local);
+        let transport = match (scheme, self.config.transport) {
+            (_, Transport::Udp) | ("sips", _) => "",
+            (_, Transport::Tcp) => ";transport=tcp",
+            (_, Transport::Tls) => ";transport=tls",
+        };
+        format!("{scheme}:{}@{addr}{transport}", self.config.contact_user)
     }
 
     fn build_register(&mut self, branch: &str, expires: u32) -> String {
@@ -276,7 +304,8 @@ impl Registration {
         let mut m = String::with_capacity(640);
         m.push_str(&format!("REGISTER {ruri} SIP/2.0\r\n"));
         m.push_str(&format!(
-            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
+            "Via: SIP/2.0/{} {};branch={branch};rport\r\n",
+            c.transport.via_name(),
             self.local
         ));
         m.push_str("Max-Forwards: 70\r\n");
@@ -297,6 +326,9 @@ impl Registration {
         }
         m.push_str(&format!("Contact: {contact}\r\n"));
         m.push_str(&format!("Expires: {expires}\r\n"));
+        if c.instance_id.is_some() {
+            m.push_str("Supported: path, gruu\r\n");
+        }
         if let Some(proxy) = &c.proxy {
             let mut r = proxy.clone();
             if r.param("lr").is_none() {
@@ -429,6 +461,9 @@ impl Registration {
             self.send_register(0, false, out);
             return;
         }
+        if self.correct_for_nat(msg, out) {
+            return;
+        }
         let granted = self.granted(msg);
         if granted.expires == 0 {
             // The registrar kept no binding for our Contact.
@@ -445,6 +480,40 @@ impl Registration {
         } else {
             Report::Registered(granted)
         }));
+    }
+
+    /// RFC 3581: when the registrar saw us at another address than our
+    /// Contact says, re-REGISTER once with the address it saw. Once only, so
+    /// a registrar that keeps changing its mind cannot make a loop.
+    fn correct_for_nat(&mut self, msg: &Message, out: &mut Vec<Action>) -> bool {
+        if self.nat_checked || self.config.transport != Transport::Udp {
+            return false;
+        }
+        self.nat_checked = true;
+        let Some(via) = msg.top_via() else {
+            return false;
+        };
+        let ip = via
+            .param("received")
+            .flatten()
+            .and_then(|r| r.parse::<std::net::IpAddr>().ok())
+            .unwrap_or(self.local.ip());
+        let port = via
+            .param("rport")
+            .flatten()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(self.local.port());
+        let seen = SocketAddr::new(ip, port);
+        if seen == self.local {
+            return false;
+        }
+        crate::log::info(&format!(
+            "registrar sees us at {seen}, not {}: re-registering with that Contact",
+            self.local
+        ));
+        self.public = Some(seen);
+        self.send_register(self.expires, false, out);
+        true
     }
 
     fn granted(&self, msg: &Message) -> Granted {
@@ -595,6 +664,42 @@ impl Registration {
         self.arm(TimerKind::Retry, delay, out);
     }
 
+    /// The stream connection under this registration closed (RFC 5626 flow
+    /// failure, peer restart). Registered: report the loss and register
+    /// again at once over a new connection; otherwise a retryable failure.
+    pub fn on_connection_lost(&mut self, out: &mut Vec<Action>) {
+        self.disarm(TimerKind::Retransmit);
+        self.disarm(TimerKind::Timeout);
+        let tx = self.tx.take();
+        match self.state {
+            State::Registered if self.wanted => {
+                out.push(Action::Report(Report::Disconnected));
+                self.disarm(TimerKind::Refresh);
+                self.state = State::RetryWait;
+                self.arm(TimerKind::Retry, Duration::ZERO, out);
+            }
+            State::Done | State::RetryWait => {}
+            _ => {
+                let tx = tx.unwrap_or(Transaction {
+                    branch: String::new(),
+                    cseq: self.cseq,
+                    data: Vec::new(),
+                    expires: if self.wanted { self.expires } else { 0 },
+                    interval: self.timers.t1,
+                    answers_challenge: false,
+                });
+                self.on_failure(error::SIP_TRANSPORT_FAILURE, true, None, &tx, out);
+            }
+        }
+    }
+
+    /// The TLS peer's certificate was refused: final (never fall back).
+    pub fn on_certificate_refused(&mut self, out: &mut Vec<Action>) {
+        if self.state != State::Done {
+            self.finish(Report::Failed(error::SIP_TRANSPORT_FAILURE), out);
+        }
+    }
+
     /// A send failed at the socket (ICMP unreachable, no route…).
     pub fn on_transport_error(&mut self, out: &mut Vec<Action>) {
         if let Some(tx) = self.tx.take() {
@@ -679,6 +784,8 @@ mod tests {
             retry_max: 1800,
             instance_id: None,
             ims: false,
+            transport: Transport::Udp,
+            tls_ca_file: None,
         }
     }
 

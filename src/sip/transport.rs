@@ -1,0 +1,324 @@
+//! Transports: which one a next hop asks for, and stream connections (TCP,
+//! TLS over rustls) with SIP message framing. UDP needs no state beyond the
+//! engine's shared sockets.
+
+use super::message::MAX_MESSAGE;
+use super::uri::{Scheme, Uri};
+use mio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// From `;transport=` of the next hop, or `sips:` (RFC 3261 §18.1.1).
+    pub fn for_next_hop(uri: &Uri) -> Result<Transport, ()> {
+        let t = uri.param("transport").flatten().map(str::to_ascii_lowercase);
+        match (uri.scheme.clone(), t.as_deref()) {
+            (Scheme::Sips, None | Some("tcp") | Some("tls")) => Ok(Transport::Tls),
+            (Scheme::Sips, Some(_)) => Err(()),
+            (_, None | Some("udp")) => Ok(Transport::Udp),
+            (_, Some("tcp")) => Ok(Transport::Tcp),
+            (_, Some("tls")) => Ok(Transport::Tls),
+            _ => Err(()),
+        }
+    }
+
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+}
+
+/// A TLS client configuration: the system's roots plus an optional PEM file
+/// of extra anchors (`SIP_KEY_TLS_CA_FILE`). Certificates are always verified.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    static CACHE: OnceLock<Mutex<HashMap<Option<PathBuf>, Arc<ClientConfig>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let key = ca_file.map(Path::to_owned);
+    if let Some(c) = cache.lock().expect("tls cache").get(&key) {
+        return Ok(c.clone());
+    }
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let iter = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in iter {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let config = Arc::new(config);
+    cache.lock().expect("tls cache").insert(key, config.clone());
+    Ok(config)
+}
+
+/// What became of a stream after I/O.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamState {
+    Open,
+    Closed,
+    /// The peer's certificate was refused: not worth retrying as is.
+    CertificateRefused,
+}
+
+/// One TCP or TLS connection to a next hop, shared by every registration
+/// that goes there.
+pub struct StreamConn {
+    pub stream: TcpStream,
+    tls: Option<ClientConnection>,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    connected: bool,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    pub users: HashSet<u32>,
+}
+
+impl StreamConn {
+    pub fn connect(peer: SocketAddr, tls: Option<(Arc<ClientConfig>, String)>) -> io::Result<StreamConn> {
+        let stream = TcpStream::connect(peer)?;
+        let local = stream.local_addr()?;
+        let tls = match tls {
+            Some((config, name)) => {
+                let name = ServerName::try_from(name)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                Some(
+                    ClientConnection::new(config, name)
+                        .map_err(|e| io::Error::other(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        Ok(StreamConn {
+            stream,
+            tls,
+            peer,
+            local,
+            connected: false,
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            users: HashSet::new(),
+        })
+    }
+
+    /// Queues a message and writes what the socket takes now.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.tls {
+            Some(tls) => tls.writer().write_all(data)?,
+            None => self.out.extend_from_slice(data),
+        }
+        if self.connected {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        }
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The socket became writable: the connection is up; write what waits.
+    pub fn on_writable(&mut self) -> io::Result<()> {
+        if !self.connected {
+            if let Some(e) = self.stream.take_error()? {
+                return Err(e);
+            }
+            if self.stream.peer_addr().is_err() {
+                return Ok(()); // still connecting
+            }
+            self.connected = true;
+        }
+        self.flush()
+    }
+
+    /// Reads what arrived; complete SIP messages are appended to `msgs`.
+    pub fn on_readable(&mut self, msgs: &mut Vec<Vec<u8>>) -> StreamState {
+        let mut buf = [0u8; 16_384];
+        loop {
+            let n = match &mut self.tls {
+                Some(tls) => match tls.read_tls(&mut self.stream) {
+                    Ok(0) => return StreamState::Closed,
+                    Ok(_) => {
+                        if let Err(e) = tls.process_new_packets() {
+                            crate::log::error(&format!("TLS with {}: {e}", self.peer));
+                            let _ = tls.write_tls(&mut self.stream);
+                            return match e {
+                                rustls::Error::InvalidCertificate(_) => StreamState::CertificateRefused,
+                                _ => StreamState::Closed,
+                            };
+                        }
+                        let mut total = 0;
+                        loop {
+                            match tls.reader().read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    self.inbuf.extend_from_slice(&buf[..n]);
+                                    total += n;
+                                }
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                Err(_) => return StreamState::Closed,
+                            }
+                        }
+                        // The handshake may want to answer.
+                        if self.flush().is_err() {
+                            return StreamState::Closed;
+                        }
+                        total.max(1)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return StreamState::Closed,
+                },
+                None => match self.stream.read(&mut buf) {
+                    Ok(0) => return StreamState::Closed,
+                    Ok(n) => {
+                        self.inbuf.extend_from_slice(&buf[..n]);
+                        n
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return StreamState::Closed,
+                },
+            };
+            let _ = n;
+            if self.inbuf.len() > 2 * MAX_MESSAGE {
+                crate::log::warn(&format!("{}: oversized stream data; closing", self.peer));
+                return StreamState::Closed;
+            }
+        }
+        loop {
+            match frame(&mut self.inbuf) {
+                Frame::Message(m) => msgs.push(m),
+                Frame::NeedMore => break,
+                Frame::Invalid => {
+                    crate::log::warn(&format!("{}: unframeable stream data; closing", self.peer));
+                    return StreamState::Closed;
+                }
+            }
+        }
+        StreamState::Open
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    Message(Vec<u8>),
+    NeedMore,
+    Invalid,
+}
+
+/// Takes one message off the front of a stream buffer (RFC 3261 §18.3:
+/// Content-Length is mandatory on streams). CRLF keep-alives are skipped.
+pub fn frame(buf: &mut Vec<u8>) -> Frame {
+    let lead = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    buf.drain(..lead);
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > MAX_MESSAGE {
+            Frame::Invalid
+        } else {
+            Frame::NeedMore
+        };
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let mut len = None;
+    for line in head.split("\r\n").skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("content-length") || name == "l" {
+                len = value.trim().parse::<usize>().ok();
+                if len.is_none() {
+                    return Frame::Invalid;
+                }
+            }
+        }
+    }
+    let Some(len) = len else { return Frame::Invalid };
+    let total = head_end + 4 + len;
+    if total > MAX_MESSAGE {
+        return Frame::Invalid;
+    }
+    if buf.len() < total {
+        return Frame::NeedMore;
+    }
+    let rest = buf.split_off(total);
+    let msg = std::mem::replace(buf, rest);
+    Frame::Message(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_from_next_hop() {
+        let t = |s: &str| Transport::for_next_hop(&Uri::parse(s).unwrap());
+        assert_eq!(t("sip:a.example"), Ok(Transport::Udp));
+        assert_eq!(t("sip:a.example;transport=TCP"), Ok(Transport::Tcp));
+        assert_eq!(t("sip:a.example;transport=tls"), Ok(Transport::Tls));
+        assert_eq!(t("sips:a.example"), Ok(Transport::Tls));
+        assert_eq!(t("sips:a.example;transport=udp"), Err(()));
+        assert_eq!(t("sip:a.example;transport=sctp"), Err(()));
+    }
+
+    #[test]
+    fn frames_stream_messages() {
+        let mut b = b"\r\n\r\nSIP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhiSIP/2.0 100 Trying\r\nl: 0\r\n\r\nSIP/2.0"
+            .to_vec();
+        assert!(matches!(frame(&mut b), Frame::Message(m) if m.ends_with(b"hi")));
+        assert!(matches!(frame(&mut b), Frame::Message(m) if m.starts_with(b"SIP/2.0 100")));
+        assert_eq!(frame(&mut b), Frame::NeedMore);
+        let mut bad = b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n".to_vec();
+        assert_eq!(frame(&mut bad), Frame::Invalid);
+        let mut huge = b"SIP/2.0 200 OK\r\nContent-Length: 999999\r\n\r\n".to_vec();
+        assert_eq!(frame(&mut huge), Frame::Invalid);
+    }
+}
