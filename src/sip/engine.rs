@@ -110,7 +110,12 @@ struct Entry {
 }
 
 /// Connections are shared by registrations with the same next hop.
-type ConnKey = (Transport, SocketAddr, Option<String>, Option<std::path::PathBuf>);
+type ConnKey = (
+    Transport,
+    SocketAddr,
+    Option<String>,
+    Option<std::path::PathBuf>,
+);
 
 const FIRST_CONN_TOKEN: usize = 16;
 
@@ -190,7 +195,11 @@ impl Core {
                 match ev.token() {
                     WAKER => self.drain_commands(),
                     UDP4 | UDP6 => self.receive(ev.token(), &mut buf),
-                    t => self.stream_event(t, ev.is_writable(), ev.is_readable() || ev.is_read_closed()),
+                    t => self.stream_event(
+                        t,
+                        ev.is_writable(),
+                        ev.is_readable() || ev.is_read_closed(),
+                    ),
                 }
             }
             self.fire_timers();
@@ -288,9 +297,14 @@ impl Core {
     /// The stream connection for `cfg`'s next hop: an open one if any
     /// (reused across profiles), else a new one (connecting).
     fn connection(&mut self, id: u32, cfg: &RegConfig, dest: SocketAddr) -> io::Result<Token> {
-        let tls_name = (cfg.transport == Transport::Tls)
-            .then(|| cfg.next_hop().host_unbracketed().to_owned());
-        let key: ConnKey = (cfg.transport, dest, tls_name.clone(), cfg.tls_ca_file.clone());
+        let tls_name =
+            (cfg.transport == Transport::Tls).then(|| cfg.next_hop().host_unbracketed().to_owned());
+        let key: ConnKey = (
+            cfg.transport,
+            dest,
+            tls_name.clone(),
+            cfg.tls_ca_file.clone(),
+        );
         if let Some(tok) = self.conn_index.get(&key) {
             if let Some(c) = self.conns.get_mut(tok) {
                 c.users.insert(id);
@@ -310,9 +324,11 @@ impl Core {
         let mut conn = StreamConn::connect(dest, tls)?;
         let tok = Token(self.next_token);
         self.next_token += 1;
-        self.poll
-            .registry()
-            .register(&mut conn.stream, tok, Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut conn.stream,
+            tok,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         conn.users.insert(id);
         log::debug(&format!(
             "{} connection to {dest} from {}",
@@ -466,9 +482,20 @@ impl Core {
                             ),
                         );
                     }
-                    let res = self
-                        .socket(dest.is_ipv6())
-                        .and_then(|s| s.send_to(&data, dest));
+                    let res = if e.reg.transport().is_reliable() {
+                        if e.conn.is_none() {
+                            self.reconnect(id);
+                        }
+                        let tok = self.regs.get(&id).and_then(|e| e.conn);
+                        match tok.and_then(|t| self.conns.get_mut(&t)) {
+                            Some(c) => c.send(&data),
+                            None => Err(io::ErrorKind::NotConnected.into()),
+                        }
+                    } else {
+                        self.socket(dest.is_ipv6())
+                            .and_then(|s| s.send_to(&data, dest))
+                            .map(|_| ())
+                    };
                     if let Err(err) = res {
                         log::warn(&format!("send to {dest} failed: {err}"));
                         let mut out = Vec::new();

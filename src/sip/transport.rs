@@ -24,7 +24,10 @@ pub enum Transport {
 impl Transport {
     /// From `;transport=` of the next hop, or `sips:` (RFC 3261 §18.1.1).
     pub fn for_next_hop(uri: &Uri) -> Result<Transport, ()> {
-        let t = uri.param("transport").flatten().map(str::to_ascii_lowercase);
+        let t = uri
+            .param("transport")
+            .flatten()
+            .map(str::to_ascii_lowercase);
         match (uri.scheme.clone(), t.as_deref()) {
             (Scheme::Sips, None | Some("tcp") | Some("tls")) => Ok(Transport::Tls),
             (Scheme::Sips, Some(_)) => Err(()),
@@ -106,7 +109,10 @@ pub struct StreamConn {
 }
 
 impl StreamConn {
-    pub fn connect(peer: SocketAddr, tls: Option<(Arc<ClientConfig>, String)>) -> io::Result<StreamConn> {
+    pub fn connect(
+        peer: SocketAddr,
+        tls: Option<(Arc<ClientConfig>, String)>,
+    ) -> io::Result<StreamConn> {
         let stream = TcpStream::connect(peer)?;
         let local = stream.local_addr()?;
         let tls = match tls {
@@ -134,18 +140,22 @@ impl StreamConn {
 
     /// Queues a message and writes what the socket takes now.
     pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        match &mut self.tls {
-            Some(tls) => tls.writer().write_all(data)?,
-            None => self.out.extend_from_slice(data),
-        }
+        self.out.extend_from_slice(data);
         if self.connected {
             self.flush()?;
         }
         Ok(())
     }
 
+    /// Writes what the socket takes now. Over TLS, plaintext waits in `out`
+    /// until the handshake is done (rustls would buffer it, but only sends
+    /// it on a later write).
     fn flush(&mut self) -> io::Result<()> {
         if let Some(tls) = &mut self.tls {
+            if !tls.is_handshaking() && !self.out.is_empty() {
+                tls.writer().write_all(&self.out)?;
+                self.out.clear();
+            }
             while tls.wants_write() {
                 match tls.write_tls(&mut self.stream) {
                     Ok(_) => {}
@@ -188,13 +198,18 @@ impl StreamConn {
         loop {
             let n = match &mut self.tls {
                 Some(tls) => match tls.read_tls(&mut self.stream) {
-                    Ok(0) => return StreamState::Closed,
+                    Ok(0) => {
+                        crate::log::debug(&format!("TLS {}: closed by peer", self.peer));
+                        return StreamState::Closed;
+                    }
                     Ok(_) => {
                         if let Err(e) = tls.process_new_packets() {
                             crate::log::error(&format!("TLS with {}: {e}", self.peer));
                             let _ = tls.write_tls(&mut self.stream);
                             return match e {
-                                rustls::Error::InvalidCertificate(_) => StreamState::CertificateRefused,
+                                rustls::Error::InvalidCertificate(_) => {
+                                    StreamState::CertificateRefused
+                                }
                                 _ => StreamState::Closed,
                             };
                         }
@@ -207,7 +222,10 @@ impl StreamConn {
                                     total += n;
                                 }
                                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                                Err(_) => return StreamState::Closed,
+                                Err(e) => {
+                                    crate::log::debug(&format!("TLS {}: {e}", self.peer));
+                                    return StreamState::Closed;
+                                }
                             }
                         }
                         // The handshake may want to answer.
@@ -217,7 +235,10 @@ impl StreamConn {
                         total.max(1)
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return StreamState::Closed,
+                    Err(e) => {
+                        crate::log::debug(&format!("TLS {}: read: {e}", self.peer));
+                        return StreamState::Closed;
+                    }
                 },
                 None => match self.stream.read(&mut buf) {
                     Ok(0) => return StreamState::Closed,
@@ -259,7 +280,10 @@ pub enum Frame {
 /// Takes one message off the front of a stream buffer (RFC 3261 §18.3:
 /// Content-Length is mandatory on streams). CRLF keep-alives are skipped.
 pub fn frame(buf: &mut Vec<u8>) -> Frame {
-    let lead = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let lead = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     buf.drain(..lead);
     let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() > MAX_MESSAGE {
@@ -281,7 +305,9 @@ pub fn frame(buf: &mut Vec<u8>) -> Frame {
             }
         }
     }
-    let Some(len) = len else { return Frame::Invalid };
+    let Some(len) = len else {
+        return Frame::Invalid;
+    };
     let total = head_end + 4 + len;
     if total > MAX_MESSAGE {
         return Frame::Invalid;

@@ -6,6 +6,10 @@
 #   kamailio.sh stop RUNDIR
 #   kamailio.sh bindings RUNDIR        (kamcmd ul.dump)
 #
+# Environment: KAMAILIO_IPV6=1 also listens on [::1]:PORT (UDP and TCP);
+# KAMAILIO_TLS_PORT=N with KAMAILIO_TLS_DIR holding server.pem/server.key
+# also listens for TLS on 127.0.0.1:N.
+#
 # Users: alice/alicepw, bob/bobpw in domain sipprofile.test, plus
 # user1..userUSERS with password pwN (for scale runs).
 set -eu
@@ -35,11 +39,32 @@ start)
 listen=tcp:127.0.0.1:$port"
     if [ -n "${KAMAILIO_IPV6:-}" ]; then
         listen="$listen
-listen=udp:[::1]:$port"
+listen=udp:[::1]:$port
+listen=tcp:[::1]:$port"
+    fi
+    tls=""
+    if [ -n "${KAMAILIO_TLS_PORT:-}" ]; then
+        listen="$listen
+enable_tls=yes
+listen=tls:127.0.0.1:$KAMAILIO_TLS_PORT"
+        cat > "$rundir/tls.cfg" <<TLS
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = $KAMAILIO_TLS_DIR/server.key
+certificate = $KAMAILIO_TLS_DIR/server.pem
+
+[client:default]
+verify_certificate = no
+require_certificate = no
+TLS
+        tls="loadmodule \"tls.so\"
+modparam(\"tls\", \"config\", \"$rundir/tls.cfg\")"
     fi
     sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" \
         -e "s|@ALGORITHM@|$algorithm|g" -e "s|@MIN_EXPIRES@|$min_expires|g" \
-        "$here/kamailio.cfg.in" | awk -v l="$listen" '{ if ($0 == "@LISTEN@") print l; else print }' \
+        "$here/kamailio.cfg.in" | awk -v l="$listen" -v t="$tls" '{ if ($0 == "@LISTEN@") print l; else if ($0 == "@TLS@") print t; else print }' \
         > "$rundir/kamailio.cfg"
     kamailio -f "$rundir/kamailio.cfg" -DD -E -Y "$rundir" -P "$rundir/kamailio.pid" -w "$rundir" \
         > "$rundir/kamailio.log" 2>&1 &

@@ -90,6 +90,8 @@ pub fn free_port() -> u16 {
 pub struct Kamailio {
     pub dir: TempDir,
     pub port: u16,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Kamailio {
@@ -98,22 +100,60 @@ impl Kamailio {
     }
 
     pub fn start_with(algorithm: &str, min_expires: u32, users: u32) -> Kamailio {
+        Self::start_env(algorithm, min_expires, users, &[])
+    }
+
+    /// With extra environment for kamailio.sh (KAMAILIO_IPV6, KAMAILIO_TLS_*).
+    pub fn start_env(
+        algorithm: &str,
+        min_expires: u32,
+        users: u32,
+        env: &[(&str, &str)],
+    ) -> Kamailio {
         let dir = TempDir::new("kamailio");
         let port = free_port();
-        let out = run_script(&[
-            "start",
-            dir.path().to_str().unwrap(),
-            &port.to_string(),
-            algorithm,
-            &min_expires.to_string(),
-            &users.to_string(),
-        ]);
+        let args = vec![
+            "start".to_string(),
+            dir.path().to_str().unwrap().to_string(),
+            port.to_string(),
+            algorithm.to_string(),
+            min_expires.to_string(),
+            users.to_string(),
+        ];
+        let k = Kamailio {
+            dir,
+            port,
+            args,
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        };
+        k.run_start();
+        k
+    }
+
+    fn run_start(&self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let out = Command::new(root().join("tests/peers/kamailio.sh"))
+            .args(&args)
+            .envs(self.env.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+            .output()
+            .expect("tests/peers/kamailio.sh");
         assert!(
             out.status.success(),
             "kamailio failed to start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Kamailio { dir, port }
+    }
+
+    pub fn stop(&self) {
+        let _ = run_script(&["stop", self.dir.path().to_str().unwrap()]);
+    }
+
+    /// Starts it again on the same port (after `stop`), with no bindings.
+    pub fn start_again(&self) {
+        self.run_start();
     }
 
     pub fn registrar(&self) -> String {
