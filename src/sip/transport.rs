@@ -14,6 +14,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// A `;transport=` this library does not speak (e.g. sctp, or udp with sips).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsupportedTransport;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
@@ -23,18 +27,18 @@ pub enum Transport {
 
 impl Transport {
     /// From `;transport=` of the next hop, or `sips:` (RFC 3261 §18.1.1).
-    pub fn for_next_hop(uri: &Uri) -> Result<Transport, ()> {
+    pub fn for_next_hop(uri: &Uri) -> Result<Transport, UnsupportedTransport> {
         let t = uri
             .param("transport")
             .flatten()
             .map(str::to_ascii_lowercase);
         match (uri.scheme.clone(), t.as_deref()) {
             (Scheme::Sips, None | Some("tcp") | Some("tls")) => Ok(Transport::Tls),
-            (Scheme::Sips, Some(_)) => Err(()),
+            (Scheme::Sips, Some(_)) => Err(UnsupportedTransport),
             (_, None | Some("udp")) => Ok(Transport::Udp),
             (_, Some("tcp")) => Ok(Transport::Tcp),
             (_, Some("tls")) => Ok(Transport::Tls),
-            _ => Err(()),
+            _ => Err(UnsupportedTransport),
         }
     }
 
@@ -331,8 +335,8 @@ mod tests {
         assert_eq!(t("sip:a.example;transport=TCP"), Ok(Transport::Tcp));
         assert_eq!(t("sip:a.example;transport=tls"), Ok(Transport::Tls));
         assert_eq!(t("sips:a.example"), Ok(Transport::Tls));
-        assert_eq!(t("sips:a.example;transport=udp"), Err(()));
-        assert_eq!(t("sip:a.example;transport=sctp"), Err(()));
+        assert_eq!(t("sips:a.example;transport=udp"), Err(UnsupportedTransport));
+        assert_eq!(t("sip:a.example;transport=sctp"), Err(UnsupportedTransport));
     }
 
     #[test]
