@@ -218,9 +218,24 @@ pub fn split_list(v: &str) -> Vec<&str> {
     out
 }
 
-/// `;name=value` parameters after a Via, name-addr or URI.
+/// `;name=value` parameters after a Via, name-addr or URI. Quoted values
+/// may contain `;` (e.g. `pub-gruu="sip:a@b;gr=urn:…"`); quotes are removed.
 pub fn parse_params(s: &str) -> Vec<(&str, Option<&str>)> {
-    s.split(';')
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+        .into_iter()
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
@@ -380,6 +395,17 @@ l: 0\r\n\r\n";
         for i in 0..OK.len() {
             let _ = Message::parse(&OK[..i]);
         }
+    }
+
+    #[test]
+    fn quoted_parameters_keep_semicolons() {
+        let c = NameAddr::parse(
+            r#"<sip:u@h>;expires=60;pub-gruu="sip:a@b;gr=urn:uuid:1";temp-gruu="sip:t@b;gr""#,
+        )
+        .unwrap();
+        assert_eq!(c.param("pub-gruu"), Some("sip:a@b;gr=urn:uuid:1"));
+        assert_eq!(c.param("temp-gruu"), Some("sip:t@b;gr"));
+        assert_eq!(c.param("expires"), Some("60"));
     }
 
     #[test]
