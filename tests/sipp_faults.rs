@@ -143,3 +143,44 @@ fn garbage_and_unmatched_responses_are_ignored() {
     drop(s);
     assert!(sipp.passed(WAIT));
 }
+
+#[test]
+fn nat_is_corrected_once() {
+    let mut sipp = Sipp::start("nat_rport.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert!(s.h.block.read().info.registered_contact.contains("@192.0.2.7:"));
+    sipp.wait_exit(WAIT);
+    // The first REGISTER and one corrected re-REGISTER; no loop.
+    assert_eq!(sipp.registers_received(), 2);
+    drop(s);
+}
+
+#[test]
+fn proxy_challenge_is_answered() {
+    let mut sipp = Sipp::start("proxy_auth_407.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert_eq!(s.h.block.read().info.granted_expires, 33);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}
+
+#[test]
+fn failed_refresh_reports_disconnected_and_recovers() {
+    let mut sipp = Sipp::start("refresh_fails.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Deregistered), WAIT));
+    {
+        let b = s.h.block.read();
+        assert_eq!(b.info.status, Status::RegistrationInProgress);
+        assert_eq!(b.last_error, sipprofile::Error::Disconnected.code());
+        assert!(b.enabled);
+    }
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert_eq!(s.h.block.read().info.granted_expires, 300);
+    assert_eq!(s.h.block.read().last_error, 0);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}
