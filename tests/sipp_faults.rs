@@ -149,7 +149,13 @@ fn nat_is_corrected_once() {
     let mut sipp = Sipp::start("nat_rport.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert!(s.h.block.read().info.registered_contact.contains("@192.0.2.7:"));
+    assert!(
+        s.h.block
+            .read()
+            .info
+            .registered_contact
+            .contains("@192.0.2.7:")
+    );
     sipp.wait_exit(WAIT);
     // The first REGISTER and one corrected re-REGISTER; no loop.
     assert_eq!(sipp.registers_received(), 2);
@@ -171,7 +177,11 @@ fn failed_refresh_reports_disconnected_and_recovers() {
     let mut sipp = Sipp::start("refresh_fails.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Deregistered), WAIT));
+    assert!(wait_for(
+        &s.rx,
+        Seen::Event(s.id, Event::Deregistered),
+        WAIT
+    ));
     {
         let b = s.h.block.read();
         assert_eq!(b.info.status, Status::RegistrationInProgress);

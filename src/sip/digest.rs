@@ -365,4 +365,103 @@ mod tests {
             Some("abc")
         );
     }
+
+    /// Every algorithm × sess × qop against values computed independently
+    /// (Python's hashlib, RFC 7616 §3.4 formulas; see the commit message).
+    #[test]
+    fn every_variant_against_independent_values() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("MD5", Some("auth"), "10f45a1581da42664e7c08af7b4d7b3e"),
+            ("MD5", Some("auth-int"), "3ca2763c57a211c57e27129af24436aa"),
+            ("MD5", None, "9f7de02fedf29264f03ba5a503cf06ed"),
+            ("MD5-sess", Some("auth"), "068431047a36c8b5afa3c627f4fad08e"),
+            (
+                "MD5-sess",
+                Some("auth-int"),
+                "d0818016c92049346a0bea64ae6bc9ac",
+            ),
+            ("MD5-sess", None, "4b4498293fb6dc64a2272b27442a3310"),
+            (
+                "SHA-256",
+                Some("auth"),
+                "a0de72457f93c1460ee8cbf1c1720e9056e35255e75c150a8d12135e93eb2a8b",
+            ),
+            (
+                "SHA-256",
+                Some("auth-int"),
+                "79d787c26ba4c62c758ef58d624a433967026c9e0880b492e8c0703c799690d8",
+            ),
+            (
+                "SHA-256",
+                None,
+                "0a12cf216a3efca2560b384774ef3cc47896774f338695424f12753b4fa10d89",
+            ),
+            (
+                "SHA-256-sess",
+                Some("auth"),
+                "a43958bd58d1d22754d005f1e30d4619290b85a3dd8f9e8287a291c761c4f112",
+            ),
+            (
+                "SHA-256-sess",
+                Some("auth-int"),
+                "fcd742f9bf4883d9f667d1d7f50c07019dd121218b64962b981a5272a5703291",
+            ),
+            (
+                "SHA-256-sess",
+                None,
+                "a150f0c27dc394636758c5f7101c126f92467b9ee78bafe777a473ad99370f07",
+            ),
+            (
+                "SHA-512-256",
+                Some("auth"),
+                "66b0c04d89080d67985764fa55fc14f4feac25d7057f441bb5c576a95f621e7c",
+            ),
+            (
+                "SHA-512-256",
+                Some("auth-int"),
+                "33140ecd7088908d60a0ce2ca48d8ddbbc0d37445d386de8d2312e3af1d5cf36",
+            ),
+            (
+                "SHA-512-256",
+                None,
+                "a5e8c9607c40a5a7c41968566b48a88a92dda238ea88d82c0c234ba22be15a50",
+            ),
+            (
+                "SHA-512-256-sess",
+                Some("auth"),
+                "c74ffa71e35e26128009eefb9f77329f684f8c4790f94d003a5bbf828a8557ce",
+            ),
+            (
+                "SHA-512-256-sess",
+                Some("auth-int"),
+                "ca3eb17a65340f77b9c9ab53a3bba06bd9ae0c4b22c8c5fc4e7c1298dc571a82",
+            ),
+            (
+                "SHA-512-256-sess",
+                None,
+                "f0e53e7595f4b47eb26507f00ce65304ff9e0c47c74ef82c1df2584cab23661d",
+            ),
+        ];
+        for (alg, qop, want) in cases {
+            let header = match qop {
+                Some(q) => format!(
+                    "Digest realm=\"sipprofile.test\", nonce=\"abc123\", algorithm={alg}, qop=\"{q}\""
+                ),
+                None => {
+                    format!("Digest realm=\"sipprofile.test\", nonce=\"abc123\", algorithm={alg}")
+                }
+            };
+            let c = Challenge::parse(&header).unwrap();
+            let r = Request {
+                method: "REGISTER",
+                uri: "sip:127.0.0.1:5060",
+                body: b"",
+                username: "alice",
+                password: "alicepw",
+                cnonce: "0a4f113b",
+                nc: 1,
+            };
+            assert_eq!(response(&c, &r), *want, "{alg} {qop:?}");
+        }
+    }
 }
