@@ -471,6 +471,8 @@ impl Server {
             return Err(Error::NotFound);
         }
         Self::validate(&data)?;
+        // Ref §4.5: an absent bearer type is stored as 0.
+        data.ext_u32.entry(keys::BEARER_TYPE).or_insert(0);
         let mut st = self.state.lock();
         if data.id == 0 {
             data.ext_str
@@ -528,8 +530,9 @@ impl Server {
         let referred = e.referred();
         let in_engine = e.in_engine;
         Self::event(&st, id, Event::Updated);
-        // Apply to a live registration (ref §5.5): changes that do not touch
-        // the REGISTER are applied in place; others re-register.
+        // Apply to a live registration (ref §5.5): changes of credentials,
+        // Contact parameters, provider name, auto-registration or the
+        // default flag apply in place; anything else re-registers.
         if in_engine && !referred {
             self.send(Command::Unregister(id));
         } else if referred && (!in_engine || registration_changed) {
@@ -538,24 +541,32 @@ impl Server {
                     "profile {id}: not re-registered after update: {err}"
                 ));
             }
+        } else if in_engine {
+            if let Ok(cfg) = Self::registration_config(&st.profiles[&id].data) {
+                self.send(Command::Update(id, Box::new(cfg)));
+            }
         }
         Self::snapshot(&st, id).ok_or(Error::General)
     }
 
-    /// The data that goes into a REGISTER; other fields change in place.
+    /// What cannot change under a live binding (ref §5.5): a change here
+    /// de-registers and registers again. Everything else applies in place.
     fn registration_relevant(d: &ProfileData) -> impl PartialEq + use<> {
         (
-            d.aor.clone(),
-            d.registrar.clone(),
-            d.proxy.clone(),
-            d.contact_params.clone(),
-            d.headers.clone(),
-            d.private_identity.clone(),
-            d.registration_expires(),
-            d.type_info.clone(),
-            d.access_point_id,
-            d.sig_comp,
-            d.security_negotiation,
+            (d.aor.clone(), d.private_identity.clone(), d.headers.clone()),
+            (d.registrar.address.clone(), d.proxy.address.clone()),
+            (
+                d.registration_expires(),
+                d.type_info.clone(),
+                d.access_point_id,
+            ),
+            (d.sig_comp, d.security_negotiation),
+            (
+                d.ext_str.get(&keys::INSTANCE_ID).cloned(),
+                d.ext_str.get(&keys::TLS_CA_FILE).cloned(),
+                d.ext_str.get(&keys::ACCESS_POINT_NAME).cloned(),
+            ),
+            (d.retry_base_seconds(), d.retry_max_seconds()),
         )
     }
 

@@ -29,6 +29,8 @@ pub enum Command {
     /// Start registering, or register again with new data once the current
     /// binding is gone.
     Register(u32, Box<RegConfig>),
+    /// Apply new data to a live binding without re-registering (ref §5.5).
+    Update(u32, Box<RegConfig>),
     /// De-register (un-REGISTER if registered) and forget.
     Unregister(u32),
     /// Forget without sending anything (`force_disable`, ref §5.3).
@@ -138,6 +140,8 @@ struct Core {
     conns: HashMap<Token, StreamConn>,
     conn_index: HashMap<ConnKey, Token>,
     next_token: usize,
+    /// Call-ID and CSeq of each profile's last binding, to continue them.
+    bindings: HashMap<u32, (String, u32, String, String)>,
 }
 
 fn kind_from(k: u8) -> TimerKind {
@@ -169,6 +173,7 @@ impl Core {
             conns: HashMap::new(),
             conn_index: HashMap::new(),
             next_token: FIRST_CONN_TOKEN,
+            bindings: HashMap::new(),
         }
     }
 
@@ -228,6 +233,13 @@ impl Core {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Register(id, cfg) => self.register(id, cfg),
+                Command::Update(id, cfg) => {
+                    if let Some(p) = self.pending.get_mut(&id) {
+                        *p = cfg; // re-registering anyway: with the newest data
+                    } else {
+                        self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
+                    }
+                }
                 Command::Unregister(id) => {
                     self.pending.remove(&id);
                     self.with_reg(id, |r, out| r.stop(out));
@@ -284,8 +296,14 @@ impl Core {
             return;
         };
         self.next_context = self.next_context.wrapping_add(1).max(1);
+        let mut reg = Registration::new(*cfg, self.timers, local);
+        if let Some((call_id, cseq, aor, registrar)) = self.bindings.remove(&id) {
+            if aor == reg.config.aor && registrar == reg.config.registrar.to_string() {
+                reg.continue_binding(call_id, cseq);
+            }
+        }
         let entry = Entry {
-            reg: Registration::new(*cfg, self.timers, local),
+            reg,
             dest,
             context_id: self.next_context,
             conn: conn.ok().flatten(),
@@ -526,6 +544,7 @@ impl Core {
                 }
                 Action::Done => {
                     if let Some(e) = self.regs.remove(&id) {
+                        self.bindings.insert(id, e.reg.binding());
                         self.release_connection(id, e.conn);
                     }
                     self.branches.retain(|_, v| *v != id);

@@ -182,6 +182,24 @@ impl Registration {
         self.config.transport
     }
 
+    /// Continue an earlier binding's Call-ID and CSeq (RFC 3261 §10.2: one
+    /// Call-ID per registrar, CSeq increasing), e.g. re-registering after an
+    /// update or a re-enable.
+    pub fn continue_binding(&mut self, call_id: String, cseq: u32) {
+        self.call_id = call_id;
+        self.cseq = cseq;
+    }
+
+    /// (Call-ID, last CSeq, AOR, registrar) to continue this binding later.
+    pub fn binding(&self) -> (String, u32, String, String) {
+        (
+            self.call_id.clone(),
+            self.cseq,
+            self.config.aor.clone(),
+            self.config.registrar.to_string(),
+        )
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
@@ -229,6 +247,23 @@ impl Registration {
             }
             State::RetryWait => self.finish(Report::Unregistered, out),
             State::Unregistering | State::Done => {}
+        }
+    }
+
+    /// New data that can be applied to the live binding (ref §5.5 in-place
+    /// rules): credentials are swapped; new Contact parameters are sent in a
+    /// re-REGISTER at once. No status change is reported.
+    pub fn update_in_place(&mut self, config: RegConfig, out: &mut Vec<Action>) {
+        let params_changed = config.contact_params != self.config.contact_params;
+        if config.registrar_creds != self.config.registrar_creds
+            || config.proxy_creds != self.config.proxy_creds
+        {
+            self.challenge = None;
+        }
+        self.config = config;
+        if params_changed && self.state == State::Registered && self.tx.is_none() {
+            self.disarm(TimerKind::Refresh);
+            self.send_register(self.expires, false, out);
         }
     }
 
