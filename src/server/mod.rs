@@ -316,6 +316,8 @@ impl Server {
         let before = e.info.status;
         match report {
             Report::Registering => {
+                // Also after the engine re-registers by itself (pending data).
+                e.in_engine = true;
                 e.info.status = Status::RegistrationInProgress;
             }
             Report::Registered(g) | Report::Refreshed(g) => {
