@@ -109,3 +109,27 @@ fn c_end_to_end_under_valgrind() {
     );
     assert!(stdout.contains("e2e: all checks passed"));
 }
+
+#[test]
+fn c_conformance_key_table_and_bad_input() {
+    make("tests/c", &[]);
+    let tmp = TempDir::new("c-conformance");
+    let out = Command::new(root().join("tests/c/build/conformance"))
+        .arg(tmp.path().join("a.db"))
+        .arg(tmp.path().join("b.db"))
+        .output()
+        .expect("run conformance");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C conformance failed");
+    assert!(stdout.contains("conformance: all checks passed"));
+    // One line per row of the ref §4.1 key table.
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("ref §4.1 SIP_"))
+            .count(),
+        42
+    );
+}

@@ -280,6 +280,9 @@ pub extern "C" fn sip_profile_clone(
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_get_u32(profile: *const sip_profile, key: u32, out: *mut u32) -> i32 {
     status(|| {
+        if out.is_null() {
+            return Err(Error::Argument);
+        }
         // SAFETY: NULL or valid.
         let v = read(unsafe { handle(profile) }?, |v| access::get_u32(v, key))?;
         // SAFETY: out NULL or writable.
@@ -295,6 +298,9 @@ pub extern "C" fn sip_profile_get_bool(
     out: *mut bool,
 ) -> i32 {
     status(|| {
+        if out.is_null() {
+            return Err(Error::Argument);
+        }
         // SAFETY: NULL or valid.
         let v = read(unsafe { handle(profile) }?, |v| access::get_bool(v, key))?;
         // SAFETY: out NULL or writable.
@@ -315,6 +321,9 @@ pub extern "C" fn sip_profile_get_str(
     len: *mut usize,
 ) -> i32 {
     status(|| {
+        if len.is_null() || (buf.is_null() && capacity != 0) {
+            return Err(Error::Argument);
+        }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
         read(h, |v| {
@@ -359,6 +368,9 @@ pub extern "C" fn sip_profile_get_server_str(
     len: *mut usize,
 ) -> i32 {
     status(|| {
+        if len.is_null() || (buf.is_null() && capacity != 0) {
+            return Err(Error::Argument);
+        }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
         read(h, |v| {
