@@ -133,3 +133,20 @@ fn c_conformance_key_table_and_bad_input() {
         42
     );
 }
+
+#[test]
+fn cpp_wrapper_against_kamailio() {
+    make("tests/cpp", &[]);
+    let kamailio = Kamailio::start("MD5");
+    let tmp = TempDir::new("cpp");
+    let out = Command::new(root().join("tests/cpp/build/test_sipprofile"))
+        .arg(tmp.path().join("profiles.db"))
+        .arg(kamailio.registrar())
+        .output()
+        .expect("run the C++ test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C++ test failed");
+    assert!(stdout.contains("cpp: all checks passed"));
+}

@@ -1,0 +1,328 @@
+// sipprofile.hpp: header-only C++17 RAII wrapper over the sipprofile C API.
+//
+// Mirrors CSIPProfileRegistry (sipprofile::ProfileRegistry),
+// CSIPManagedProfileRegistry (sipprofile::ManagedProfileRegistry) and
+// CSIPProfile (sipprofile::Profile). Handles are move-only and freed by their
+// destructors; a failing call throws sipprofile::Error carrying the status
+// code (the Symbian "leave"). Observer callbacks are std::functions called on
+// a library thread through noexcept trampolines that catch everything.
+#ifndef SIPPROFILE_HPP
+#define SIPPROFILE_HPP
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sipprofile.h"
+
+namespace sipprofile {
+
+/// A failed call: `code()` is the C status (negative) or a SIP status.
+class Error : public std::runtime_error {
+public:
+    explicit Error(int32_t code, const std::string &what = "")
+        : std::runtime_error((what.empty() ? "" : what + ": ") + sip_strerror(code)), code_(code) {}
+    int32_t code() const noexcept { return code_; }
+
+private:
+    int32_t code_;
+};
+
+inline void check(int32_t rc, const char *what) {
+    if (rc != SIP_OK) throw Error(rc, what);
+}
+
+enum class Event : uint32_t {
+    Created = SIP_PROFILE_CREATED,
+    Updated = SIP_PROFILE_UPDATED,
+    Registered = SIP_PROFILE_REGISTERED,
+    Deregistered = SIP_PROFILE_DEREGISTERED,
+    Destroyed = SIP_PROFILE_DESTROYED,
+    ForciblyDisabled = SIP_PROFILE_FORCIBLY_DISABLED,
+};
+
+enum class Status : uint32_t {
+    Unregistered = SIP_PROFILE_STATUS_UNREGISTERED,
+    UnregistrationInProgress = SIP_PROFILE_STATUS_UNREGISTRATION_IN_PROGRESS,
+    RegistrationInProgress = SIP_PROFILE_STATUS_REGISTRATION_IN_PROGRESS,
+    Registered = SIP_PROFILE_STATUS_REGISTERED,
+};
+
+struct ProfileType {
+    uint32_t profile_class;
+    std::string name;
+    static ProfileType ietf() { return {SIP_PROFILE_CLASS_INTERNET, "IETF"}; }
+    static ProfileType ims() { return {SIP_PROFILE_CLASS_IMS, "ims"}; }
+    sip_profile_type_info c() const {
+        sip_profile_type_info t{};
+        t.profile_class = profile_class;
+        name.copy(t.name, sizeof t.name - 1);
+        return t;
+    }
+    bool operator==(const ProfileType &o) const { return profile_class == o.profile_class && name == o.name; }
+};
+
+/// Observer callbacks; either may be empty. Called on a library thread.
+struct Observer {
+    std::function<void(uint32_t profile_id, Event event)> on_event;
+    std::function<void(uint32_t profile_id, int32_t error)> on_error;
+};
+
+namespace detail {
+struct ProfileFree {
+    void operator()(sip_profile *p) const noexcept { sip_profile_free(p); }
+};
+inline void on_event(void *ctx, uint32_t id, sip_profile_event e) noexcept {
+    try {
+        auto *o = static_cast<Observer *>(ctx);
+        if (o->on_event) o->on_event(id, static_cast<Event>(e));
+    } catch (...) {
+        // An exception must never unwind into the library.
+    }
+}
+inline void on_error(void *ctx, uint32_t id, int32_t err) noexcept {
+    try {
+        auto *o = static_cast<Observer *>(ctx);
+        if (o->on_error) o->on_error(id, err);
+    } catch (...) {
+    }
+}
+inline std::string read_string(const std::function<int32_t(char *, size_t, size_t *)> &call, const char *what) {
+    size_t len = 0;
+    std::string s(128, '\0');
+    int32_t rc = call(s.data(), s.size(), &len);
+    if (rc == SIP_ERR_OVERFLOW) {
+        s.assign(len + 1, '\0');
+        rc = call(s.data(), s.size(), &len);
+    }
+    check(rc, what);
+    s.resize(len);
+    return s;
+}
+}  // namespace detail
+
+/// A profile handle (CSIPProfile / CSIPManagedProfile). Move-only.
+class Profile {
+public:
+    explicit Profile(sip_profile *p) : p_(p) {}
+    sip_profile *get() const noexcept { return p_.get(); }
+
+    uint32_t get_u32(uint32_t key) const {
+        uint32_t v = 0;
+        check(sip_profile_get_u32(get(), key, &v), "get_u32");
+        return v;
+    }
+    bool get_bool(uint32_t key) const {
+        bool v = false;
+        check(sip_profile_get_bool(get(), key, &v), "get_bool");
+        return v;
+    }
+    std::string get_str(uint32_t key) const {
+        return detail::read_string(
+            [&](char *b, size_t c, size_t *n) { return sip_profile_get_str(get(), key, b, c, n); }, "get_str");
+    }
+    std::optional<std::string> find_str(uint32_t key) const {
+        try {
+            return get_str(key);
+        } catch (const Error &e) {
+            if (e.code() == SIP_ERR_NOT_FOUND) return std::nullopt;
+            throw;
+        }
+    }
+    std::vector<std::string> get_str_array(uint32_t key) const {
+        sip_str_list *l = nullptr;
+        check(sip_profile_get_str_array(get(), key, &l), "get_str_array");
+        std::unique_ptr<sip_str_list, void (*)(sip_str_list *)> guard(l, sip_str_list_free);
+        std::vector<std::string> out;
+        for (size_t i = 0; i < sip_str_list_len(l); i++) out.emplace_back(sip_str_list_get(l, i));
+        return out;
+    }
+    std::string get_server(uint32_t server, uint32_t key) const {
+        return detail::read_string(
+            [&](char *b, size_t c, size_t *n) { return sip_profile_get_server_str(get(), server, key, b, c, n); },
+            "get_server_str");
+    }
+    void set_u32(uint32_t key, uint32_t v) { check(sip_profile_set_u32(get(), key, v), "set_u32"); }
+    void set_bool(uint32_t key, bool v) { check(sip_profile_set_bool(get(), key, v), "set_bool"); }
+    void set_str(uint32_t key, const std::string &v) { check(sip_profile_set_str(get(), key, v.c_str()), "set_str"); }
+    void set_str_array(uint32_t key, const std::vector<std::string> &v) {
+        std::vector<const char *> ptrs;
+        for (auto &s : v) ptrs.push_back(s.c_str());
+        check(sip_profile_set_str_array(get(), key, ptrs.data(), ptrs.size()), "set_str_array");
+    }
+    void set_server(uint32_t server, uint32_t key, const std::string &v) {
+        check(sip_profile_set_server_str(get(), server, key, v.c_str()), "set_server_str");
+    }
+
+    uint32_t id() const { return get_u32(SIP_KEY_PROFILE_ID); }
+    Status status() const noexcept { return static_cast<Status>(sip_profile_registration_status(get())); }
+    bool context_active() const noexcept { return sip_profile_is_context_active(get()); }
+    uint32_t context_id() const noexcept { return sip_profile_context_id(get()); }
+    ProfileType type() const {
+        sip_profile_type_info t{};
+        check(sip_profile_type(get(), &t), "type");
+        return {t.profile_class, t.name};
+    }
+    Profile clone() const {
+        sip_profile *out = nullptr;
+        check(sip_profile_clone(get(), &out), "clone");
+        return Profile(out);
+    }
+
+private:
+    std::unique_ptr<sip_profile, detail::ProfileFree> p_;
+};
+
+namespace detail {
+inline std::vector<Profile> take_all(sip_profile_list *l) {
+    std::unique_ptr<sip_profile_list, void (*)(sip_profile_list *)> guard(l, sip_profile_list_free);
+    std::vector<Profile> out;
+    for (size_t i = 0; i < sip_profile_list_len(l); i++) out.emplace_back(sip_profile_list_take(l, i));
+    return out;
+}
+
+/// The functions both registries have, over the C prefix of each.
+template <typename R, typename Fns>
+class RegistryBase {
+public:
+    RegistryBase(const char *store, Observer observer) : observer_(std::make_unique<Observer>(std::move(observer))) {
+        sip_profile_registry_observer o{observer_.get(), on_event, on_error};
+        R *r = nullptr;
+        check(Fns::make(store, &o, &r), "open registry");
+        r_.reset(r);
+    }
+    R *get() const noexcept { return r_.get(); }
+
+    Profile profile(uint32_t id) const { return one(Fns::profile(get(), id)); }
+    Profile default_profile() const {
+        sip_profile *p = nullptr;
+        check(Fns::default_profile(get(), &p), "default_profile");
+        return Profile(p);
+    }
+    std::vector<Profile> profiles() const {
+        sip_profile_list *l = nullptr;
+        check(Fns::profiles(get(), &l), "profiles");
+        return take_all(l);
+    }
+    std::vector<Profile> profiles_by_aor(const std::string &aor) const {
+        sip_profile_list *l = nullptr;
+        check(Fns::profiles_by_aor(get(), aor.c_str(), &l), "profiles_by_aor");
+        return take_all(l);
+    }
+    std::vector<Profile> profiles_by_type(const ProfileType &t) const {
+        sip_profile_list *l = nullptr;
+        auto c = t.c();
+        check(Fns::profiles_by_type(get(), &c, &l), "profiles_by_type");
+        return take_all(l);
+    }
+    int32_t last_registration_error(const Profile &p) const noexcept {
+        return Fns::last_error(get(), p.get());
+    }
+
+protected:
+    struct Deleter {
+        void operator()(R *r) const noexcept { Fns::free(r); }
+    };
+    static Profile one(std::pair<int32_t, sip_profile *> r) {
+        check(r.first, "profile");
+        return Profile(r.second);
+    }
+    // The registry is freed before the observer it points to.
+    std::unique_ptr<Observer> observer_;
+    std::unique_ptr<R, Deleter> r_;
+};
+
+struct UserFns {
+    static int32_t make(const char *s, const sip_profile_registry_observer *o, sip_profile_registry **r) {
+        return sip_profile_registry_new(s, o, r);
+    }
+    static void free(sip_profile_registry *r) { sip_profile_registry_free(r); }
+    static std::pair<int32_t, sip_profile *> profile(sip_profile_registry *r, uint32_t id) {
+        sip_profile *p = nullptr;
+        int32_t rc = sip_profile_registry_profile(r, id, &p);
+        return {rc, p};
+    }
+    static int32_t default_profile(sip_profile_registry *r, sip_profile **p) {
+        return sip_profile_registry_default_profile(r, p);
+    }
+    static int32_t profiles(sip_profile_registry *r, sip_profile_list **l) { return sip_profile_registry_profiles(r, l); }
+    static int32_t profiles_by_aor(sip_profile_registry *r, const char *a, sip_profile_list **l) {
+        return sip_profile_registry_profiles_by_aor(r, a, l);
+    }
+    static int32_t profiles_by_type(sip_profile_registry *r, const sip_profile_type_info *t, sip_profile_list **l) {
+        return sip_profile_registry_profiles_by_type(r, t, l);
+    }
+    static int32_t last_error(const sip_profile_registry *r, const sip_profile *p) {
+        return sip_profile_registry_last_registration_error(r, p);
+    }
+};
+
+struct ManagedFns {
+    static int32_t make(const char *s, const sip_profile_registry_observer *o, sip_managed_profile_registry **r) {
+        return sip_managed_profile_registry_new(s, o, r);
+    }
+    static void free(sip_managed_profile_registry *r) { sip_managed_profile_registry_free(r); }
+    static std::pair<int32_t, sip_profile *> profile(sip_managed_profile_registry *r, uint32_t id) {
+        sip_profile *p = nullptr;
+        int32_t rc = sip_managed_profile_registry_profile(r, id, &p);
+        return {rc, p};
+    }
+    static int32_t default_profile(sip_managed_profile_registry *r, sip_profile **p) {
+        return sip_managed_profile_registry_default_profile(r, p);
+    }
+    static int32_t profiles(sip_managed_profile_registry *r, sip_profile_list **l) {
+        return sip_managed_profile_registry_profiles(r, l);
+    }
+    static int32_t profiles_by_aor(sip_managed_profile_registry *r, const char *a, sip_profile_list **l) {
+        return sip_managed_profile_registry_profiles_by_aor(r, a, l);
+    }
+    static int32_t profiles_by_type(sip_managed_profile_registry *r, const sip_profile_type_info *t,
+                                    sip_profile_list **l) {
+        return sip_managed_profile_registry_profiles_by_type(r, t, l);
+    }
+    static int32_t last_error(const sip_managed_profile_registry *r, const sip_profile *p) {
+        return sip_managed_profile_registry_last_registration_error(r, p);
+    }
+};
+}  // namespace detail
+
+/// CSIPProfileRegistry: enables and disables profiles. Move-only.
+class ProfileRegistry : public detail::RegistryBase<sip_profile_registry, detail::UserFns> {
+public:
+    explicit ProfileRegistry(const char *store = nullptr, Observer observer = {})
+        : RegistryBase(store, std::move(observer)) {}
+    void enable(Profile &p) { check(sip_profile_registry_enable(get(), p.get()), "enable"); }
+    void disable(Profile &p) { check(sip_profile_registry_disable(get(), p.get()), "disable"); }
+    bool is_enabled(const Profile &p) const noexcept { return sip_profile_registry_is_enabled(get(), p.get()); }
+    void refresh_enable(Profile &p) { check(sip_profile_registry_refresh_enable(get(), p.get()), "refresh_enable"); }
+    void force_disable(Profile &p) { check(sip_profile_registry_force_disable(get(), p.get()), "force_disable"); }
+};
+
+/// CSIPManagedProfileRegistry: creates, saves and destroys profiles. Move-only.
+class ManagedProfileRegistry : public detail::RegistryBase<sip_managed_profile_registry, detail::ManagedFns> {
+public:
+    explicit ManagedProfileRegistry(const char *store = nullptr, Observer observer = {})
+        : RegistryBase(store, std::move(observer)) {}
+    Profile create(const ProfileType &t = ProfileType::ietf()) {
+        auto c = t.c();
+        sip_profile *p = nullptr;
+        check(sip_managed_profile_registry_create(get(), &c, &p), "create");
+        return Profile(p);
+    }
+    void save(Profile &p) { check(sip_managed_profile_registry_save(get(), p.get()), "save"); }
+    void destroy(Profile &p) { check(sip_managed_profile_registry_destroy(get(), p.get()), "destroy"); }
+    bool is_in_use(const Profile &p) const {
+        bool v = false;
+        check(sip_managed_profile_registry_is_in_use(get(), p.get(), &v), "is_in_use");
+        return v;
+    }
+};
+
+}  // namespace sipprofile
+
+#endif
