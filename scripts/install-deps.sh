@@ -12,6 +12,7 @@ command -v pkg-config > /dev/null 2>&1 || need="$need pkg-config"
 command -v make > /dev/null 2>&1 || need="$need make"
 command -v valgrind > /dev/null 2>&1 || need="$need valgrind"
 command -v openssl > /dev/null 2>&1 || need="$need openssl"
+command -v readelf > /dev/null 2>&1 || need="$need binutils"
 command -v cc > /dev/null 2>&1 || need="$need gcc"
 command -v c++ > /dev/null 2>&1 || need="$need g++"
 if [ -n "$need" ]; then
