@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# Every test suite: Rust unit and integration tests (header sync, C tests
-# with ASan/UBSan against Kamailio, interop with Kamailio and SIPp). Installs
-# what it needs when missing. Prints each runner's summary lines.
+# Every test suite: Rust unit and integration tests (header sync, C and C++
+# tests with ASan/UBSan and valgrind against Kamailio, interop with Kamailio
+# and SIPp, conformance, CLI, install), then the Python package's pytest
+# suite. Installs what it needs when missing. Prints each runner's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+python3 -c 'import pytest, pycparser' 2> /dev/null || python3 -m pip install -q pytest pycparser
 log=$(mktemp /tmp/sipprofile-test.XXXXXX.log)
-echo "== cargo test --all-targets (unit, header, C with ASan against Kamailio, interop)"
-rc=0
+failed=0
+
+echo "== cargo test --all-targets (unit; header; C, C++ with ASan/UBSan and valgrind; Kamailio and SIPp interop; conformance; CLI; install)"
 cargo test --all-targets --no-fail-fast 2>&1 | tee "$log" \
-    | grep -E --line-buffered '^(\s+Running|test result|test .* FAILED|failures:)' || rc=$?
-cargo_rc=$(grep -c -E 'test result: FAILED|^error(\[|:)' "$log" || true)
+    | grep -E --line-buffered '^(\s+Running|test result|test .* FAILED)' || true
+if grep -q -E 'test result: FAILED|^error(\[|:)' "$log" || ! grep -q '^test result' "$log"; then
+    failed=1
+fi
+
+echo "== Python package (pip install, pytest against Kamailio)"
+pydir=$(mktemp -d /tmp/sipprofile-py.XXXXXX)
+cargo build --lib --quiet
+python3 -m pip install --quiet --no-deps --target "$pydir" ./bindings/python
+pylog=$(mktemp /tmp/sipprofile-pytest.XXXXXX.log)
+if ! SIPPROFILE_LIB="$PWD/target/debug/libsipprofile.so" PYTHONPATH="$pydir" \
+    python3 -m pytest -q -p no:cacheprovider bindings/python/tests > "$pylog" 2>&1; then
+    failed=1
+    cat "$pylog"
+fi
+rm -rf "$pydir"
+
 echo "== summary"
 grep -E '^test result' "$log" || true
-if [ "$cargo_rc" != "0" ] || ! grep -q '^test result' "$log"; then
-    echo "FAILED: see $log"
+echo "pytest: $(tail -n 1 "$pylog")"
+if [ "$failed" != 0 ]; then
+    echo "FAILED (logs: $log $pylog)"
     exit 1
 fi
 echo "all test suites passed"
