@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test suite: Rust unit and integration tests (header sync, C and C++
 # tests with ASan/UBSan and valgrind against Kamailio, interop with Kamailio
-# and SIPp, conformance, CLI, install), then the Python package's pytest
-# suite. Installs what it needs when missing. Prints each runner's summary.
+# and SIPp, conformance, CLI, install), the Python package's pytest suite,
+# and a short coverage-guided fuzzing run. Installs what it needs when missing. Prints each runner's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -29,9 +29,17 @@ if ! SIPPROFILE_LIB="$PWD/target/debug/libsipprofile.so" PYTHONPATH="$pydir" \
 fi
 rm -rf "$pydir"
 
+echo "== fuzzing (coverage-guided, 15 s per target; scripts/fuzz.sh N for longer)"
+fuzzlog=$(mktemp /tmp/sipprofile-fuzz.XXXXXX.log)
+if ! scripts/fuzz.sh 15 > "$fuzzlog" 2>&1; then
+    failed=1
+    tail -n 40 "$fuzzlog"
+fi
+
 echo "== summary"
 grep -E '^test result' "$log" || true
 echo "pytest: $(tail -n 1 "$pylog")"
+grep -a -E '^Done [0-9]+ runs' "$fuzzlog" | sed 's/^/fuzz: /' || true
 if [ "$failed" != 0 ]; then
     echo "FAILED (logs: $log $pylog)"
     exit 1

@@ -105,8 +105,10 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
             while i < b.len() {
                 match b[i] {
                     b'\\' if i + 1 < b.len() => {
-                        val.push(b[i + 1] as char);
-                        i += 2;
+                        // An escaped character may be any UTF-8 character.
+                        let ch = s[i + 1..].chars().next().ok_or(ChallengeError::Malformed)?;
+                        val.push(ch);
+                        i += 1 + ch.len_utf8();
                     }
                     b'"' => {
                         closed = true;

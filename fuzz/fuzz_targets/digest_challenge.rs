@@ -1,0 +1,25 @@
+//! Digest challenge parsing (WWW-/Proxy-Authenticate, Authentication-Info),
+//! and computing credentials for whatever parses.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sipprofile::sip::digest::{Challenge, Request, authorization, next_nonce};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = next_nonce(text);
+    if let Ok(c) = Challenge::parse(text) {
+        let _ = authorization(
+            &c,
+            &Request {
+                method: "REGISTER",
+                uri: "sip:example.com",
+                body: b"",
+                username: "alice",
+                password: "pw",
+                cnonce: "0a4f113b",
+                nc: 1,
+            },
+        );
+    }
+});
