@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -109,6 +109,8 @@ struct Entry {
     context_id: u32,
     /// The stream connection it uses (TCP/TLS), if any now.
     conn: Option<Token>,
+    /// The branch of its current transaction (key in `Core::branches`).
+    branch: Option<String>,
 }
 
 /// Connections are shared by registrations with the same next hop.
@@ -120,6 +122,14 @@ type ConnKey = (
 );
 
 const FIRST_CONN_TOKEN: usize = 16;
+
+/// New registrations started at once; the rest wait their turn, so that
+/// enabling 10,000 profiles does not overflow socket buffers (ours or the
+/// registrar's) and turn into a storm of retransmissions.
+const MAX_STARTING: usize = 256;
+
+/// Socket buffers asked for (the kernel caps them at net.core.*mem_max).
+const SOCKET_BUFFER: usize = 4 << 20;
 
 struct Core {
     poll: Poll,
@@ -142,6 +152,9 @@ struct Core {
     next_token: usize,
     /// Call-ID and CSeq of each profile's last binding, to continue them.
     bindings: HashMap<u32, (String, u32, String, String)>,
+    /// Registrations waiting to start, and those started but not yet settled.
+    queued: VecDeque<(u32, Box<RegConfig>)>,
+    starting: HashSet<u32>,
 }
 
 fn kind_from(k: u8) -> TimerKind {
@@ -174,6 +187,8 @@ impl Core {
             conn_index: HashMap::new(),
             next_token: FIRST_CONN_TOKEN,
             bindings: HashMap::new(),
+            queued: VecDeque::new(),
+            starting: HashSet::new(),
         }
     }
 
@@ -208,6 +223,7 @@ impl Core {
                 }
             }
             self.fire_timers();
+            self.start_queued();
             if let Some(deadline) = self.shutdown {
                 if self.regs.is_empty() || Instant::now() >= deadline {
                     for (id, e) in self.regs.drain() {
@@ -236,18 +252,27 @@ impl Core {
                 Command::Update(id, cfg) => {
                     if let Some(p) = self.pending.get_mut(&id) {
                         *p = cfg; // re-registering anyway: with the newest data
+                    } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
+                        q.1 = cfg; // not started yet: start with the newest data
                     } else {
                         self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
                     }
                 }
                 Command::Unregister(id) => {
                     self.pending.remove(&id);
+                    if self.unqueue(id) {
+                        self.reporter.report(id, 0, Report::Unregistered);
+                    }
                     self.with_reg(id, |r, out| r.stop(out));
                 }
                 Command::Forget(id) => {
                     self.pending.remove(&id);
+                    self.unqueue(id);
+                    self.starting.remove(&id);
                     if let Some(e) = self.regs.remove(&id) {
-                        self.branches.retain(|_, v| *v != id);
+                        if let Some(b) = &e.branch {
+                            self.branches.remove(b);
+                        }
                         self.release_connection(id, e.conn);
                     }
                 }
@@ -255,6 +280,9 @@ impl Core {
                 Command::Shutdown(deadline) => {
                     self.shutdown = Some(deadline);
                     self.pending.clear();
+                    for (id, _) in std::mem::take(&mut self.queued) {
+                        self.reporter.report(id, 0, Report::Unregistered);
+                    }
                     let ids: Vec<u32> = self.regs.keys().copied().collect();
                     for id in ids {
                         self.with_reg(id, |r, out| r.stop(out));
@@ -266,6 +294,11 @@ impl Core {
 
     fn register(&mut self, id: u32, cfg: Box<RegConfig>) {
         if self.shutdown.is_some() {
+            return;
+        }
+        if !self.regs.contains_key(&id) && self.starting.len() >= MAX_STARTING {
+            self.queued.retain(|(q, _)| *q != id);
+            self.queued.push_back((id, cfg));
             return;
         }
         if self.regs.contains_key(&id) {
@@ -307,9 +340,27 @@ impl Core {
             dest,
             context_id: self.next_context,
             conn: conn.ok().flatten(),
+            branch: None,
         };
         self.regs.insert(id, entry);
+        self.starting.insert(id);
         self.with_reg(id, |r, out| r.start(out));
+    }
+
+    fn start_queued(&mut self) {
+        while self.starting.len() < MAX_STARTING {
+            let Some((id, cfg)) = self.queued.pop_front() else {
+                break;
+            };
+            self.register(id, cfg);
+        }
+    }
+
+    /// Takes `id` out of the start queue; true if it was waiting there.
+    fn unqueue(&mut self, id: u32) -> bool {
+        let before = self.queued.len();
+        self.queued.retain(|(q, _)| *q != id);
+        before != self.queued.len()
     }
 
     /// The stream connection for `cfg`'s next hop: an open one if any
@@ -465,6 +516,9 @@ impl Core {
         };
         if slot.is_none() {
             let mut s = UdpSocket::bind(bind.parse().expect("literal address"))?;
+            let sock = socket2::SockRef::from(&s);
+            let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+            let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
             self.poll
                 .registry()
                 .register(&mut s, token, Interest::READABLE)?;
@@ -535,19 +589,30 @@ impl Core {
                     )));
                 }
                 Action::Branch(b) => {
-                    self.branches.retain(|_, v| *v != id);
+                    // O(1): only this registration's previous branch goes.
+                    if let Some(e) = self.regs.get_mut(&id) {
+                        if let Some(old) = e.branch.replace(b.clone()) {
+                            self.branches.remove(&old);
+                        }
+                    }
                     self.branches.insert(b, id);
                 }
                 Action::Report(r) => {
+                    if !matches!(r, Report::Registering | Report::Unregistering) {
+                        self.starting.remove(&id);
+                    }
                     let ctx = e.context_id;
                     self.reporter.report(id, ctx, r);
                 }
                 Action::Done => {
+                    self.starting.remove(&id);
                     if let Some(e) = self.regs.remove(&id) {
                         self.bindings.insert(id, e.reg.binding());
+                        if let Some(b) = &e.branch {
+                            self.branches.remove(b);
+                        }
                         self.release_connection(id, e.conn);
                     }
-                    self.branches.retain(|_, v| *v != id);
                     if let Some(cfg) = self.pending.remove(&id) {
                         self.register(id, cfg);
                     }

@@ -5,6 +5,7 @@
 #   kamailio.sh start RUNDIR PORT [MD5|SHA-256] [MIN_EXPIRES] [USERS]
 #   kamailio.sh stop RUNDIR
 #   kamailio.sh bindings RUNDIR        (kamcmd ul.dump)
+#   kamailio.sh count RUNDIR           (number of contacts bound)
 #
 # Environment: KAMAILIO_IPV6=1 also listens on [::1]:PORT (UDP and TCP);
 # KAMAILIO_TLS_PORT=N with KAMAILIO_TLS_DIR holding server.pem/server.key
@@ -94,6 +95,9 @@ stop)
     ;;
 bindings)
     kamcmd -s "unix:$rundir/ctl" ul.dump
+    ;;
+count)
+    kamcmd -s "unix:$rundir/ctl" stats.get_statistics location_contacts | sed -n 's/.*= *//p'
     ;;
 *)
     echo "usage: $0 start|stop|bindings RUNDIR ..." >&2

@@ -1,0 +1,158 @@
+//! Scale benchmark driver (used by scripts/bench-scale.sh): N profiles in
+//! one process registered with a real registrar, measured.
+//!
+//!   scale STORE REGISTRAR N
+//!
+//! Prints one `key=value` line: save time, server start time, time to all
+//! REGISTERED, registrations/s, peak RSS, RSS added per registered profile,
+//! CPU seconds, idle CPU % over 10 s, time to de-register everything.
+
+use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::server::Registry;
+use sipprofile::server::events::{Event, Observer};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+struct Counter {
+    registered: AtomicUsize,
+    errors: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+struct CountingObserver(Arc<Counter>);
+
+impl Observer for CountingObserver {
+    fn event(&self, _id: u32, event: Event) {
+        if event == Event::Registered {
+            self.0.registered.fetch_add(1, Ordering::Relaxed);
+            self.0.cv.notify_all();
+        }
+    }
+    fn error(&self, _id: u32, _error: i32) {
+        self.0.errors.fetch_add(1, Ordering::Relaxed);
+        self.0.cv.notify_all();
+    }
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills a plain struct.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (store, registrar, n): (&str, &str, usize) = (&args[1], &args[2], args[3].parse().unwrap());
+    let store = std::path::Path::new(store);
+    let idle_secs: u64 = std::env::var("SCALE_IDLE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+
+    // 1. Provision N profiles, each save durable.
+    let m = Registry::open(Some(store), true, None).unwrap();
+    let t = Instant::now();
+    for i in 1..=n {
+        let h = m.create(&TypeInfo::ietf()).unwrap();
+        {
+            let mut b = h.block.write();
+            let d = &mut b.data;
+            access::set_str(d, keys::USER_AOR, &format!("sip:user{i}@sipprofile.test")).unwrap();
+            access::set_server_str(d, keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, registrar)
+                .unwrap();
+            access::set_server_str(
+                d,
+                keys::SERVER_REGISTRAR,
+                keys::DIGEST_USER_NAME,
+                &format!("user{i}"),
+            )
+            .unwrap();
+            access::set_server_str(
+                d,
+                keys::SERVER_REGISTRAR,
+                keys::DIGEST_PASSWORD,
+                &format!("pw{i}"),
+            )
+            .unwrap();
+        }
+        m.save(&h).unwrap();
+    }
+    let save_s = t.elapsed().as_secs_f64();
+    m.close();
+
+    // 2. Server start with N stored profiles.
+    let counter = Arc::new(Counter {
+        registered: AtomicUsize::new(0),
+        errors: AtomicUsize::new(0),
+        lock: Mutex::new(()),
+        cv: Condvar::new(),
+    });
+    let t = Instant::now();
+    let u = Registry::open(
+        Some(store),
+        false,
+        Some(Box::new(CountingObserver(counter.clone()))),
+    )
+    .unwrap();
+    let start_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let handles = u.profiles().unwrap();
+    let rss_before = status_kib("VmRSS:");
+
+    // 3. Enable all; wait until every one is REGISTERED.
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    for h in &handles {
+        u.enable(h).unwrap();
+    }
+    {
+        let mut g = counter.lock.lock().unwrap();
+        while counter.registered.load(Ordering::Relaxed) + counter.errors.load(Ordering::Relaxed)
+            < n
+            && t.elapsed() < Duration::from_secs(300)
+        {
+            g = counter
+                .cv
+                .wait_timeout(g, Duration::from_millis(200))
+                .unwrap()
+                .0;
+        }
+    }
+    let reg_s = t.elapsed().as_secs_f64();
+    let cpu_reg = cpu_seconds() - cpu0;
+    let rss_after = status_kib("VmRSS:");
+    let registered = counter.registered.load(Ordering::Relaxed);
+
+    // 4. Idle between refreshes (default expiry 3600 s: nothing is due).
+    let cpu1 = cpu_seconds();
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let idle_pct = (cpu_seconds() - cpu1) / idle_secs as f64 * 100.0;
+
+    // 5. Tear down: the last registry de-registers everything (bounded).
+    let t = Instant::now();
+    drop(handles);
+    u.close();
+    let teardown_s = t.elapsed().as_secs_f64();
+    println!(
+        "n={n} registered={registered} errors={} save_s={save_s:.2} start_ms={start_ms:.1} \
+         register_s={reg_s:.3} regs_per_s={:.0} cpu_s={cpu_reg:.2} peak_rss_mb={:.1} \
+         rss_per_profile_bytes={:.0} idle_cpu_pct={idle_pct:.3} teardown_s={teardown_s:.2}",
+        counter.errors.load(Ordering::Relaxed),
+        registered as f64 / reg_s,
+        status_kib("VmHWM:") as f64 / 1024.0,
+        (rss_after.saturating_sub(rss_before) * 1024) as f64 / n as f64,
+    );
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Scale benchmark: for each N, start Kamailio (MD5 digest, UDP, loopback)
+# with N users, then in the same run
+#   - SIPp registers N users flat out (authenticated REGISTERs),
+#   - sipprofile registers N stored profiles from one process (examples/scale.rs),
+# checks that every binding is present then gone, and prints one table.
+#   scripts/bench-scale.sh [N ...]        (default: 100 1000 10000)
+# Not part of the test command (scripts/test.sh runs a small smoke of it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh > /dev/null
+sizes=("${@:-100 1000 10000}")
+[ $# -gt 0 ] || sizes=(100 1000 10000)
+cargo build --release --example scale --quiet
+scale=target/release/examples/scale
+results=$(mktemp /tmp/sipprofile-bench.XXXXXX)
+
+count_bindings() {
+    kamcmd -s "unix:$1/ctl" stats.get_statistics location_contacts | sed -n 's/.*= *//p'
+}
+
+for n in "${sizes[@]}"; do
+    run=$(mktemp -d /tmp/sipprofile-bench-run.XXXXXX)
+    port=$((20000 + RANDOM % 20000))
+    tests/peers/kamailio.sh start "$run/kam" "$port" MD5 60 "$n" > /dev/null
+    # -- SIPp --
+    { echo SEQUENTIAL; for i in $(seq 1 "$n"); do echo "user$i;[authentication username=user$i password=pw$i]"; done; } > "$run/users.csv"
+    t0=$(date +%s.%N)
+    /usr/bin/time -f "%M %U %S" -o "$run/sipp.time" \
+        sipp "127.0.0.1:$port" -sf tests/peers/sipp/uac_register_auth.xml -inf "$run/users.csv" \
+        -i 127.0.0.1 -m "$n" -r 20000 -rp 1000 -l 4000 -buff_size 1048576 -nostdin \
+        -timeout 120s > /dev/null 2>&1 || true
+    t1=$(date +%s.%N)
+    sipp_bind=$(count_bindings "$run/kam")
+    read -r sipp_rss sipp_u sipp_s < "$run/sipp.time"
+    printf '%s\n' "$n SIPp $(echo "$t1 - $t0" | bc) $sipp_rss $(echo "$sipp_u + $sipp_s" | bc) $sipp_bind" >> "$results"
+    tests/peers/kamailio.sh stop "$run/kam"
+    # -- sipprofile (fresh Kamailio: same users, no bindings) --
+    tests/peers/kamailio.sh start "$run/kam" "$port" MD5 60 "$n" > /dev/null
+    SCALE_IDLE_SECONDS=${SCALE_IDLE_SECONDS:-10} "$scale" "$run/p.db" "sip:127.0.0.1:$port" "$n" > "$run/scale.out" &
+    pid=$!
+    # Bindings while registered (sampled after REGISTERED, during the idle window).
+    while ! grep -q . "$run/scale.out" 2> /dev/null && kill -0 $pid 2> /dev/null; do
+        sleep 0.5
+        b=$(count_bindings "$run/kam"); [ "$b" -ge "$n" ] && { echo "$b" > "$run/peak"; break; }
+    done
+    wait $pid
+    line=$(cat "$run/scale.out")
+    peak=$(cat "$run/peak" 2> /dev/null || echo 0)
+    after=$(count_bindings "$run/kam")
+    get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+    printf '%s\n' "$n sipprofile $(get register_s) $(echo "$(get peak_rss_mb) * 1024" | bc) $(get cpu_s) $peak $after $(get save_s) $(get start_ms) $(get rss_per_profile_bytes) $(get idle_cpu_pct) $(get teardown_s) $(get errors)" >> "$results"
+    tests/peers/kamailio.sh stop "$run/kam"
+    rm -rf "$run"
+done
+
+echo
+printf '%-6s %-10s %9s %10s %9s %12s %9s %9s\n' N tool seconds 'regs/s' 'x SIPp' 'peak RSS MB' 'CPU s' bindings
+while read -r n tool secs rss cpu bind rest; do
+    [ "$tool" = SIPp ] && sipp_secs=$secs
+    ratio=$(echo "scale=2; $secs / $sipp_secs" | bc)
+    printf '%-6s %-10s %9.3f %10.0f %9s %12.1f %9.2f %9s\n' "$n" "$tool" "$secs" "$(echo "$n / $secs" | bc -l)" "$ratio" "$(echo "$rss / 1024" | bc -l)" "$cpu" "$bind"
+done < "$results"
+echo
+echo "sipprofile details (N, bindings left after teardown, save_s for N durable saves, server start ms, RSS bytes/profile, idle CPU %, teardown s, errors):"
+awk '$2 == "sipprofile" { print "  N=" $1, "left=" $7, "save_s=" $8, "start_ms=" $9, "rss_per_profile=" $10, "idle_cpu_pct=" $11, "teardown_s=" $12, "errors=" $13 }' "$results"
+echo "results: $results"
