@@ -19,7 +19,11 @@ pub enum Event {
 /// so no event loses data on the way (contract §7.5).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    pub data: ProfileData,
+    /// The stored data; `None` in events that change only the registration
+    /// (REGISTERED, DEREGISTERED, FORCIBLY_DISABLED, errors): the receiving
+    /// handles' data is already current, and 10,000 registrations need not
+    /// carry 10,000 copies of it.
+    pub data: Option<ProfileData>,
     pub info: RegistrationInfo,
     pub is_default: bool,
 }
@@ -37,4 +41,11 @@ pub enum Delivery {
 pub trait Observer: Send + Sync {
     fn event(&self, profile_id: u32, event: Event);
     fn error(&self, profile_id: u32, error: i32);
+}
+
+impl Snapshot {
+    /// The data of a full snapshot (lookups always carry it).
+    pub fn data(&self) -> &ProfileData {
+        self.data.as_ref().expect("full snapshot")
+    }
 }

@@ -204,9 +204,13 @@ impl Server {
     }
 
     fn snapshot(st: &State, id: u32) -> Option<Arc<Snapshot>> {
+        Self::snapshot_with(st, id, true)
+    }
+
+    fn snapshot_with(st: &State, id: u32, with_data: bool) -> Option<Arc<Snapshot>> {
         st.profiles.get(&id).map(|e| {
             Arc::new(Snapshot {
-                data: e.data.without_passwords(),
+                data: with_data.then(|| e.data.without_passwords()),
                 info: e.info.clone(),
                 is_default: st.default_id == Some(id),
             })
@@ -215,7 +219,9 @@ impl Server {
 
     /// Sends to the profile's observers (or to every registry for CREATED).
     fn route(st: &State, id: u32, what: impl Fn(Option<Arc<Snapshot>>) -> Delivery) {
-        let snap = Self::snapshot(st, id);
+        let probe = what(None);
+        let with_data = matches!(probe, Delivery::Event(_, Event::Updated, _));
+        let snap = Self::snapshot_with(st, id, with_data);
         let d = what(snap);
         let Some(e) = st.profiles.get(&id) else {
             return;

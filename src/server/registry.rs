@@ -33,7 +33,7 @@ pub struct ClientProfile {
 impl ClientProfile {
     fn from_snapshot(s: &Snapshot) -> ClientProfile {
         ClientProfile {
-            data: s.data.clone(),
+            data: s.data().clone(),
             info: s.info.clone(),
             enabled: false,
             last_error: s.info.last_error,
@@ -42,7 +42,9 @@ impl ClientProfile {
     }
 
     fn refresh(&mut self, s: &Snapshot) {
-        self.data = s.data.clone();
+        if let Some(d) = &s.data {
+            self.data = d.clone();
+        }
         self.info = s.info.clone();
         self.last_error = s.info.last_error;
         self.is_default = s.is_default;
@@ -230,7 +232,7 @@ impl Registry {
 
     /// A new handle for `snap`'s profile, sharing this registry's block.
     fn attach(self: &Arc<Self>, snap: &Snapshot) -> ProfileHandle {
-        let id = snap.data.id;
+        let id = snap.data().id;
         let mut blocks = self.blocks.lock();
         let block = match blocks.get_mut(&id) {
             Some((w, n)) if w.strong_count() > 0 => {
@@ -298,7 +300,7 @@ impl Registry {
         let mut out = Vec::new();
         for id in self.server.all_ids() {
             if let Ok(snap) = self.server.profile(id) {
-                if keep(&snap.data) {
+                if keep(snap.data()) {
                     out.push(self.attach(&snap));
                 }
             }
@@ -424,10 +426,10 @@ impl Registry {
         if was_new {
             // The handle now belongs to the registry's block map (ref §2.6).
             let mut blocks = self.blocks.lock();
-            blocks.insert(snap.data.id, (Arc::downgrade(&h.block), 1));
-            h.attached.store(snap.data.id, Ordering::Release);
+            blocks.insert(snap.data().id, (Arc::downgrade(&h.block), 1));
+            h.attached.store(snap.data().id, Ordering::Release);
             drop(blocks);
-            self.server.observe(self.id, snap.data.id, true);
+            self.server.observe(self.id, snap.data().id, true);
         }
         Ok(())
     }

@@ -128,6 +128,10 @@ const FIRST_CONN_TOKEN: usize = 16;
 /// registrar's) and turn into a storm of retransmissions.
 const MAX_STARTING: usize = 256;
 
+/// Un-REGISTERs in flight at shutdown: more than starts, because they must
+/// all finish within the bounded wait and need one round trip each.
+const MAX_STOPPING: usize = 1024;
+
 /// Socket buffers asked for (the kernel caps them at net.core.*mem_max).
 const SOCKET_BUFFER: usize = 4 << 20;
 
@@ -155,6 +159,10 @@ struct Core {
     /// Registrations waiting to start, and those started but not yet settled.
     queued: VecDeque<(u32, Box<RegConfig>)>,
     starting: HashSet<u32>,
+    /// Registrations waiting to be de-registered, and those being
+    /// de-registered (paced like starts).
+    stop_queue: VecDeque<u32>,
+    stopping: HashSet<u32>,
 }
 
 fn kind_from(k: u8) -> TimerKind {
@@ -189,6 +197,8 @@ impl Core {
             bindings: HashMap::new(),
             queued: VecDeque::new(),
             starting: HashSet::new(),
+            stop_queue: VecDeque::new(),
+            stopping: HashSet::new(),
         }
     }
 
@@ -224,6 +234,7 @@ impl Core {
             }
             self.fire_timers();
             self.start_queued();
+            self.stop_queued();
             if let Some(deadline) = self.shutdown {
                 if self.regs.is_empty() || Instant::now() >= deadline {
                     for (id, e) in self.regs.drain() {
@@ -263,7 +274,11 @@ impl Core {
                     if self.unqueue(id) {
                         self.reporter.report(id, 0, Report::Unregistered);
                     }
-                    self.with_reg(id, |r, out| r.stop(out));
+                    // Paced like starts (`stop_queued`): freeing 10,000
+                    // handles must not burst 10,000 un-REGISTERs.
+                    if self.regs.contains_key(&id) {
+                        self.stop_queue.push_back(id);
+                    }
                 }
                 Command::Forget(id) => {
                     self.pending.remove(&id);
@@ -283,10 +298,7 @@ impl Core {
                     for (id, _) in std::mem::take(&mut self.queued) {
                         self.reporter.report(id, 0, Report::Unregistered);
                     }
-                    let ids: Vec<u32> = self.regs.keys().copied().collect();
-                    for id in ids {
-                        self.with_reg(id, |r, out| r.stop(out));
-                    }
+                    self.stop_queue = self.regs.keys().copied().collect();
                 }
             }
         }
@@ -353,6 +365,18 @@ impl Core {
                 break;
             };
             self.register(id, cfg);
+        }
+    }
+
+    fn stop_queued(&mut self) {
+        while self.stopping.len() < MAX_STOPPING {
+            let Some(id) = self.stop_queue.pop_front() else {
+                break;
+            };
+            if self.regs.contains_key(&id) {
+                self.stopping.insert(id);
+                self.with_reg(id, |r, out| r.stop(out));
+            }
         }
     }
 
@@ -606,6 +630,7 @@ impl Core {
                 }
                 Action::Done => {
                     self.starting.remove(&id);
+                    self.stopping.remove(&id);
                     if let Some(e) = self.regs.remove(&id) {
                         self.bindings.insert(id, e.reg.binding());
                         if let Some(b) = &e.branch {
