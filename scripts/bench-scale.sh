@@ -65,3 +65,25 @@ echo
 echo "sipprofile details (N, bindings left after teardown, save_s for N durable saves, server start ms, RSS bytes/profile, idle CPU %, teardown s, errors):"
 awk '$2 == "sipprofile" { print "  N=" $1, "left=" $7, "save_s=" $8, "start_ms=" $9, "rss_per_profile=" $10, "idle_cpu_pct=" $11, "teardown_s=" $12, "errors=" $13 }' "$results"
 echo "results: $results"
+
+# Chart: registrations/s and peak RSS against N, SIPp and sipprofile.
+python3 -c 'import matplotlib' 2> /dev/null || python3 -m pip install -q matplotlib > /dev/null 2>&1 || true
+python3 - "$results" "${BENCH_CHART:-benchmarks-scale.png}" << 'PY' || echo "(no chart: matplotlib unavailable)"
+import sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+for tool, style in (("SIPp", "s--"), ("sipprofile", "o-")):
+    pts = [(int(r[0]), float(r[2]), float(r[3]) / 1024) for r in rows if r[1] == tool]
+    n = [p[0] for p in pts]
+    a.plot(n, [p[0] / p[1] for p in pts], style, label=tool)
+    b.plot(n, [p[2] for p in pts], style, label=tool)
+for ax, title, unit in ((a, "registrations/s (to all registered)", "regs/s"), (b, "peak RSS", "MiB")):
+    ax.set_xscale("log"); ax.set_xlabel("N profiles"); ax.set_ylabel(unit); ax.set_title(title); ax.legend(); ax.grid(True, alpha=0.3)
+fig.suptitle("Kamailio 5.6 on loopback, MD5 digest, UDP, 2 cores shared")
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=100)
+print("chart:", sys.argv[2])
+PY
