@@ -11,8 +11,14 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh > /dev/null
 sizes=("${@:-100 1000 10000}")
 [ $# -gt 0 ] || sizes=(100 1000 10000)
-cargo build --release --example scale --quiet
-scale=target/release/examples/scale
+if [ "${BENCH_PROFILE:-release}" = debug ]; then
+    cargo build --example scale --quiet
+    scale=target/debug/examples/scale
+else
+    cargo build --release --example scale --quiet
+    scale=target/release/examples/scale
+fi
+status=0
 results=$(mktemp /tmp/sipprofile-bench.XXXXXX)
 
 count_bindings() {
@@ -48,6 +54,11 @@ for n in "${sizes[@]}"; do
     line=$(cat "$run/scale.out")
     peak=$(cat "$run/peak" 2> /dev/null || echo 0)
     after=$(count_bindings "$run/kam")
+    # Correctness, asserted: every binding present while registered, none after.
+    if [ "$peak" -lt "$n" ] || [ "$after" != 0 ] || [ "$sipp_bind" != "$n" ]; then
+        echo "FAILED: N=$n sipprofile peak bindings $peak, left $after; SIPp bindings $sipp_bind" >&2
+        status=1
+    fi
     get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
     printf '%s\n' "$n sipprofile $(get register_s) $(echo "$(get peak_rss_mb) * 1024" | bc) $(get cpu_s) $peak $after $(get save_s) $(get start_ms) $(get rss_per_profile_bytes) $(get idle_cpu_pct) $(get teardown_s) $(get errors)" >> "$results"
     tests/peers/kamailio.sh stop "$run/kam"
@@ -67,6 +78,7 @@ awk '$2 == "sipprofile" { print "  N=" $1, "left=" $7, "save_s=" $8, "start_ms="
 echo "results: $results"
 
 # Chart: registrations/s and peak RSS against N, SIPp and sipprofile.
+if [ "${BENCH_CHART:-}" = none ]; then exit $status; fi
 python3 -c 'import matplotlib' 2> /dev/null || python3 -m pip install -q matplotlib > /dev/null 2>&1 || true
 python3 - "$results" "${BENCH_CHART:-benchmarks-scale.png}" << 'PY' || echo "(no chart: matplotlib unavailable)"
 import sys
@@ -87,3 +99,5 @@ fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=100)
 print("chart:", sys.argv[2])
 PY
+
+exit $status

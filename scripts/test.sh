@@ -36,10 +36,18 @@ if ! scripts/fuzz.sh 15 > "$fuzzlog" 2>&1; then
     tail -n 40 "$fuzzlog"
 fi
 
+echo "== scale smoke (scripts/bench-scale.sh with N=200, debug build)"
+benchlog=$(mktemp /tmp/sipprofile-bench-smoke.XXXXXX.log)
+if ! BENCH_PROFILE=debug SCALE_IDLE_SECONDS=1 BENCH_CHART=none scripts/bench-scale.sh 200 > "$benchlog" 2>&1; then
+    failed=1
+    tail -n 20 "$benchlog"
+fi
+
 echo "== summary"
 grep -E '^test result' "$log" || true
 echo "pytest: $(tail -n 1 "$pylog")"
 grep -a -E '^Done [0-9]+ runs' "$fuzzlog" | sed 's/^/fuzz: /' || true
+grep -E '^200 ' "$benchlog" | sed 's/^/scale smoke: N=/' || true
 if [ "$failed" != 0 ]; then
     echo "FAILED (logs: $log $pylog)"
     exit 1
