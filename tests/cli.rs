@@ -74,6 +74,10 @@ fn provision_list_set_show_export_import_rm() {
     let copy = json(&cli(&other, &["--json", "show", "1"]));
     assert_eq!(copy["aor"], "sip:alice@example.com");
     assert_eq!(copy["expires"], 600);
+    // Passwords only when asked for; then an import registers with them.
+    let with = cli(&store, &["export", "--with-passwords"]);
+    let v: Value = serde_json::from_slice(&with.stdout).unwrap();
+    assert_eq!(v[0]["registrar"]["password"], "pw");
     assert!(cli(&store, &["rm", &id.to_string()]).status.success());
     assert_eq!(
         json(&cli(&store, &["--json", "list"]))

@@ -21,7 +21,8 @@ const EXAMPLES: &str = "Examples:
   sipprofile set 1 expires 600
   sipprofile enable 1 --wait          # registers, stays registered until Ctrl-C
   sipprofile watch                    # prints events of every profile
-  sipprofile export > profiles.json && sipprofile --store other.db import profiles.json";
+  sipprofile export > profiles.json && sipprofile --store other.db import profiles.json
+  sipprofile export --with-passwords > backup.json    # keep it private: it holds secrets";
 
 #[derive(Parser)]
 #[command(name = "sipprofile", version, about = "Manage SIP profiles (accounts) and their registration", after_help = EXAMPLES)]
@@ -60,8 +61,13 @@ enum Command {
     },
     /// Print events of every profile as they happen, until interrupted
     Watch,
-    /// Write every profile as JSON (passwords are write-only and never exported)
-    Export,
+    /// Write every profile as JSON; passwords only with --with-passwords
+    Export {
+        /// Include the digest passwords (read from the store file itself:
+        /// the library API never returns them)
+        #[arg(long)]
+        with_passwords: bool,
+    },
     /// Add the profiles of a JSON file written by `export`
     Import { file: PathBuf },
     /// List the key names `set` accepts
@@ -518,9 +524,26 @@ fn run(cli: Cli) -> Result<()> {
             u.close();
             let _ = printer.join();
         }
-        Command::Export => {
+        Command::Export { with_passwords } => {
             let m = managed(&cli.store)?;
-            let all: Vec<Value> = m.profiles()?.iter().map(profile_json).collect();
+            let mut all: Vec<Value> = m.profiles()?.iter().map(profile_json).collect();
+            if *with_passwords {
+                // Asked for explicitly: the store is the only place passwords live.
+                let path = match &cli.store {
+                    Some(p) => p.clone(),
+                    None => sipprofile::store::default_path()?,
+                };
+                let stored = sipprofile::store::Store::open(&path)?.load_all()?;
+                for p in &mut all {
+                    if let Some(d) = stored
+                        .iter()
+                        .find(|d| Some(u64::from(d.id)) == p["id"].as_u64())
+                    {
+                        p["registrar"]["password"] = json!(d.registrar.password);
+                        p["proxy"]["password"] = json!(d.proxy.password);
+                    }
+                }
+            }
             println!(
                 "{}",
                 serde_json::to_string_pretty(&Value::Array(all)).unwrap_or_default()
