@@ -247,3 +247,71 @@ fn registration_recovers_after_the_connection_drops() {
     u.close();
     m.close();
 }
+
+/// Contract §7.6: the access point keys name a network interface, and the
+/// profile's traffic leaves through it.
+#[test]
+fn access_point_binds_traffic_to_a_network_interface() {
+    let k = Kamailio::start("MD5");
+    let tmp = TempDir::new("iface");
+    let store = tmp.path().join("p.db");
+    let (m, _mrx) = registry(&store, true);
+    let (u, rx) = registry(&store, false);
+    let with_iface = |registrar: &str, name: Option<&str>, index: u32| {
+        let id = provision(&m, registrar, "alice", "alicepw", 300);
+        let h = m.profile(id).unwrap();
+        {
+            let mut b = h.block.write();
+            if let Some(n) = name {
+                access::set_str(&mut b.data, keys::ACCESS_POINT_NAME, n).unwrap();
+            }
+            access::set_u32(&mut b.data, keys::ACCESS_POINT_ID, index).unwrap();
+        }
+        m.save(&h).unwrap();
+        id
+    };
+    // Bound to the loopback interface (by name, UDP and TCP; by index): registers.
+    let tcp = format!("sip:127.0.0.1:{};transport=tcp", k.port);
+    for (registrar, name, index) in [
+        (k.registrar(), Some("lo"), 0),
+        (tcp, Some("lo"), 0),
+        (k.registrar(), None, 1),
+    ] {
+        let id = with_iface(&registrar, name, index);
+        let h = u.profile(id).unwrap();
+        u.enable(&h).unwrap();
+        assert!(
+            wait_for(&rx, Seen::Event(id, Event::Registered), WAIT),
+            "{registrar} {name:?} {index}"
+        );
+        u.disable(&h).unwrap();
+    }
+    // No such interface: enable refuses.
+    let id = with_iface(&k.registrar(), Some("no-such-if0"), 0);
+    let h = u.profile(id).unwrap();
+    assert_eq!(u.enable(&h), Err(Error::Argument));
+    // Bound to another interface, loopback is out of reach: no registration.
+    let other = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n != "lo");
+    if let Some(other) = other {
+        let id = with_iface(&k.registrar(), Some(&other), 0);
+        let h = u.profile(id).unwrap();
+        u.enable(&h).unwrap();
+        assert!(
+            !wait_for(
+                &rx,
+                Seen::Event(id, Event::Registered),
+                Duration::from_secs(3)
+            ),
+            "reached loopback through {other}"
+        );
+        assert!(!k.bindings().contains(&support::contact_user(&h)));
+    } else {
+        eprintln!("only the loopback interface exists: the negative half is not checked");
+    }
+    u.close();
+    m.close();
+}

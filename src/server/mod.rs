@@ -254,6 +254,13 @@ impl Server {
         };
         let hop = proxy.as_ref().unwrap_or(&registrar);
         let transport = Transport::for_next_hop(hop).map_err(|_| Error::NotSupported)?;
+        let interface = crate::sip::transport::interface_name(
+            data.ext_str
+                .get(&keys::ACCESS_POINT_NAME)
+                .map(String::as_str),
+            data.access_point_id,
+        )
+        .map_err(|_| Error::Argument)?;
         if data.sig_comp {
             log::warn(&format!(
                 "profile {}: SigComp is not implemented; registering uncompressed",
@@ -288,6 +295,7 @@ impl Server {
             ims: data.type_info.is_ims(),
             transport,
             tls_ca_file: data.ext_str.get(&keys::TLS_CA_FILE).map(PathBuf::from),
+            interface,
         })
     }
 

@@ -51,8 +51,8 @@ pub struct Engine {
 type TimerEntry = (Instant, u64, u32, u8, u64);
 
 const WAKER: Token = Token(0);
-const UDP4: Token = Token(1);
-const UDP6: Token = Token(2);
+/// A UDP socket per (IPv6?, network interface the profile is bound to).
+type UdpKey = (bool, Option<String>);
 
 impl Engine {
     pub fn start(reporter: Arc<dyn Reporter>) -> io::Result<Engine> {
@@ -119,6 +119,7 @@ type ConnKey = (
     SocketAddr,
     Option<String>,
     Option<std::path::PathBuf>,
+    Option<String>,
 );
 
 const FIRST_CONN_TOKEN: usize = 16;
@@ -140,8 +141,8 @@ struct Core {
     commands: Receiver<Command>,
     reporter: Arc<dyn Reporter>,
     timers: Timers,
-    udp4: Option<UdpSocket>,
-    udp6: Option<UdpSocket>,
+    udp: HashMap<UdpKey, (Token, UdpSocket)>,
+    udp_tokens: HashMap<Token, UdpKey>,
     regs: HashMap<u32, Entry>,
     branches: HashMap<String, u32>,
     /// New data waiting for the current binding to go (update, re-enable).
@@ -150,7 +151,7 @@ struct Core {
     seq: u64,
     next_context: u32,
     shutdown: Option<Instant>,
-    local_cache: HashMap<SocketAddr, SocketAddr>,
+    local_cache: HashMap<(SocketAddr, Option<String>), SocketAddr>,
     conns: HashMap<Token, StreamConn>,
     conn_index: HashMap<ConnKey, Token>,
     next_token: usize,
@@ -181,8 +182,8 @@ impl Core {
             commands,
             reporter,
             timers: Timers::from_env(),
-            udp4: None,
-            udp6: None,
+            udp: HashMap::new(),
+            udp_tokens: HashMap::new(),
             regs: HashMap::new(),
             branches: HashMap::new(),
             pending: HashMap::new(),
@@ -224,7 +225,7 @@ impl Core {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.drain_commands(),
-                    UDP4 | UDP6 => self.receive(ev.token(), &mut buf),
+                    t if self.udp_tokens.contains_key(&t) => self.receive(t, &mut buf),
                     t => self.stream_event(
                         t,
                         ev.is_writable(),
@@ -332,7 +333,7 @@ impl Core {
         };
         let local = match &conn {
             Ok(Some(tok)) => Ok(self.conns[tok].local),
-            Ok(None) => self.local_addr_for(dest),
+            Ok(None) => self.local_addr_for(dest, cfg.interface.as_deref()),
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         };
         let Ok(local) = local else {
@@ -397,6 +398,7 @@ impl Core {
             dest,
             tls_name.clone(),
             cfg.tls_ca_file.clone(),
+            cfg.interface.clone(),
         );
         if let Some(tok) = self.conn_index.get(&key) {
             if let Some(c) = self.conns.get_mut(tok) {
@@ -414,7 +416,7 @@ impl Core {
             }
             None => None,
         };
-        let mut conn = StreamConn::connect(dest, tls)?;
+        let mut conn = StreamConn::connect(dest, tls, cfg.interface.as_deref())?;
         let tok = Token(self.next_token);
         self.next_token += 1;
         self.poll.registry().register(
@@ -516,39 +518,32 @@ impl Core {
     }
 
     /// The address our socket is seen from when sending to `dest`.
-    fn local_addr_for(&mut self, dest: SocketAddr) -> io::Result<SocketAddr> {
-        let sock_port = self.socket(dest.is_ipv6())?.local_addr()?.port();
-        if let Some(ip) = self.local_cache.get(&dest) {
+    fn local_addr_for(&mut self, dest: SocketAddr, iface: Option<&str>) -> io::Result<SocketAddr> {
+        let sock_port = self.socket(dest.is_ipv6(), iface)?.local_addr()?.port();
+        if let Some(ip) = self.local_cache.get(&(dest, iface.map(str::to_owned))) {
             return Ok(SocketAddr::new(ip.ip(), sock_port));
         }
-        let probe = std::net::UdpSocket::bind(if dest.is_ipv6() {
-            "[::]:0"
-        } else {
-            "0.0.0.0:0"
-        })?;
+        let probe = udp_socket(dest.is_ipv6(), iface)?;
         probe.connect(dest)?;
         let ip = probe.local_addr()?;
-        self.local_cache.insert(dest, ip);
+        self.local_cache
+            .insert((dest, iface.map(str::to_owned)), ip);
         Ok(SocketAddr::new(ip.ip(), sock_port))
     }
 
-    fn socket(&mut self, v6: bool) -> io::Result<&UdpSocket> {
-        let (slot, token, bind) = if v6 {
-            (&mut self.udp6, UDP6, "[::]:0")
-        } else {
-            (&mut self.udp4, UDP4, "0.0.0.0:0")
-        };
-        if slot.is_none() {
-            let mut s = UdpSocket::bind(bind.parse().expect("literal address"))?;
-            let sock = socket2::SockRef::from(&s);
-            let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-            let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    fn socket(&mut self, v6: bool, iface: Option<&str>) -> io::Result<&UdpSocket> {
+        let key: UdpKey = (v6, iface.map(str::to_owned));
+        if !self.udp.contains_key(&key) {
+            let mut s = UdpSocket::from_std(udp_socket(v6, iface)?);
+            let token = Token(self.next_token);
+            self.next_token += 1;
             self.poll
                 .registry()
                 .register(&mut s, token, Interest::READABLE)?;
-            *slot = Some(s);
+            self.udp_tokens.insert(token, key.clone());
+            self.udp.insert(key.clone(), (token, s));
         }
-        Ok(slot.as_ref().expect("set above"))
+        Ok(&self.udp[&key].1)
     }
 
     fn with_reg(&mut self, id: u32, f: impl FnOnce(&mut Registration, &mut Vec<Action>)) {
@@ -588,7 +583,8 @@ impl Core {
                             None => Err(io::ErrorKind::NotConnected.into()),
                         }
                     } else {
-                        self.socket(dest.is_ipv6())
+                        let iface = e.reg.config.interface.clone();
+                        self.socket(dest.is_ipv6(), iface.as_deref())
                             .and_then(|s| s.send_to(&data, dest))
                             .map(|_| ())
                     };
@@ -664,12 +660,10 @@ impl Core {
 
     fn receive(&mut self, token: Token, buf: &mut [u8]) {
         loop {
-            let sock = if token == UDP4 {
-                &self.udp4
-            } else {
-                &self.udp6
+            let Some(sock) = self.udp_tokens.get(&token).and_then(|k| self.udp.get(k)) else {
+                return;
             };
-            let Some(sock) = sock else { return };
+            let sock = &sock.1;
             let (n, from) = match sock.recv_from(buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -740,4 +734,26 @@ fn resolve(uri: &super::uri::Uri) -> Result<SocketAddr, i32> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or(crate::error::SIP_RESOLVING_FAILURE)
+}
+
+/// A non-blocking UDP socket, bound to a network interface when asked
+/// (`SIP_KEY_ACCESS_POINT_*`, contract §7.6), with large buffers.
+fn udp_socket(v6: bool, iface: Option<&str>) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        if v6 { Domain::IPV6 } else { Domain::IPV4 },
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if let Some(name) = iface {
+        s.bind_device(Some(name.as_bytes()))?;
+    }
+    s.set_nonblocking(true)?;
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    let any: SocketAddr = if v6 { "[::]:0" } else { "0.0.0.0:0" }
+        .parse()
+        .expect("literal");
+    s.bind(&any.into())?;
+    Ok(s.into())
 }

@@ -44,6 +44,8 @@ pub struct RegConfig {
     pub transport: Transport,
     /// Extra TLS trust anchors (`SIP_KEY_TLS_CA_FILE`).
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Network interface the traffic must leave through (contract §7.6).
+    pub interface: Option<String>,
 }
 
 impl RegConfig {
@@ -821,6 +823,7 @@ mod tests {
             ims: false,
             transport: Transport::Udp,
             tls_ca_file: None,
+            interface: None,
         }
     }
 

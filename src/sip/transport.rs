@@ -116,8 +116,24 @@ impl StreamConn {
     pub fn connect(
         peer: SocketAddr,
         tls: Option<(Arc<ClientConfig>, String)>,
+        iface: Option<&str>,
     ) -> io::Result<StreamConn> {
-        let stream = TcpStream::connect(peer)?;
+        let stream = match iface {
+            None => TcpStream::connect(peer)?,
+            Some(name) => {
+                // Bound to the profile's network interface before connecting.
+                use socket2::{Domain, Socket, Type};
+                let s = Socket::new(Domain::for_address(peer), Type::STREAM, None)?;
+                s.bind_device(Some(name.as_bytes()))?;
+                s.set_nonblocking(true)?;
+                match s.connect(&peer.into()) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                TcpStream::from_std(s.into())
+            }
+        };
         let local = stream.local_addr()?;
         let tls = match tls {
             Some((config, name)) => {
@@ -340,6 +356,19 @@ mod tests {
     }
 
     #[test]
+    fn interfaces_by_name_and_index() {
+        assert_eq!(interface_name(None, 0), Ok(None));
+        assert_eq!(interface_name(Some("lo"), 0), Ok(Some("lo".into())));
+        assert_eq!(interface_name(Some(""), 1), Ok(Some("lo".into())));
+        assert_eq!(
+            interface_name(Some("no-such-if0"), 0),
+            Err(UnknownInterface)
+        );
+        assert_eq!(interface_name(Some("../etc"), 0), Err(UnknownInterface));
+        assert_eq!(interface_name(None, 999_999), Err(UnknownInterface));
+    }
+
+    #[test]
     fn frames_stream_messages() {
         let mut b = b"\r\n\r\nSIP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhiSIP/2.0 100 Trying\r\nl: 0\r\n\r\nSIP/2.0"
             .to_vec();
@@ -352,3 +381,35 @@ mod tests {
         assert_eq!(frame(&mut huge), Frame::Invalid);
     }
 }
+
+/// The network interface a profile's traffic must use (contract §7.6): the
+/// name (`SIP_KEY_ACCESS_POINT_NAME`) or the index (`SIP_KEY_ACCESS_POINT_ID`);
+/// `Ok(None)` when neither is set, `Err` when no such interface exists.
+pub fn interface_name(name: Option<&str>, index: u32) -> Result<Option<String>, UnknownInterface> {
+    let sys = Path::new("/sys/class/net");
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        let valid = !n.contains(['/', '\0']) && n != "." && n != "..";
+        return if valid && sys.join(n).exists() {
+            Ok(Some(n.to_owned()))
+        } else {
+            Err(UnknownInterface)
+        };
+    }
+    if index == 0 {
+        return Ok(None);
+    }
+    for entry in std::fs::read_dir(sys)
+        .map_err(|_| UnknownInterface)?
+        .flatten()
+    {
+        let idx = std::fs::read_to_string(entry.path().join("ifindex")).unwrap_or_default();
+        if idx.trim().parse::<u32>() == Ok(index) {
+            return Ok(Some(entry.file_name().to_string_lossy().into_owned()));
+        }
+    }
+    Err(UnknownInterface)
+}
+
+/// `SIP_KEY_ACCESS_POINT_*` names no network interface of this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownInterface;
