@@ -194,3 +194,76 @@ fn failed_refresh_reports_disconnected_and_recovers() {
     drop(s);
     assert!(sipp.passed(WAIT));
 }
+
+#[test]
+fn interval_too_brief_then_ok() {
+    let mut sipp = Sipp::start("interval_423.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert_eq!(s.h.block.read().info.granted_expires, 1800);
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}
+
+/// The retry delays, read from SIPp's packet timestamps, follow
+/// min(base·2ⁿ, max) × 50–99 % with base 1 s (ref §5.11).
+#[test]
+fn retry_schedule_matches_the_rule() {
+    let mut sipp = Sipp::start("retry_schedule.xml");
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(
+        &s.rx,
+        Seen::Event(s.id, Event::Registered),
+        Duration::from_secs(30)
+    ));
+    drop(s);
+    assert!(sipp.passed(WAIT));
+    // First arrival of each CSeq.
+    let mut firsts: Vec<(u32, f64)> = Vec::new();
+    for entry in std::fs::read_dir(sipp.dir.path()).unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with("_messages.log")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for block in text
+            .split("----------------------------------------------- ")
+            .skip(1)
+        {
+            if !block.contains("message received") {
+                continue;
+            }
+            let stamp = block.lines().next().unwrap_or("");
+            let time = stamp.split_whitespace().nth(1).unwrap_or("0:0:0");
+            let secs: f64 = time
+                .split(':')
+                .map(|p| p.parse::<f64>().unwrap_or(0.0))
+                .fold(0.0, |acc, p| acc * 60.0 + p);
+            let cseq = block
+                .lines()
+                .find_map(|l| l.strip_prefix("CSeq: "))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(c) = cseq {
+                if !firsts.iter().any(|(k, _)| *k == c) {
+                    firsts.push((c, secs));
+                }
+            }
+        }
+    }
+    firsts.sort_by_key(|(c, _)| *c);
+    assert!(firsts.len() >= 4, "{firsts:?}");
+    for n in 1..=3usize {
+        let gap = firsts[n].1 - firsts[n - 1].1;
+        let cap = f64::from(1u32 << n); // base 1 s · 2ⁿ, below max
+        assert!(
+            gap >= cap * 0.5 - 0.05 && gap <= cap * 0.99 + 0.3,
+            "retry {n}: {gap:.3} s, rule [{:.2}, {:.2}]",
+            cap * 0.5,
+            cap * 0.99
+        );
+    }
+}
