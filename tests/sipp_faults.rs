@@ -267,3 +267,48 @@ fn retry_schedule_matches_the_rule() {
         );
     }
 }
+
+/// Near-datagram-size junk (60 KB headers), duplicated and truncated
+/// responses before the real one: none is taken, nothing breaks.
+#[test]
+fn oversized_duplicated_and_truncated_responses_are_ignored() {
+    let tmp = TempDir::new("big");
+    let big = "a".repeat(60_000);
+    let response = |extra: &str, call_id: &str, cseq: &str, expires: u32| {
+        format!(
+            "  <send>\n    <![CDATA[\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n      \
+             [last_To:];tag=[pid]SIPpTag[call_number]\n      {call_id}\n      {cseq}\n      \
+             [last_Contact:];expires={expires}\n{extra}      Content-Length: 0\n\n    ]]>\n  </send>\n"
+        )
+    };
+    let scenario = format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"oversized\">\n  <recv request=\"REGISTER\"/>\n{}{}{}{}</scenario>\n",
+        // 60 KB, wrong Call-ID: unmatched
+        response(
+            &format!("      X-Big: {big}\n"),
+            "Call-ID: other",
+            "[last_CSeq:]",
+            91
+        ),
+        // truncated: Content-Length larger than what follows
+        response("      X-Cut: 1\n", "[last_Call-ID:]", "[last_CSeq:]", 92)
+            .replace("Content-Length: 0", "Content-Length: 500"),
+        // the real one, then a duplicate of it (absorbed)
+        response("", "[last_Call-ID:]", "[last_CSeq:]", 93),
+        response("", "[last_Call-ID:]", "[last_CSeq:]", 94),
+    );
+    let file = tmp.path().join("oversized.xml");
+    std::fs::write(&file, scenario).unwrap();
+    let mut sipp = Sipp::start_file(&file);
+    let s = setup(&sipp.registrar(), "pw");
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    assert_eq!(s.h.block.read().info.granted_expires, 93);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        s.h.block.read().info.granted_expires,
+        93,
+        "the duplicate was taken"
+    );
+    drop(s);
+    assert!(sipp.passed(WAIT));
+}

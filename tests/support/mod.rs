@@ -272,11 +272,15 @@ pub struct Sipp {
 
 impl Sipp {
     pub fn start(scenario: &str) -> Sipp {
+        Self::start_file(&root().join("tests/peers/sipp").join(scenario))
+    }
+
+    pub fn start_file(scenario: &Path) -> Sipp {
         let dir = TempDir::new("sipp");
         let port = free_port();
         let child = Command::new("sipp")
             .arg("-sf")
-            .arg(root().join("tests/peers/sipp").join(scenario))
+            .arg(scenario)
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
             .args(["-trace_err", "-trace_msg"])
