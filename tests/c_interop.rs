@@ -150,3 +150,39 @@ fn cpp_wrapper_against_kamailio() {
     assert!(out.status.success(), "C++ test failed");
     assert!(stdout.contains("cpp: all checks passed"));
 }
+
+/// 8 threads over 5 registries through the C API for a bounded time,
+/// under ASan/UBSan, then under valgrind (no ASan): consistent afterwards,
+/// no sanitizer report, no definite leak, no deadlock (watchdog).
+#[test]
+fn c_stress_under_asan_then_valgrind() {
+    make("tests/c", &[]);
+    make("tests/c", &["SANITIZE=", "BUILD=build-valgrind"]);
+    let kamailio = Kamailio::start("MD5");
+    for (label, program, seconds) in [
+        ("asan", root().join("tests/c/build/stress"), "5"),
+        ("valgrind", root().join("tests/c/build-valgrind/stress"), "5"),
+    ] {
+        let tmp = TempDir::new("c-stress");
+        let mut cmd = if label == "valgrind" {
+            let mut c = Command::new("valgrind");
+            c.args(["--error-exitcode=3", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"]);
+            c.arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let out = cmd
+            .arg(tmp.path().join("profiles.db"))
+            .arg(kamailio.registrar())
+            .arg(seconds)
+            .env("SIPPROFILE_SIP_T1_MS", "100")
+            .output()
+            .expect("run stress");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!("{label}: {stdout}");
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "C stress ({label}) failed: {:?}", out.status.code());
+        assert!(stdout.contains("stress: all checks passed"));
+    }
+}
