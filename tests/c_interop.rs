@@ -161,12 +161,21 @@ fn c_stress_under_asan_then_valgrind() {
     let kamailio = Kamailio::start("MD5");
     for (label, program, seconds) in [
         ("asan", root().join("tests/c/build/stress"), "5"),
-        ("valgrind", root().join("tests/c/build-valgrind/stress"), "5"),
+        (
+            "valgrind",
+            root().join("tests/c/build-valgrind/stress"),
+            "5",
+        ),
     ] {
         let tmp = TempDir::new("c-stress");
         let mut cmd = if label == "valgrind" {
             let mut c = Command::new("valgrind");
-            c.args(["--error-exitcode=3", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"]);
+            c.args([
+                "--error-exitcode=3",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--quiet",
+            ]);
             c.arg(&program);
             c
         } else {
@@ -182,7 +191,11 @@ fn c_stress_under_asan_then_valgrind() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         println!("{label}: {stdout}");
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "C stress ({label}) failed: {:?}", out.status.code());
+        assert!(
+            out.status.success(),
+            "C stress ({label}) failed: {:?}",
+            out.status.code()
+        );
         assert!(stdout.contains("stress: all checks passed"));
     }
 }
