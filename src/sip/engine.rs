@@ -143,7 +143,8 @@ struct Core {
     timers: Timers,
     udp: HashMap<UdpKey, (Token, UdpSocket)>,
     udp_tokens: HashMap<Token, UdpKey>,
-    regs: HashMap<u32, Entry>,
+    // Boxed: the map over-allocates slots, and an Entry is large.
+    regs: HashMap<u32, Box<Entry>>,
     branches: HashMap<String, u32>,
     /// New data waiting for the current binding to go (update, re-enable).
     pending: HashMap<u32, Box<RegConfig>>,
@@ -355,7 +356,7 @@ impl Core {
             conn: conn.ok().flatten(),
             branch: None,
         };
-        self.regs.insert(id, entry);
+        self.regs.insert(id, Box::new(entry));
         self.starting.insert(id);
         self.with_reg(id, |r, out| r.start(out));
     }
