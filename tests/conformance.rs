@@ -886,3 +886,33 @@ fn contract_7_2_handles_outlive_their_registry() {
     assert_eq!(s.m.destroy(&oh), Err(Error::BadHandle));
     let _ = Path::new("");
 }
+
+/// Found by the latency benchmark: a late UPDATED of one's own earlier save
+/// must not overwrite edits made since (which turned the next save into an
+/// "unchanged" one, and its event was never sent).
+#[test]
+fn contract_7_5_late_events_never_overwrite_newer_data() {
+    let s = Store::new();
+    let id = s.add("sip:127.0.0.1:9", "alice", "x");
+    let (u, rx) = s.user();
+    let held = u.profile(id).unwrap();
+    let h = s.m.profile(id).unwrap();
+    for i in 0..300 {
+        let name = format!("name {i}");
+        access::set_str(&mut h.block.write().data, keys::PROVIDER_NAME, &name).unwrap();
+        s.m.save(&h).unwrap();
+        assert_eq!(h.block.read().data.provider_name, name);
+    }
+    let mut updated = 0;
+    while let Ok(seen) = rx.recv_timeout(Duration::from_secs(2)) {
+        if seen == Seen::Event(id, Event::Updated) {
+            updated += 1;
+            if updated == 300 {
+                break;
+            }
+        }
+    }
+    assert_eq!(updated, 300, "an UPDATED event was lost");
+    drop((held, h));
+    u.close();
+}

@@ -24,6 +24,8 @@ pub struct Snapshot {
     /// handles' data is already current, and 10,000 registrations need not
     /// carry 10,000 copies of it.
     pub data: Option<ProfileData>,
+    /// The server's revision of `data` (see `server::Entry`).
+    pub revision: u64,
     pub info: RegistrationInfo,
     pub is_default: bool,
 }

@@ -40,6 +40,10 @@ struct Entry {
     observers: HashSet<u64>,
     /// The engine is running a registration for it.
     in_engine: bool,
+    /// Bumped by every save: a registry applies event data only when newer
+    /// than what its handles hold, so a late event never overwrites newer
+    /// data (e.g. edits made after one's own save).
+    revision: u64,
 }
 
 impl Entry {
@@ -131,6 +135,7 @@ impl Server {
                     users: HashSet::new(),
                     observers: HashSet::new(),
                     in_engine: false,
+                    revision: 1,
                 },
             );
         }
@@ -211,6 +216,7 @@ impl Server {
         st.profiles.get(&id).map(|e| {
             Arc::new(Snapshot {
                 data: with_data.then(|| e.data.without_passwords()),
+                revision: e.revision,
                 info: e.info.clone(),
                 is_default: st.default_id == Some(id),
             })
@@ -509,6 +515,7 @@ impl Server {
                     users: HashSet::new(),
                     observers: HashSet::new(),
                     in_engine: false,
+                    revision: 1,
                 },
             );
             Self::event(&st, id, Event::Created);
@@ -543,6 +550,7 @@ impl Server {
             Self::registration_relevant(&stored) != Self::registration_relevant(&data);
         let e = st.profiles.get_mut(&id).expect("checked");
         e.data = data;
+        e.revision += 1;
         let referred = e.referred();
         let in_engine = e.in_engine;
         Self::event(&st, id, Event::Updated);

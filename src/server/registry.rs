@@ -28,6 +28,8 @@ pub struct ClientProfile {
     /// Client copy of the last registration error (ref §5.7).
     pub last_error: i32,
     pub is_default: bool,
+    /// Server revision of `data`; older event data is not applied.
+    pub revision: u64,
 }
 
 impl ClientProfile {
@@ -38,12 +40,16 @@ impl ClientProfile {
             enabled: false,
             last_error: s.info.last_error,
             is_default: s.is_default,
+            revision: s.revision,
         }
     }
 
     fn refresh(&mut self, s: &Snapshot) {
         if let Some(d) = &s.data {
-            self.data = d.clone();
+            if s.revision > self.revision {
+                self.data = d.clone();
+                self.revision = s.revision;
+            }
         }
         self.info = s.info.clone();
         self.last_error = s.info.last_error;
@@ -223,6 +229,7 @@ impl Registry {
                 enabled: false,
                 last_error: 0,
                 is_default: false,
+                revision: 0,
             })),
             registry: Arc::downgrade(self),
             managed: self.managed,
