@@ -3,6 +3,9 @@
 # with N users, then in the same run
 #   - SIPp registers N users flat out (authenticated REGISTERs),
 #   - sipprofile registers N stored profiles from one process (examples/scale.rs),
+#   - PJSIP (pjsua2-python, 8 accounts per process) for N <= 1000 when installed
+#     (pip install pjsua2-python==2.15.1.post1); its RSS is the sum over processes,
+#     its time includes starting the processes,
 # checks that every binding is present then gone, and prints one table.
 #   scripts/bench-scale.sh [N ...]        (default: 100 1000 10000)
 # Not part of the test command (scripts/test.sh runs a small smoke of it).
@@ -62,11 +65,34 @@ for n in "${sizes[@]}"; do
     get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
     printf '%s\n' "$n sipprofile $(get register_s) $(echo "$(get peak_rss_mb) * 1024" | bc) $(get cpu_s) $peak $after $(get save_s) $(get start_ms) $(get rss_per_profile_bytes) $(get idle_cpu_pct) $(get teardown_s) $(get errors)" >> "$results"
     tests/peers/kamailio.sh stop "$run/kam"
+    # -- PJSIP (pjsua2-python: 8 accounts per process, so N/8 processes) --
+    if [ "$n" -le "${PJSIP_MAX_N:-1000}" ]; then
+        python3 -c 'import pjsua2' 2> /dev/null || python3 -m pip install -q pjsua2-python==2.15.1.post1 > /dev/null 2>&1 || true
+    fi
+    if [ "$n" -le "${PJSIP_MAX_N:-1000}" ] && python3 -c 'import pjsua2' 2> /dev/null; then
+        tests/peers/kamailio.sh start "$run/kam" "$port" MD5 60 "$n" > /dev/null
+        t0=$(date +%s.%N)
+        pids=()
+        for first in $(seq 1 8 "$n"); do
+            count=$((n - first + 1)); [ $count -gt 8 ] && count=8
+            python3 benches/pjsip/register.py "$port" "$first" "$count" > "$run/pj.$first" 2> /dev/null &
+            pids+=($!)
+        done
+        wait "${pids[@]}" || true
+        last=$(cat "$run"/pj.* | awk '$1 == "registered" { if ($2 < 0) bad = 1; if ($2 > m) m = $2 } END { if (bad) print -1; else print m }')
+        rss=$(cat "$run"/pj.* | awk '$1 == "rss_kib" { s += $2 } END { print s }')
+        bind=$(count_bindings "$run/kam")
+        secs=$(echo "$last - $t0" | bc)
+        [ "$last" = -1 ] && secs=-1
+        printf '%s\n' "$n PJSIP $secs $rss 0 $bind" >> "$results"
+        tests/peers/kamailio.sh stop "$run/kam"
+    fi
     rm -rf "$run"
 done
 
 echo
 printf '%-6s %-10s %9s %10s %9s %12s %9s %9s\n' N tool seconds 'regs/s' 'x SIPp' 'peak RSS MB' 'CPU s' bindings
+# (PJSIP: CPU s not measured, 0)
 while read -r n tool secs rss cpu bind rest; do
     [ "$tool" = SIPp ] && sipp_secs=$secs
     ratio=$(echo "scale=2; $secs / $sipp_secs" | bc)
