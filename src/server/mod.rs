@@ -47,6 +47,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// A profile just loaded or added: unregistered, unused, unobserved.
+    fn new(data: ProfileData) -> Entry {
+        Entry {
+            data,
+            info: RegistrationInfo::default(),
+            users: HashSet::new(),
+            observers: HashSet::new(),
+            in_engine: false,
+            revision: 1,
+        }
+    }
+
     /// Referred: used by someone or auto-registered (ref §5.3).
     fn referred(&self) -> bool {
         !self.users.is_empty() || self.data.auto_registration
@@ -127,17 +139,7 @@ impl Server {
         let default_id = store.default_id()?;
         let mut profiles = BTreeMap::new();
         for data in loaded {
-            profiles.insert(
-                data.id,
-                Entry {
-                    data,
-                    info: RegistrationInfo::default(),
-                    users: HashSet::new(),
-                    observers: HashSet::new(),
-                    in_engine: false,
-                    revision: 1,
-                },
-            );
+            profiles.insert(data.id, Entry::new(data));
         }
         let server = Arc::new(Server {
             path: path.to_owned(),
@@ -507,17 +509,7 @@ impl Server {
             }
             data.make_default = false;
             let auto = data.auto_registration;
-            st.profiles.insert(
-                id,
-                Entry {
-                    data,
-                    info: RegistrationInfo::default(),
-                    users: HashSet::new(),
-                    observers: HashSet::new(),
-                    in_engine: false,
-                    revision: 1,
-                },
-            );
+            st.profiles.insert(id, Entry::new(data));
             Self::event(&st, id, Event::Created);
             if auto {
                 if let Err(e) = self.start_registration(&mut st, id) {
