@@ -5,8 +5,8 @@ use super::boundary::{
     copy_out, guard, reference, reference_mut, status, string, type_info, type_info_out, write,
 };
 use super::lists::sip_str_list;
-use crate::profile::Status;
 use crate::profile::access;
+use crate::profile::{Status, keys};
 use crate::server::ProfileHandle;
 use crate::{Error, Result};
 use std::ffi::c_char;
@@ -166,11 +166,16 @@ unsafe fn managed<'a>(p: *mut sip_profile) -> Result<&'a ProfileHandle> {
     Ok(h)
 }
 
-fn read<T>(h: &ProfileHandle, f: impl FnOnce(&access::View) -> Result<T>) -> Result<T> {
-    let is_default = h.is_default();
+/// Runs a getter on the handle's data. Only `SIP_KEY_DEFAULT_PROFILE` asks
+/// the server (ref §5.9); every other key reads the handle alone, without
+/// touching the server's lock.
+fn read<T>(h: &ProfileHandle, key: u32, f: impl FnOnce(&access::View) -> Result<T>) -> Result<T> {
+    let is_default = (key == keys::DEFAULT_PROFILE).then(|| h.is_default());
     let b = h.block.read();
     let mut v = b.view();
-    v.is_default = is_default;
+    if let Some(d) = is_default {
+        v.is_default = d;
+    }
     f(&v)
 }
 
@@ -284,7 +289,9 @@ pub extern "C" fn sip_profile_get_u32(profile: *const sip_profile, key: u32, out
             return Err(Error::Argument);
         }
         // SAFETY: NULL or valid.
-        let v = read(unsafe { handle(profile) }?, |v| access::get_u32(v, key))?;
+        let v = read(unsafe { handle(profile) }?, key, |v| {
+            access::get_u32(v, key)
+        })?;
         // SAFETY: out NULL or writable.
         unsafe { write(out, v) }
     })
@@ -302,7 +309,9 @@ pub extern "C" fn sip_profile_get_bool(
             return Err(Error::Argument);
         }
         // SAFETY: NULL or valid.
-        let v = read(unsafe { handle(profile) }?, |v| access::get_bool(v, key))?;
+        let v = read(unsafe { handle(profile) }?, key, |v| {
+            access::get_bool(v, key)
+        })?;
         // SAFETY: out NULL or writable.
         unsafe { write(out, v) }
     })
@@ -326,7 +335,7 @@ pub extern "C" fn sip_profile_get_str(
         }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
-        read(h, |v| {
+        read(h, key, |v| {
             let s = access::get_str(v, key)?;
             // SAFETY: buf valid for capacity bytes, len writable (caller).
             unsafe { copy_out(s, buf, capacity, len) }
@@ -343,7 +352,7 @@ pub extern "C" fn sip_profile_get_str_array(
 ) -> i32 {
     status(|| {
         // SAFETY: NULL or valid.
-        let v = read(unsafe { handle(profile) }?, |v| {
+        let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_str_array(v, key)
         })?;
         if out.is_null() {
@@ -373,7 +382,7 @@ pub extern "C" fn sip_profile_get_server_str(
         }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
-        read(h, |v| {
+        read(h, key, |v| {
             let s = access::get_server_str(v, server, key)?;
             // SAFETY: buf valid for capacity bytes, len writable (caller).
             unsafe { copy_out(s, buf, capacity, len) }
@@ -490,7 +499,6 @@ pub extern "C" fn sip_profile_set_type(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::keys;
 
     // The header needs literal values; the core's key module is the source.
     #[test]
