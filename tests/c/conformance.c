@@ -396,6 +396,91 @@ static void bad_input(const char *store, const char *other_store) {
     printf("  bad input: documented codes, store unchanged\n");
 }
 
+
+/* Every pointer argument of every function, NULL in turn (others valid). */
+static void null_sweep(const char *store) {
+    sip_managed_profile_registry *m = NULL;
+    sip_profile_registry *u = NULL;
+    EXPECT_RC(sip_managed_profile_registry_new(store, NULL, &m), SIP_OK);
+    EXPECT_RC(sip_profile_registry_new(store, NULL, &u), SIP_OK);
+    sip_profile *p = fresh(m);
+    EXPECT_RC(sip_profile_set_str(p, SIP_KEY_USER_AOR, "sip:nul@example.com"), SIP_OK);
+    EXPECT_RC(sip_managed_profile_registry_save(m, p), SIP_OK);
+    uint32_t id = 0;
+    sip_profile_get_u32(p, SIP_KEY_PROFILE_ID, &id);
+    sip_profile *up = NULL;
+    EXPECT_RC(sip_profile_registry_profile(u, id, &up), SIP_OK);
+    sip_profile_type_info t = {SIP_PROFILE_CLASS_INTERNET, "IETF"};
+    sip_profile *o = NULL;
+    sip_profile_list *l = NULL;
+    sip_str_list *sl = NULL;
+    char buf[64];
+    size_t n = 0;
+    uint32_t v = 0;
+    bool b = false;
+    const char *arr[] = {"x-a=1"};
+    const int A_ = SIP_ERR_ARGUMENT;
+#define N(call) EXPECT_RC(call, A_)
+    N(sip_profile_registry_new(store, NULL, NULL));
+    N(sip_managed_profile_registry_new(store, NULL, NULL));
+    N(sip_profile_registry_profile(NULL, id, &o));            N(sip_profile_registry_profile(u, id, NULL));
+    N(sip_managed_profile_registry_profile(NULL, id, &o));    N(sip_managed_profile_registry_profile(m, id, NULL));
+    N(sip_profile_registry_default_profile(NULL, &o));        N(sip_profile_registry_default_profile(u, NULL));
+    N(sip_managed_profile_registry_default_profile(NULL, &o)); N(sip_managed_profile_registry_default_profile(m, NULL));
+    N(sip_profile_registry_profiles(NULL, &l));               N(sip_profile_registry_profiles(u, NULL));
+    N(sip_managed_profile_registry_profiles(NULL, &l));       N(sip_managed_profile_registry_profiles(m, NULL));
+    N(sip_profile_registry_profiles_by_type(NULL, &t, &l));   N(sip_profile_registry_profiles_by_type(u, NULL, &l));
+    N(sip_profile_registry_profiles_by_type(u, &t, NULL));
+    N(sip_managed_profile_registry_profiles_by_type(NULL, &t, &l)); N(sip_managed_profile_registry_profiles_by_type(m, NULL, &l));
+    N(sip_managed_profile_registry_profiles_by_type(m, &t, NULL));
+    N(sip_profile_registry_profiles_by_aor(NULL, "sip:a@b", &l)); N(sip_profile_registry_profiles_by_aor(u, NULL, &l));
+    N(sip_profile_registry_profiles_by_aor(u, "sip:a@b", NULL));
+    N(sip_managed_profile_registry_profiles_by_aor(NULL, "sip:a@b", &l)); N(sip_managed_profile_registry_profiles_by_aor(m, NULL, &l));
+    N(sip_managed_profile_registry_profiles_by_aor(m, "sip:a@b", NULL));
+    N(sip_profile_registry_supported_types(NULL, NULL, 0, &n)); N(sip_profile_registry_supported_types(u, NULL, 0, NULL));
+    N(sip_managed_profile_registry_supported_types(NULL, NULL, 0, &n)); N(sip_managed_profile_registry_supported_types(m, NULL, 0, NULL));
+    N(sip_profile_registry_last_registration_error(NULL, up)); N(sip_profile_registry_last_registration_error(u, NULL));
+    N(sip_managed_profile_registry_last_registration_error(NULL, p)); N(sip_managed_profile_registry_last_registration_error(m, NULL));
+    N(sip_profile_registry_enable(NULL, up));                 N(sip_profile_registry_enable(u, NULL));
+    N(sip_profile_registry_disable(NULL, up));                N(sip_profile_registry_disable(u, NULL));
+    N(sip_profile_registry_refresh_enable(NULL, up));         N(sip_profile_registry_refresh_enable(u, NULL));
+    N(sip_profile_registry_force_disable(NULL, up));          N(sip_profile_registry_force_disable(u, NULL));
+    EXPECT(!sip_profile_registry_is_enabled(NULL, up));       EXPECT(!sip_profile_registry_is_enabled(u, NULL));
+    N(sip_managed_profile_registry_create(NULL, &t, &o));     N(sip_managed_profile_registry_create(m, NULL, &o));
+    N(sip_managed_profile_registry_create(m, &t, NULL));
+    N(sip_managed_profile_registry_save(NULL, p));            N(sip_managed_profile_registry_save(m, NULL));
+    N(sip_managed_profile_registry_destroy(NULL, p));         N(sip_managed_profile_registry_destroy(m, NULL));
+    N(sip_managed_profile_registry_is_in_use(NULL, p, &b));   N(sip_managed_profile_registry_is_in_use(m, NULL, &b));
+    N(sip_managed_profile_registry_is_in_use(m, p, NULL));
+    N(sip_profile_type(NULL, &t));                            N(sip_profile_type(p, NULL));
+    N(sip_profile_clone(NULL, &o));                           N(sip_profile_clone(p, NULL));
+    N(sip_profile_get_u32(NULL, 1, &v));                      N(sip_profile_get_u32(p, 1, NULL));
+    N(sip_profile_get_bool(NULL, 4, &b));                     N(sip_profile_get_bool(p, 4, NULL));
+    N(sip_profile_get_str(NULL, 7, buf, sizeof buf, &n));     N(sip_profile_get_str(p, 7, NULL, sizeof buf, &n));
+    N(sip_profile_get_str(p, 7, buf, sizeof buf, NULL));
+    N(sip_profile_get_str_array(NULL, 12, &sl));              N(sip_profile_get_str_array(p, 12, NULL));
+    N(sip_profile_get_server_str(NULL, 130, 152, buf, sizeof buf, &n)); N(sip_profile_get_server_str(p, 130, 152, NULL, 8, &n));
+    N(sip_profile_get_server_str(p, 130, 152, buf, sizeof buf, NULL));
+    N(sip_profile_set_u32(NULL, 3, 1));
+    N(sip_profile_set_bool(NULL, 4, true));
+    N(sip_profile_set_str(NULL, 2, "x"));                     N(sip_profile_set_str(p, 2, NULL));
+    N(sip_profile_set_str_array(NULL, 12, arr, 1));           N(sip_profile_set_str_array(p, 12, NULL, 1));
+    N(sip_profile_set_server_str(NULL, 130, 150, "x"));       N(sip_profile_set_server_str(p, 130, 150, NULL));
+    N(sip_profile_set_type(NULL, &t));                        N(sip_profile_set_type(p, NULL));
+#undef N
+    EXPECT(sip_profile_registration_status(NULL) == SIP_PROFILE_STATUS_UNREGISTERED);
+    EXPECT(!sip_profile_is_context_active(NULL) && sip_profile_context_id(NULL) == 0);
+    EXPECT(sip_profile_list_len(NULL) == 0 && sip_profile_list_take(NULL, 0) == NULL);
+    EXPECT(sip_str_list_len(NULL) == 0 && sip_str_list_get(NULL, 0) == NULL);
+    sip_set_log_callback(NULL, NULL, 0); /* NULL callback: back to stderr */
+    (void)v;
+    sip_profile_free(up);
+    sip_profile_free(p);
+    sip_profile_registry_free(u);
+    sip_managed_profile_registry_free(m);
+    printf("  NULL sweep: every pointer argument of every function\n");
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s STORE OTHER_STORE\n", argv[0]);
@@ -408,6 +493,7 @@ int main(int argc, char **argv) {
     value_rules(m);
     sip_managed_profile_registry_free(m);
     bad_input(argv[1], argv[2]);
+    null_sweep(argv[1]);
     if (failures) {
         fprintf(stderr, "conformance: %d failure(s)\n", failures);
         return 1;
