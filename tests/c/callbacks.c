@@ -14,13 +14,76 @@
 typedef struct reentrant {
     recorder rec;
     sip_profile_registry *self;
+    sip_managed_profile_registry *managed;
     sip_profile *held;
     int api_ok;
+    int all_calls_ok;
 } reentrant;
+
+/* Every other function of the API, called from inside a callback. */
+static int call_everything(reentrant *r, uint32_t id) {
+    int ok = 1;
+    sip_profile *p = NULL, *d = NULL, *c = NULL, *mp = NULL, *created = NULL;
+    sip_profile_list *l = NULL;
+    sip_str_list *sl = NULL;
+    sip_profile_type_info t = {SIP_PROFILE_CLASS_INTERNET, "IETF"}, types[4];
+    char buf[256];
+    size_t n = 0;
+    bool b = false;
+    uint32_t v = 0;
+    ok &= sip_profile_registry_profile(r->self, id, &p) == SIP_OK;
+    ok &= sip_profile_registry_default_profile(r->self, &d) == SIP_OK;
+    ok &= sip_profile_registry_profiles_by_type(r->self, &t, &l) == SIP_OK;
+    sip_profile_free(sip_profile_list_take(l, 0));
+    sip_profile_list_free(l);
+    ok &= sip_profile_registry_profiles_by_aor(r->self, "sip:alice@sipprofile.test", &l) == SIP_OK;
+    ok &= sip_profile_list_len(l) >= 1;
+    sip_profile_list_free(l);
+    ok &= sip_profile_registry_supported_types(r->self, types, 4, &n) == SIP_OK && n == 2;
+    ok &= sip_profile_registry_last_registration_error(r->self, p) == SIP_OK;
+    ok &= !sip_profile_registry_is_enabled(r->self, p);
+    ok &= sip_profile_registry_refresh_enable(r->self, p) == SIP_ERR_ARGUMENT; /* not enabled */
+    ok &= sip_profile_registry_force_disable(r->self, p) == SIP_OK;          /* unregistered: no-op */
+    ok &= sip_profile_get_str(p, SIP_KEY_USER_AOR, buf, sizeof buf, &n) == SIP_OK;
+    ok &= sip_profile_get_bool(p, SIP_KEY_SIG_COMP, &b) == SIP_OK;
+    ok &= sip_profile_get_u32(p, SIP_KEY_REGISTRATION_EXPIRES, &v) == SIP_OK;
+    ok &= sip_profile_get_str_array(p, SIP_KEY_HEADERS, &sl) == SIP_OK;
+    sip_str_list_free(sl);
+    ok &= sip_profile_get_server_str(p, SIP_SERVER_REGISTRAR, SIP_KEY_SERVER_ADDRESS, buf, sizeof buf, &n) == SIP_OK;
+    ok &= sip_profile_type(p, &t) == SIP_OK;
+    ok &= sip_profile_registration_status(p) == SIP_PROFILE_STATUS_UNREGISTERED;
+    ok &= sip_profile_context_id(p) == 0 && !sip_profile_is_context_active(p);
+    ok &= sip_profile_clone(p, &c) == SIP_ERR_ACCESS_DENIED; /* user-registry profile */
+    ok &= sip_profile_set_str(p, SIP_KEY_PROVIDER_NAME, "x") == SIP_ERR_ACCESS_DENIED;
+    ok &= sip_strerror(SIP_ERR_IN_USE) != NULL && sip_version() != NULL;
+    /* The managed registry's functions too. */
+    ok &= sip_managed_profile_registry_profile(r->managed, id, &mp) == SIP_OK;
+    ok &= sip_managed_profile_registry_is_in_use(r->managed, mp, &b) == SIP_OK;
+    ok &= sip_profile_set_str(mp, SIP_KEY_PROVIDER_NAME, "from a callback") == SIP_OK;
+    ok &= sip_profile_set_bool(mp, 700, true) == SIP_OK && sip_profile_set_u32(mp, 700, 7) == SIP_OK;
+    const char *hdr[] = {"X-Cb: 1"};
+    ok &= sip_profile_set_str_array(mp, SIP_KEY_HEADERS, hdr, 1) == SIP_OK;
+    ok &= sip_profile_set_server_str(mp, SIP_SERVER_REGISTRAR, SIP_KEY_DIGEST_REALM, "sipprofile.test") == SIP_OK;
+    ok &= sip_profile_set_type(mp, &t) == SIP_OK;
+    ok &= sip_managed_profile_registry_save(r->managed, mp) == SIP_OK;
+    ok &= sip_profile_clone(mp, &c) == SIP_OK;
+    ok &= sip_managed_profile_registry_create(r->managed, &t, &created) == SIP_OK;
+    ok &= sip_profile_set_str(created, SIP_KEY_USER_AOR, "sip:temp@sipprofile.test") == SIP_OK;
+    ok &= sip_managed_profile_registry_save(r->managed, created) == SIP_OK;
+    ok &= sip_managed_profile_registry_destroy(r->managed, created) == SIP_OK;
+    ok &= sip_managed_profile_registry_last_registration_error(r->managed, mp) == SIP_OK;
+    sip_profile_free(created);
+    sip_profile_free(c);
+    sip_profile_free(mp);
+    sip_profile_free(d);
+    sip_profile_free(p);
+    return ok;
+}
 
 static void reentrant_event(void *context, uint32_t id, sip_profile_event event) {
     reentrant *r = context;
-    if (event == SIP_PROFILE_CREATED) {
+    if (event == SIP_PROFILE_CREATED && !r->held) {
+        r->all_calls_ok = call_everything(r, id);
         sip_profile *p = NULL;
         int ok = sip_profile_registry_profile(r->self, id, &p) == SIP_OK;
         uint32_t got = 0;
@@ -105,10 +168,12 @@ int main(int argc, char **argv) {
     recorder_init(&r->rec, "reentrant");
     sip_profile_registry_observer ro = {r, reentrant_event, on_error};
     EXPECT_RC(sip_profile_registry_new(store, &ro, &r->self), SIP_OK);
+    r->managed = m;
     uint32_t id = add_profile(m, registrar);
     EXPECT(recorder_wait(&r->rec, id, 0, SIP_PROFILE_REGISTERED, 1, 10000));
     EXPECT(recorder_wait(&r->rec, id, 0, SIP_PROFILE_DEREGISTERED, 1, 10000));
     EXPECT(r->api_ok);
+    EXPECT(r->all_calls_ok);
     EXPECT(!pthread_equal(r->rec.callback_thread, pthread_self()));
     sip_profile_free(r->held);
     sip_profile_registry_free(r->self);
