@@ -40,6 +40,9 @@ struct Entry {
     observers: HashSet<u64>,
     /// The engine is running a registration for it.
     in_engine: bool,
+    /// The engine was asked to register again once the current binding is
+    /// gone: it stays the engine's through the Unregistered in between.
+    restart_pending: bool,
     /// Bumped by every save: a registry applies event data only when newer
     /// than what its handles hold, so a late event never overwrites newer
     /// data (e.g. edits made after one's own save).
@@ -55,6 +58,7 @@ impl Entry {
             users: HashSet::new(),
             observers: HashSet::new(),
             in_engine: false,
+            restart_pending: false,
             revision: 1,
         }
     }
@@ -311,6 +315,7 @@ impl Server {
     fn start_registration(&self, st: &mut State, id: u32) -> Result<()> {
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         let cfg = Self::registration_config(&e.data)?;
+        e.restart_pending = e.in_engine;
         e.in_engine = true;
         if e.info.status == Status::Unregistered {
             e.info.status = Status::RegistrationInProgress;
@@ -340,6 +345,7 @@ impl Server {
             Report::Registering => {
                 // Also after the engine re-registers by itself (pending data).
                 e.in_engine = true;
+                e.restart_pending = false;
                 e.info.status = Status::RegistrationInProgress;
             }
             Report::Registered(g) | Report::Refreshed(g) => {
@@ -365,7 +371,10 @@ impl Server {
                     last_error: e.info.last_error,
                     ..RegistrationInfo::default()
                 };
-                e.in_engine = false;
+                // A disable arriving before the restart's Registering report
+                // must still reach the engine.
+                e.in_engine = e.restart_pending;
+                e.restart_pending = false;
                 if before != Status::Unregistered {
                     log::info(&format!("profile {id} deregistered"));
                     Self::event(&st, id, Event::Deregistered);
@@ -389,6 +398,7 @@ impl Server {
                 };
                 e.users.clear();
                 e.in_engine = false;
+                e.restart_pending = false;
                 log::info(&format!("profile {id} registration failed: {code}"));
                 Self::route(&st, id, |s| Delivery::Error(id, code, s));
             }
@@ -431,6 +441,7 @@ impl Server {
         e.users.insert(registry);
         match e.info.status {
             Status::Unregistered | Status::UnregistrationInProgress => {
+                e.restart_pending = e.in_engine;
                 e.in_engine = true;
                 if e.info.status == Status::Unregistered {
                     e.info.status = Status::RegistrationInProgress;
@@ -483,6 +494,7 @@ impl Server {
         }
         e.users.clear();
         e.in_engine = false;
+        e.restart_pending = false;
         e.info = RegistrationInfo::default();
         self.send(Command::Forget(id));
         Self::event(&st, id, Event::ForciblyDisabled);

@@ -622,6 +622,11 @@ impl Core {
                     if !matches!(r, Report::Registering | Report::Unregistering) {
                         self.starting.remove(&id);
                     }
+                    if matches!(r, Report::Failed(_)) {
+                        // Ref §5.7: a failure removes every user; new data
+                        // waiting for this binding is stored, not registered.
+                        self.pending.remove(&id);
+                    }
                     let ctx = e.context_id;
                     self.reporter.report(id, ctx, r);
                 }

@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
         EXPECT_RC(sip_managed_profile_registry_is_in_use(managed[0], p, &in_use), SIP_OK);
         EXPECT(!in_use);
         int settled = 0;
-        for (int k = 0; k < 300 && !settled; k++) {
+        for (int k = 0; k < 600 && !settled; k++) { /* valgrind is slow */
             sip_profile *q = NULL;
             if (sip_managed_profile_registry_profile(managed[0], id, &q) == SIP_OK) {
                 settled = sip_profile_registration_status(q) == SIP_PROFILE_STATUS_UNREGISTERED;
