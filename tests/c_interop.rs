@@ -164,7 +164,7 @@ fn c_stress_under_asan_then_valgrind() {
         (
             "valgrind",
             root().join("tests/c/build-valgrind/stress"),
-            "5",
+            "3",
         ),
     ] {
         let tmp = TempDir::new("c-stress");
