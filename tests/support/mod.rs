@@ -30,8 +30,16 @@ pub fn cdylib_dir() -> &'static Path {
     })
 }
 
-/// `make -C dir` with LIBDIR pointing at the cdylib.
+/// `make -C dir` with LIBDIR pointing at the cdylib, once per test binary
+/// and arguments: tests run in parallel, and a second make relinking a
+/// program while another test runs it would fail that test.
 pub fn make(dir: &str, extra: &[&str]) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let key = format!("{dir} {}", extra.join(" "));
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.contains(&key) {
+        return;
+    }
     let lib = cdylib_dir();
     let out = Command::new("make")
         .arg("-s")
@@ -47,6 +55,7 @@ pub fn make(dir: &str, extra: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    done.push(key);
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
