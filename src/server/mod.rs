@@ -230,9 +230,14 @@ impl Server {
     }
 
     /// Sends to the profile's observers (or to every registry for CREATED).
-    fn route(st: &State, id: u32, what: impl Fn(Option<Arc<Snapshot>>) -> Delivery) {
-        let probe = what(None);
-        let with_data = matches!(probe, Delivery::Event(_, Event::Updated, _));
+    /// `with_data`: the event changed the stored data (UPDATED), so the
+    /// receiving handles need it; other events carry the registration only.
+    fn route(
+        st: &State,
+        id: u32,
+        with_data: bool,
+        what: impl Fn(Option<Arc<Snapshot>>) -> Delivery,
+    ) {
         let snap = Self::snapshot_with(st, id, with_data);
         let d = what(snap);
         let Some(e) = st.profiles.get(&id) else {
@@ -252,7 +257,7 @@ impl Server {
     }
 
     fn event(st: &State, id: u32, ev: Event) {
-        Self::route(st, id, |s| Delivery::Event(id, ev, s));
+        Self::route(st, id, ev == Event::Updated, |s| Delivery::Event(id, ev, s));
     }
 
     fn registration_config(data: &ProfileData) -> Result<RegConfig> {
@@ -400,7 +405,7 @@ impl Server {
                 e.in_engine = false;
                 e.restart_pending = false;
                 log::info(&format!("profile {id} registration failed: {code}"));
-                Self::route(&st, id, |s| Delivery::Error(id, code, s));
+                Self::route(&st, id, false, |s| Delivery::Error(id, code, s));
             }
         }
     }
