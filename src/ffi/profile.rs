@@ -329,17 +329,8 @@ pub extern "C" fn sip_profile_get_str(
     capacity: usize,
     len: *mut usize,
 ) -> i32 {
-    status(|| {
-        if len.is_null() || (buf.is_null() && capacity != 0) {
-            return Err(Error::Argument);
-        }
-        // SAFETY: NULL or valid.
-        let h = unsafe { handle(profile) }?;
-        read(h, key, |v| {
-            let s = access::get_str(v, key)?;
-            // SAFETY: buf valid for capacity bytes, len writable (caller).
-            unsafe { copy_out(s, buf, capacity, len) }
-        })
+    string_out(profile, key, buf, capacity, len, |v| {
+        access::get_str(v, key)
     })
 }
 
@@ -376,6 +367,21 @@ pub extern "C" fn sip_profile_get_server_str(
     capacity: usize,
     len: *mut usize,
 ) -> i32 {
+    string_out(profile, key, buf, capacity, len, |v| {
+        access::get_server_str(v, server, key)
+    })
+}
+
+/// The string getters' shared body: arguments checked before the lookup,
+/// then the value copied out by the rules of contract §5.3.
+fn string_out(
+    profile: *const sip_profile,
+    key: u32,
+    buf: *mut c_char,
+    capacity: usize,
+    len: *mut usize,
+    get: impl for<'v, 'a> FnOnce(&'v access::View<'a>) -> Result<&'a str>,
+) -> i32 {
     status(|| {
         if len.is_null() || (buf.is_null() && capacity != 0) {
             return Err(Error::Argument);
@@ -383,7 +389,7 @@ pub extern "C" fn sip_profile_get_server_str(
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
         read(h, key, |v| {
-            let s = access::get_server_str(v, server, key)?;
+            let s = get(v)?;
             // SAFETY: buf valid for capacity bytes, len writable (caller).
             unsafe { copy_out(s, buf, capacity, len) }
         })

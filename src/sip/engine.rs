@@ -688,39 +688,37 @@ impl Core {
     /// One message from the network (a datagram or a framed stream message):
     /// a response goes to the registration whose branch it carries.
     fn handle_datagram(&mut self, data: &[u8], from: SocketAddr) {
-        {
-            if log::enabled(log::TRACE) {
-                log::log(
-                    log::TRACE,
-                    &format!(
-                        "received from {from}:\n{}",
-                        masked_for_log(&String::from_utf8_lossy(data))
-                    ),
-                );
-            }
-            let msg = match Message::parse(data) {
-                Ok(m) => m,
-                Err(e) => {
-                    log::debug(&format!("dropped malformed message from {from}: {e:?}"));
-                    return;
-                }
-            };
-            if msg.status().is_none() {
-                return; // Requests (OPTIONS, NOTIFY…) are not served here.
-            }
-            let Some(branch) = msg
-                .top_via()
-                .and_then(|v| v.param("branch").flatten())
-                .map(str::to_owned)
-            else {
-                return;
-            };
-            let Some(&id) = self.branches.get(&branch) else {
-                log::debug(&format!("dropped unmatched response from {from}"));
-                return;
-            };
-            self.with_reg(id, |r, out| r.on_response(&msg, out));
+        if log::enabled(log::TRACE) {
+            log::log(
+                log::TRACE,
+                &format!(
+                    "received from {from}:\n{}",
+                    masked_for_log(&String::from_utf8_lossy(data))
+                ),
+            );
         }
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug(&format!("dropped malformed message from {from}: {e:?}"));
+                return;
+            }
+        };
+        if msg.status().is_none() {
+            return; // Requests (OPTIONS, NOTIFY…) are not served here.
+        }
+        let Some(branch) = msg
+            .top_via()
+            .and_then(|v| v.param("branch").flatten())
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let Some(&id) = self.branches.get(&branch) else {
+            log::debug(&format!("dropped unmatched response from {from}"));
+            return;
+        };
+        self.with_reg(id, |r, out| r.on_response(&msg, out));
     }
 }
 

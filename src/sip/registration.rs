@@ -269,11 +269,6 @@ impl Registration {
         }
     }
 
-    /// Re-enabled while de-registering: register again once that is over.
-    pub fn want_again(&mut self) {
-        self.wanted = true;
-    }
-
     /// `refresh_enable`: while waiting to retry, retry now.
     pub fn retry_now(&mut self, out: &mut Vec<Action>) {
         if self.state == State::RetryWait {
@@ -482,15 +477,9 @@ impl Registration {
         self.stale_retries = 0;
         self.interval_retries = 0;
         if tx.expires == 0 {
-            if self.wanted {
-                // Enabled again while de-registering (ref §5.3): register anew.
-                out.push(Action::Report(Report::Unregistered));
-                self.state = State::Registering;
-                out.push(Action::Report(Report::Registering));
-                self.send_register(self.expires, false, out);
-            } else {
-                self.finish(Report::Unregistered, out);
-            }
+            // Registering again after this (ref §5.3 enable while
+            // de-registering) is the engine's: it holds the new data.
+            self.finish(Report::Unregistered, out);
             return;
         }
         if !self.wanted {
@@ -670,14 +659,7 @@ impl Registration {
         if tx.expires == 0 || !self.wanted {
             // De-registration failed: the binding will expire by itself.
             crate::log::info(&format!("de-registration ended with {code}"));
-            if self.wanted {
-                self.state = State::Registering;
-                out.push(Action::Report(Report::Unregistered));
-                out.push(Action::Report(Report::Registering));
-                self.send_register(self.expires, false, out);
-            } else {
-                self.finish(Report::Unregistered, out);
-            }
+            self.finish(Report::Unregistered, out);
             return;
         }
         if !retry || self.retries >= MAX_RETRIES {

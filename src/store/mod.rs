@@ -14,7 +14,6 @@ const APPLICATION_ID: i64 = 0x5349_5050; // "SIPP"
 
 pub struct Store {
     conn: Connection,
-    path: PathBuf,
 }
 
 /// The store path when the caller gives none: `$SIPPROFILE_STORE`, else
@@ -71,16 +70,9 @@ impl Store {
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let mut store = Store {
-            conn,
-            path: path.to_owned(),
-        };
+        let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn migrate(&mut self) -> Result<()> {
