@@ -328,10 +328,13 @@ pub fn frame(buf: &mut Vec<u8>) -> Frame {
     let Some(len) = len else {
         return Frame::Invalid;
     };
-    let total = head_end + 4 + len;
-    if total > MAX_MESSAGE {
+    // Checked: a hostile Content-Length must not wrap the sum (found by fuzzing).
+    let Some(total) = (head_end + 4)
+        .checked_add(len)
+        .filter(|t| *t <= MAX_MESSAGE)
+    else {
         return Frame::Invalid;
-    }
+    };
     if buf.len() < total {
         return Frame::NeedMore;
     }
@@ -379,6 +382,10 @@ mod tests {
         assert_eq!(frame(&mut bad), Frame::Invalid);
         let mut huge = b"SIP/2.0 200 OK\r\nContent-Length: 999999\r\n\r\n".to_vec();
         assert_eq!(frame(&mut huge), Frame::Invalid);
+        // Found by fuzzing: a Content-Length that overflows the sum.
+        let mut wrap =
+            b"SIP/2.0 503  2\r\nContent-Length: 0000018446744073709551615\r\n\r\n".to_vec();
+        assert_eq!(frame(&mut wrap), Frame::Invalid);
     }
 }
 
