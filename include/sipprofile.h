@@ -899,8 +899,10 @@ int32_t sip_profile_set_type(struct sip_profile *profile, const struct sip_profi
  * Opens a user registry on the store at `store_path` (NULL: the default
  * store, `$SIPPROFILE_STORE` or `$XDG_DATA_HOME/sipprofile/profiles.db`),
  * starting the store's profile server if this is its first registry.
- * `observer` (may be NULL) is copied. On `SIP_OK`, `*out` is a new registry
- * owned by the caller, to free with `sip_profile_registry_free`.
+ * `observer` (may be NULL) is copied; a registry with no callback starts no
+ * thread, and its handles are updated as each change happens.
+ * On `SIP_OK`, `*out` is a new registry owned by the caller, to free with
+ * `sip_profile_registry_free`.
  */
 int32_t sip_profile_registry_new(const char *store_path,
                                  const struct sip_profile_registry_observer *observer,

@@ -43,8 +43,10 @@ unsafe fn open(
         }
         Some(PathBuf::from(s))
     };
-    // SAFETY: NULL or a readable observer struct; copied here.
+    // SAFETY: NULL or a readable observer struct; copied here. One with no
+    // callback is no observer (the registry then needs no thread).
     let obs = unsafe { observer.as_ref() }
+        .filter(|o| o.event_occurred.is_some() || o.error_occurred.is_some())
         .map(|o| Box::new(CObserver(*o)) as Box<dyn crate::server::events::Observer>);
     Registry::open(path.as_deref(), managed, obs)
 }
@@ -182,8 +184,10 @@ unsafe fn profile<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
 /// Opens a user registry on the store at `store_path` (NULL: the default
 /// store, `$SIPPROFILE_STORE` or `$XDG_DATA_HOME/sipprofile/profiles.db`),
 /// starting the store's profile server if this is its first registry.
-/// `observer` (may be NULL) is copied. On `SIP_OK`, `*out` is a new registry
-/// owned by the caller, to free with `sip_profile_registry_free`.
+/// `observer` (may be NULL) is copied; a registry with no callback starts no
+/// thread, and its handles are updated as each change happens.
+/// On `SIP_OK`, `*out` is a new registry owned by the caller, to free with
+/// `sip_profile_registry_free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_registry_new(
     store_path: *const c_char,

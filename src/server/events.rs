@@ -2,6 +2,7 @@
 
 use crate::profile::{ProfileData, RegistrationInfo};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Observer events, with the values of `sip_profile_event` (ref §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,8 @@ pub struct Snapshot {
 
 #[derive(Debug, Clone)]
 pub enum Delivery {
-    Event(u32, Event, Option<Arc<Snapshot>>),
+    /// The instant is when the server published the event.
+    Event(u32, Event, Option<Arc<Snapshot>>, Instant),
     Error(u32, i32, Option<Arc<Snapshot>>),
     /// The registry is closing: the dispatcher ends.
     Stop,
@@ -42,6 +44,12 @@ pub enum Delivery {
 /// dispatcher thread, one call at a time, never with a library lock held.
 pub trait Observer: Send + Sync {
     fn event(&self, profile_id: u32, event: Event);
+    /// `event`, also told when the server published it (the change's own
+    /// instant): what a delivery-latency measurement needs.
+    fn event_at(&self, profile_id: u32, event: Event, published: Instant) {
+        let _ = published;
+        self.event(profile_id, event)
+    }
     fn error(&self, profile_id: u32, error: i32);
 }
 

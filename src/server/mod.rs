@@ -5,7 +5,9 @@
 //!
 //! Locking: one mutex (`state`) guards everything; it is never held while
 //! user code runs (observers run on dispatcher threads fed by channels) nor
-//! while waiting for the engine thread.
+//! while waiting for the engine thread. Lock order: a registry's block map,
+//! then `state`, then one handle block (written here for registries without
+//! observer, see `Sink::Handles`).
 
 pub mod events;
 pub mod registry;
@@ -18,13 +20,13 @@ use crate::sip::transport::Transport;
 use crate::sip::uri::Uri;
 use crate::store::Store;
 use crate::{Error, Result, log};
-use crossbeam_channel::Sender;
 use events::{Delivery, Event, Snapshot};
 use parking_lot::Mutex;
+use registry::{BlockRef, Sink};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use registry::{ClientProfile, ProfileHandle, Registry};
 
@@ -36,8 +38,9 @@ struct Entry {
     info: RegistrationInfo,
     /// Registries that enabled it (ref §5.3 "users").
     users: HashSet<u64>,
-    /// Registries holding at least one handle (ref §5.2 "observers").
-    observers: HashSet<u64>,
+    /// Registries holding at least one handle (ref §5.2 "observers"), with
+    /// the data block their handles share.
+    observers: HashMap<u64, BlockRef>,
     /// The engine is running a registration for it.
     in_engine: bool,
     /// The engine was asked to register again once the current binding is
@@ -56,7 +59,7 @@ impl Entry {
             data,
             info: RegistrationInfo::default(),
             users: HashSet::new(),
-            observers: HashSet::new(),
+            observers: HashMap::new(),
             in_engine: false,
             restart_pending: false,
             revision: 1,
@@ -72,7 +75,7 @@ impl Entry {
 struct State {
     store: Store,
     profiles: BTreeMap<u32, Entry>,
-    registries: HashMap<u64, Sender<Delivery>>,
+    registries: HashMap<u64, Sink>,
     default_id: Option<u32>,
     next_registry: u64,
 }
@@ -116,7 +119,7 @@ impl Reporter for EngineReporter {
 impl Server {
     /// Joins the server of `path`, starting it if this is the first registry.
     /// Returns the server and the new registry's id.
-    pub(crate) fn attach(path: &Path, sink: Sender<Delivery>) -> Result<(Arc<Server>, u64)> {
+    pub(crate) fn attach(path: &Path, sink: Sink) -> Result<(Arc<Server>, u64)> {
         let key = canonical(path);
         let mut all = servers().lock();
         let server = match all.get(&key) {
@@ -243,21 +246,27 @@ impl Server {
         let Some(e) = st.profiles.get(&id) else {
             return;
         };
-        if matches!(d, Delivery::Event(_, Event::Created, _)) {
+        if matches!(d, Delivery::Event(_, Event::Created, ..)) {
+            // Nobody holds a block of a new profile: only observers hear it.
             for sink in st.registries.values() {
-                let _ = sink.send(d.clone());
+                if let Sink::Dispatcher(tx) = sink {
+                    let _ = tx.send(d.clone());
+                }
             }
         } else {
-            for r in &e.observers {
+            for (r, block) in &e.observers {
                 if let Some(sink) = st.registries.get(r) {
-                    let _ = sink.send(d.clone());
+                    sink.deliver(block, &d);
                 }
             }
         }
     }
 
     fn event(st: &State, id: u32, ev: Event) {
-        Self::route(st, id, ev == Event::Updated, |s| Delivery::Event(id, ev, s));
+        let now = Instant::now();
+        Self::route(st, id, ev == Event::Updated, |s| {
+            Delivery::Event(id, ev, s, now)
+        });
     }
 
     fn registration_config(data: &ProfileData) -> Result<RegConfig> {
@@ -425,12 +434,14 @@ impl Server {
         self.state.lock().default_id
     }
 
-    pub(crate) fn observe(&self, registry: u64, id: u32, on: bool) {
+    /// `registry`'s handles of `id` now share `block` (`on`), or that block
+    /// is gone. A block that replaced it in between keeps its events.
+    pub(crate) fn observe(&self, registry: u64, id: u32, block: &BlockRef, on: bool) {
         let mut st = self.state.lock();
         if let Some(e) = st.profiles.get_mut(&id) {
             if on {
-                e.observers.insert(registry);
-            } else {
+                e.observers.insert(registry, block.clone());
+            } else if e.observers.get(&registry).is_some_and(|b| b.ptr_eq(block)) {
                 e.observers.remove(&registry);
             }
         }
