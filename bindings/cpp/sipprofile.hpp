@@ -191,7 +191,9 @@ template <typename R, typename Fns>
 class RegistryBase {
 public:
     RegistryBase(const char *store, Observer observer) : observer_(std::make_unique<Observer>(std::move(observer))) {
-        sip_profile_registry_observer o{observer_.get(), on_event, on_error};
+        // Only the callbacks asked for: a registry with none starts no thread.
+        sip_profile_registry_observer o{observer_.get(), observer_->on_event ? on_event : nullptr,
+                                        observer_->on_error ? on_error : nullptr};
         R *r = nullptr;
         check(Fns::make(store, &o, &r), "open registry");
         r_.reset(r);
