@@ -83,11 +83,13 @@ modparam(\"tls\", \"config\", \"$rundir/tls.cfg\")"
     done
     ;;
 stop)
-    for f in "$rundir/kamailio.pid" "$rundir/kamailio.shell-pid"; do
-        [ -f "$f" ] && kill "$(cat "$f")" 2> /dev/null || true
+    # Kamailio removes its pid file as it exits: read it once.
+    pid=$(cat "$rundir/kamailio.pid" 2> /dev/null || true)
+    for p in "$pid" "$(cat "$rundir/kamailio.shell-pid" 2> /dev/null || true)"; do
+        [ -n "$p" ] && kill "$p" 2> /dev/null || true
     done
     i=0
-    while [ -f "$rundir/kamailio.pid" ] && kill -0 "$(cat "$rundir/kamailio.pid")" 2> /dev/null && [ $i -lt 50 ]; do
+    while [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null && [ $i -lt 50 ]; do
         sleep 0.1
         i=$((i + 1))
     done
