@@ -25,6 +25,10 @@ pub struct Snapshot {
     /// handles' data is already current, and 10,000 registrations need not
     /// carry 10,000 copies of it.
     pub data: Option<ProfileData>,
+    /// When it was taken, in the server's order of registration-state
+    /// changes: a registry applies `info` only when newer than what its
+    /// handles hold (see `server::State::seq`).
+    pub seq: u64,
     /// The server's revision of `data` (see `server::Entry`).
     pub revision: u64,
     pub info: RegistrationInfo,

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use registry::{BlockRef, Sink};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,18 @@ struct State {
     registries: HashMap<u64, Sink>,
     default_id: Option<u32>,
     next_registry: u64,
+    /// Numbers every snapshot and every registration state handed to a
+    /// registry, in lock order: an event queued for a dispatcher and the
+    /// state an `enable` returned are applied newest-wins, whichever
+    /// arrives first.
+    seq: AtomicU64,
+}
+
+impl State {
+    fn next_seq(&self) -> u64 {
+        // Always under the state lock: the order is the lock's order.
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 pub struct Server {
@@ -156,6 +169,7 @@ impl Server {
                 registries: HashMap::new(),
                 default_id,
                 next_registry: 0,
+                seq: AtomicU64::new(0),
             }),
             engine: Mutex::new(None),
         });
@@ -224,6 +238,7 @@ impl Server {
     fn snapshot_with(st: &State, id: u32, with_data: bool) -> Option<Arc<Snapshot>> {
         st.profiles.get(&id).map(|e| {
             Arc::new(Snapshot {
+                seq: st.next_seq(),
                 data: with_data.then(|| e.data.without_passwords()),
                 revision: e.revision,
                 info: e.info.clone(),
@@ -447,7 +462,9 @@ impl Server {
         }
     }
 
-    pub(crate) fn enable(&self, registry: u64, id: u32) -> Result<RegistrationInfo> {
+    /// Returns the registration state and its `seq` (as `disable` and
+    /// `force_disable` do).
+    pub(crate) fn enable(&self, registry: u64, id: u32) -> Result<(RegistrationInfo, u64)> {
         let mut st = self.state.lock();
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         if e.users.contains(&registry) {
@@ -465,23 +482,23 @@ impl Server {
                 e.info.last_error = 0;
                 let info = e.info.clone();
                 self.send(Command::Register(id, Box::new(cfg)));
-                Ok(info)
+                Ok((info, st.next_seq()))
             }
             Status::RegistrationInProgress => {
                 let info = e.info.clone();
                 self.send(Command::RetryNow(id));
-                Ok(info)
+                Ok((info, st.next_seq()))
             }
-            Status::Registered => Ok(e.info.clone()),
+            Status::Registered => Ok((e.info.clone(), st.next_seq())),
         }
     }
 
-    pub(crate) fn disable(&self, registry: u64, id: u32) -> Result<RegistrationInfo> {
+    pub(crate) fn disable(&self, registry: u64, id: u32) -> Result<(RegistrationInfo, u64)> {
         let mut st = self.state.lock();
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         e.users.remove(&registry);
         self.stop_if_unreferred(&mut st, id);
-        Ok(st.profiles[&id].info.clone())
+        Ok((st.profiles[&id].info.clone(), st.next_seq()))
     }
 
     pub(crate) fn is_in_use(&self, id: u32) -> Result<bool> {
@@ -502,11 +519,12 @@ impl Server {
 
     /// Contract §7.3: straight to Unregistered, every user removed, no
     /// un-REGISTER sent, FORCIBLY_DISABLED to observers.
-    pub(crate) fn force_disable(&self, id: u32) -> Result<RegistrationInfo> {
+    pub(crate) fn force_disable(&self, id: u32) -> Result<(RegistrationInfo, u64)> {
         let mut st = self.state.lock();
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         if e.info.status == Status::Unregistered && !e.in_engine {
-            return Ok(e.info.clone());
+            let info = e.info.clone();
+            return Ok((info, st.next_seq()));
         }
         e.users.clear();
         e.in_engine = false;
@@ -514,7 +532,7 @@ impl Server {
         e.info = RegistrationInfo::default();
         self.send(Command::Forget(id));
         Self::event(&st, id, Event::ForciblyDisabled);
-        Ok(RegistrationInfo::default())
+        Ok((RegistrationInfo::default(), st.next_seq()))
     }
 
     /// Adds (id 0) or updates a profile; returns the stored copy (ref §5.5).

@@ -31,6 +31,11 @@ pub struct ClientProfile {
     pub is_default: bool,
     /// Server revision of `data`; older event data is not applied.
     pub revision: u64,
+    /// Server `seq` of `info`, `last_error` and `is_default`, and of the
+    /// last change of `enabled`: an older state is not applied, whether it
+    /// comes from an event or from the return of `enable`.
+    pub seq: u64,
+    pub enabled_seq: u64,
 }
 
 impl ClientProfile {
@@ -42,19 +47,44 @@ impl ClientProfile {
             last_error: s.info.last_error,
             is_default: s.is_default,
             revision: s.revision,
+            seq: s.seq,
+            enabled_seq: 0,
         }
     }
 
-    fn refresh(&mut self, s: &Snapshot) {
+    /// Applies what is newer in `s`; true if its registration state was.
+    fn refresh(&mut self, s: &Snapshot) -> bool {
         if let Some(d) = &s.data {
             if s.revision > self.revision {
                 self.data = d.clone();
                 self.revision = s.revision;
             }
         }
+        if s.seq <= self.seq {
+            return false;
+        }
+        self.seq = s.seq;
         self.info = s.info.clone();
         self.last_error = s.info.last_error;
         self.is_default = s.is_default;
+        true
+    }
+
+    /// The server stopped (or started) this registry's use at `seq`.
+    fn set_enabled(&mut self, enabled: bool, seq: u64) {
+        if seq > self.enabled_seq {
+            self.enabled = enabled;
+            self.enabled_seq = seq;
+        }
+    }
+
+    /// The registration state the server returned at `seq` (the client's
+    /// `last_error` is the caller's to set, ref §5.7).
+    fn set_info(&mut self, info: RegistrationInfo, seq: u64) {
+        if seq > self.seq {
+            self.info = info;
+            self.seq = seq;
+        }
     }
 
     pub fn view(&self) -> View<'_> {
@@ -102,23 +132,21 @@ impl Sink {
 /// instead of) its observer hears it.
 fn apply(c: &mut ClientProfile, d: &Delivery) {
     match d {
-        Delivery::Event(_, ev, snap, _) => {
-            if let Some(s) = snap {
-                c.refresh(s);
-            }
+        Delivery::Event(_, ev, Some(s), _) => {
+            c.refresh(s);
             if *ev == Event::ForciblyDisabled {
-                c.enabled = false; // contract §7.3
+                c.set_enabled(false, s.seq); // contract §7.3
             }
         }
-        Delivery::Error(_, code, snap) => {
-            if let Some(s) = snap {
-                c.refresh(s);
+        Delivery::Error(_, code, Some(s)) => {
+            if c.refresh(s) {
+                c.info.status = Status::Unregistered;
+                c.last_error = *code;
             }
-            c.info.status = Status::Unregistered;
-            c.enabled = false;
-            c.last_error = *code;
+            c.set_enabled(false, s.seq);
         }
-        Delivery::Stop => {}
+        // The profile is gone (DESTROYED): nothing left to update.
+        Delivery::Event(..) | Delivery::Error(..) | Delivery::Stop => {}
     }
 }
 /// One observer call, prepared outside every lock.
@@ -298,6 +326,8 @@ impl Registry {
                 last_error: 0,
                 is_default: false,
                 revision: 0,
+                seq: 0,
+                enabled_seq: 0,
             })),
             registry: Arc::downgrade(self),
             managed: self.managed,
@@ -419,10 +449,10 @@ impl Registry {
             return Err(Error::NotFound);
         }
         match self.server.enable(self.id, id) {
-            Ok(info) => {
+            Ok((info, seq)) => {
                 let mut b = h.block.write();
-                b.enabled = true;
-                b.info = info;
+                b.set_enabled(true, seq);
+                b.set_info(info, seq);
                 Ok(())
             }
             Err(e) => {
@@ -444,8 +474,10 @@ impl Registry {
         if !was {
             return Ok(());
         }
-        let info = self.server.disable(self.id, id)?;
-        h.block.write().info = info;
+        let (info, seq) = self.server.disable(self.id, id)?;
+        let mut b = h.block.write();
+        b.enabled_seq = b.enabled_seq.max(seq);
+        b.set_info(info, seq);
         Ok(())
     }
 
@@ -468,11 +500,11 @@ impl Registry {
     pub fn force_disable(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
         self.own(h)?;
         let id = h.block.read().data.id;
-        let info = self.server.force_disable(id)?;
+        let (info, seq) = self.server.force_disable(id)?;
         let mut b = h.block.write();
-        b.enabled = false;
+        b.set_enabled(false, seq);
         b.last_error = 0;
-        b.info = info;
+        b.set_info(info, seq);
         Ok(())
     }
 
@@ -626,6 +658,81 @@ mod tests {
         drop((held, h));
         u.close();
         m.close();
+    }
+
+    fn client() -> ClientProfile {
+        ClientProfile {
+            data: ProfileData::new(TypeInfo::ietf()),
+            info: RegistrationInfo::default(),
+            enabled: false,
+            last_error: 0,
+            is_default: false,
+            revision: 0,
+            seq: 0,
+            enabled_seq: 0,
+        }
+    }
+
+    fn state(status: Status, seq: u64) -> Arc<Snapshot> {
+        let info = RegistrationInfo {
+            status,
+            ..RegistrationInfo::default()
+        };
+        Arc::new(Snapshot {
+            data: None,
+            seq,
+            revision: 0,
+            info,
+            is_default: false,
+        })
+    }
+
+    #[test]
+    fn the_newest_registration_state_wins_whichever_arrives_first() {
+        let now = std::time::Instant::now();
+        // REGISTERED (seq 7) applied before the state `enable` returned
+        // (seq 6): still registered, and enabled.
+        let mut c = client();
+        apply(
+            &mut c,
+            &Delivery::Event(
+                1,
+                Event::Registered,
+                Some(state(Status::Registered, 7)),
+                now,
+            ),
+        );
+        let in_progress = state(Status::RegistrationInProgress, 6).info.clone();
+        c.set_enabled(true, 6);
+        c.set_info(in_progress, 6);
+        assert_eq!(c.info.status, Status::Registered);
+        assert!(c.enabled);
+        // An error older than the enable (queued before it) changes nothing.
+        apply(
+            &mut c,
+            &Delivery::Error(1, 403, Some(state(Status::Unregistered, 5))),
+        );
+        assert!(c.enabled);
+        assert_eq!((c.info.status, c.last_error), (Status::Registered, 0));
+        // A newer one does.
+        apply(
+            &mut c,
+            &Delivery::Error(1, 403, Some(state(Status::Unregistered, 8))),
+        );
+        assert!(!c.enabled);
+        assert_eq!((c.info.status, c.last_error), (Status::Unregistered, 403));
+        // FORCIBLY_DISABLED older than a new enable leaves it enabled.
+        c.set_enabled(true, 10);
+        apply(
+            &mut c,
+            &Delivery::Event(
+                1,
+                Event::ForciblyDisabled,
+                Some(state(Status::Unregistered, 9)),
+                now,
+            ),
+        );
+        assert!(c.enabled);
     }
 
     #[test]
