@@ -39,6 +39,20 @@ pub struct ClientProfile {
 }
 
 impl ClientProfile {
+    /// A profile not saved yet: nothing from the server applied.
+    fn unsaved(data: ProfileData) -> ClientProfile {
+        ClientProfile {
+            data,
+            info: RegistrationInfo::default(),
+            enabled: false,
+            last_error: 0,
+            is_default: false,
+            revision: 0,
+            seq: 0,
+            enabled_seq: 0,
+        }
+    }
+
     fn from_snapshot(s: &Snapshot) -> ClientProfile {
         ClientProfile {
             data: s.data().clone(),
@@ -319,16 +333,7 @@ impl Registry {
 
     fn unattached(self: &Arc<Self>, data: ProfileData) -> ProfileHandle {
         ProfileHandle {
-            block: Arc::new(RwLock::new(ClientProfile {
-                data,
-                info: RegistrationInfo::default(),
-                enabled: false,
-                last_error: 0,
-                is_default: false,
-                revision: 0,
-                seq: 0,
-                enabled_seq: 0,
-            })),
+            block: Arc::new(RwLock::new(ClientProfile::unsaved(data))),
             registry: Arc::downgrade(self),
             managed: self.managed,
             attached: AtomicU32::new(0),
@@ -661,16 +666,7 @@ mod tests {
     }
 
     fn client() -> ClientProfile {
-        ClientProfile {
-            data: ProfileData::new(TypeInfo::ietf()),
-            info: RegistrationInfo::default(),
-            enabled: false,
-            last_error: 0,
-            is_default: false,
-            revision: 0,
-            seq: 0,
-            enabled_seq: 0,
-        }
+        ClientProfile::unsaved(ProfileData::new(TypeInfo::ietf()))
     }
 
     fn state(status: Status, seq: u64) -> Arc<Snapshot> {
