@@ -1,12 +1,15 @@
 //! Concurrency under load, against Kamailio: 8 threads over several
 //! registries enabling, disabling, saving, destroying and retrieving a shared
 //! set of profiles for a bounded time, with a watchdog; then reference
-//! counts, store contents and Kamailio's bindings must agree.
+//! counts, store contents and Kamailio's bindings must agree. Half the
+//! registries have an observer (a dispatcher thread), half do not (the
+//! server updates their handles in place), so both paths run concurrently.
 
 mod support;
 
 use sipprofile::profile::{Status, access, keys};
 use sipprofile::server::Registry;
+use sipprofile::server::events::{Event, Observer};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +29,18 @@ impl Rng {
     }
 }
 
+/// Counts what it hears: the test fails if nothing was heard.
+struct Count(Arc<AtomicU64>);
+
+impl Observer for Count {
+    fn event(&self, _id: u32, _event: Event) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn error(&self, _id: u32, _error: i32) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn eight_threads_hammering_shared_profiles_stay_consistent() {
     // SAFETY: set before any engine thread of this binary starts.
@@ -33,11 +48,15 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
     let k = Kamailio::start("MD5");
     let tmp = TempDir::new("stress");
     let store = tmp.path().join("p.db");
+    let heard = Arc::new(AtomicU64::new(0));
+    let observer = |i: usize| -> Option<Box<dyn Observer>> {
+        (i % 2 == 1).then(|| Box::new(Count(heard.clone())) as _)
+    };
     let managed: Vec<Arc<Registry>> = (0..2)
-        .map(|_| Registry::open(Some(&store), true, None).unwrap())
+        .map(|i| Registry::open(Some(&store), true, observer(i)).unwrap())
         .collect();
     let users: Vec<Arc<Registry>> = (0..4)
-        .map(|_| Registry::open(Some(&store), false, None).unwrap())
+        .map(|i| Registry::open(Some(&store), false, observer(i)).unwrap())
         .collect();
     let ids: Arc<Mutex<BTreeSet<u32>>> = Arc::new(Mutex::new(
         (0..12)
@@ -143,6 +162,10 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
     assert!(
         progress.load(Ordering::Relaxed) > 100,
         "too little work done"
+    );
+    assert!(
+        heard.load(Ordering::Relaxed) > 0,
+        "no observer heard an event"
     );
 
     // Nobody holds a handle any more: nothing is in use, and (after the

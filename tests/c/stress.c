@@ -25,6 +25,18 @@ static int id_count = 0;
 static volatile int stop = 0;
 static volatile unsigned long progress = 0;
 
+static volatile unsigned long heard = 0;
+
+static void count_event(void *context, uint32_t profile_id, sip_profile_event event) {
+    (void)context, (void)profile_id, (void)event;
+    __atomic_add_fetch(&heard, 1, __ATOMIC_RELAXED);
+}
+
+static void count_error(void *context, uint32_t profile_id, int32_t error) {
+    (void)context, (void)profile_id, (void)error;
+    __atomic_add_fetch(&heard, 1, __ATOMIC_RELAXED);
+}
+
 static uint32_t add_profile(sip_managed_profile_registry *m) {
     sip_profile_type_info ietf = {SIP_PROFILE_CLASS_INTERNET, "IETF"};
     sip_profile *p = NULL;
@@ -141,8 +153,13 @@ int main(int argc, char **argv) {
     const char *store = argv[1];
     registrar = argv[2];
     int seconds = atoi(argv[3]);
-    for (int i = 0; i < 2; i++) EXPECT_RC(sip_managed_profile_registry_new(store, NULL, &managed[i]), SIP_OK);
-    for (int i = 0; i < 3; i++) EXPECT_RC(sip_profile_registry_new(store, NULL, &users[i]), SIP_OK);
+    /* Some registries with an observer (a dispatcher thread), some without
+       (handles updated in place by the server): both paths under load. */
+    sip_profile_registry_observer counting = {NULL, count_event, count_error};
+    for (int i = 0; i < 2; i++)
+        EXPECT_RC(sip_managed_profile_registry_new(store, i == 1 ? &counting : NULL, &managed[i]), SIP_OK);
+    for (int i = 0; i < 3; i++)
+        EXPECT_RC(sip_profile_registry_new(store, i == 1 ? &counting : NULL, &users[i]), SIP_OK);
     for (int i = 0; i < 12; i++) remember(add_profile(managed[0]));
     pthread_t t[THREADS], w;
     pthread_create(&w, NULL, watchdog, NULL);
@@ -152,6 +169,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     pthread_join(w, NULL);
     EXPECT(progress > 100);
+    EXPECT(__atomic_load_n(&heard, __ATOMIC_RELAXED) > 0);
 
     /* Nothing is in use; everything settles to unregistered. */
     sip_profile_list *l = NULL;
