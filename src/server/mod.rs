@@ -480,17 +480,13 @@ impl Server {
                     e.info.status = Status::RegistrationInProgress;
                 }
                 e.info.last_error = 0;
-                let info = e.info.clone();
                 self.send(Command::Register(id, Box::new(cfg)));
-                Ok((info, st.next_seq()))
             }
-            Status::RegistrationInProgress => {
-                let info = e.info.clone();
-                self.send(Command::RetryNow(id));
-                Ok((info, st.next_seq()))
-            }
-            Status::Registered => Ok((e.info.clone(), st.next_seq())),
+            Status::RegistrationInProgress => self.send(Command::RetryNow(id)),
+            Status::Registered => {}
         }
+        let info = e.info.clone();
+        Ok((info, st.next_seq()))
     }
 
     pub(crate) fn disable(&self, registry: u64, id: u32) -> Result<(RegistrationInfo, u64)> {

@@ -481,7 +481,7 @@ impl Registry {
         }
         let (info, seq) = self.server.disable(self.id, id)?;
         let mut b = h.block.write();
-        b.enabled_seq = b.enabled_seq.max(seq);
+        b.set_enabled(false, seq);
         b.set_info(info, seq);
         Ok(())
     }
