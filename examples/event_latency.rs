@@ -8,11 +8,17 @@
 //! Default mode: the change is a save (UPDATED) by a managed registry, paced
 //! at 1,000/s; the store is on tmpfs so the durable save's fsync does not set
 //! the pace. `--both-observe` gives the saving registry an observer too, so
-//! every event wakes two dispatcher threads.
+//! every event wakes two dispatcher threads; both callbacks are timed.
 //!
 //! `--registrar`: the change is a registration: EVENTS profiles (user1..N,
 //! password pwN, as `tests/peers/kamailio.sh` provisions) are enabled one per
 //! millisecond and each REGISTERED is timed, the registrar sharing the cores.
+//!
+//! `--floor`: no library at all. A thread paced at 1,000/s sends its
+//! `Instant::now()` over a crossbeam channel (the one the dispatcher parks
+//! on) to one thread, or to two with `--both-observe`, which stamp it on
+//! waking. This is the machine's own wake-up cost, the floor under the
+//! library's figures.
 
 use sipprofile::profile::{TypeInfo, access, keys};
 use sipprofile::server::Registry;
@@ -35,13 +41,6 @@ impl Observer for Stamp {
     fn error(&self, _id: u32, _error: i32) {}
 }
 
-struct Ignore;
-
-impl Observer for Ignore {
-    fn event(&self, _id: u32, _event: Event) {}
-    fn error(&self, _id: u32, _error: i32) {}
-}
-
 /// Sleeps until event `i` is due at 1,000/s.
 fn pace(start: Instant, i: usize) {
     let due = start + Duration::from_millis(i as u64);
@@ -50,30 +49,82 @@ fn pace(start: Instant, i: usize) {
     }
 }
 
+/// Prints one line; with two observers both callbacks of an event count.
+fn report(events: usize, kind: &str, elapsed: f64, observers: usize, lat: &mut [Duration]) {
+    lat.sort();
+    println!(
+        "events={events} kind={kind} rate={:.0}/s observing_registries={observers} published_to_callback_us p50={:.1} p99={:.1} p99.9={:.1} max={:.1}",
+        events as f64 / elapsed,
+        pct(lat, 0.50),
+        pct(lat, 0.99),
+        pct(lat, 0.999),
+        pct(lat, 1.0),
+    );
+}
+
 fn pct(v: &[Duration], p: f64) -> f64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
+}
+
+/// The `--floor` mode: a paced thread wakes `receivers` threads per event.
+fn floor(events: usize, receivers: usize) -> (Vec<Duration>, f64) {
+    let (stamps_tx, stamps) = channel();
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..receivers {
+        let (tx, rx) = crossbeam_channel::unbounded::<Instant>();
+        let stamps_tx = stamps_tx.clone();
+        senders.push(tx);
+        threads.push(std::thread::spawn(move || {
+            for sent in rx.iter() {
+                let _ = stamps_tx.send(Instant::now() - sent);
+            }
+        }));
+    }
+    drop(stamps_tx);
+    let start = Instant::now();
+    for i in 0..events {
+        pace(start, i);
+        let now = Instant::now();
+        for tx in &senders {
+            tx.send(now).unwrap();
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(senders);
+    for t in threads {
+        t.join().unwrap();
+    }
+    (stamps.iter().collect(), elapsed)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let both = args.iter().any(|a| a == "--both-observe");
+    let events: usize = args.iter().find_map(|v| v.parse().ok()).unwrap_or(5000);
+    if args.iter().any(|a| a == "--floor") {
+        let receivers = if both { 2 } else { 1 };
+        let (mut lat, elapsed) = floor(events, receivers);
+        report(events, "floor", elapsed, receivers, &mut lat);
+        return;
+    }
     let registrar = args
         .iter()
         .position(|a| a == "--registrar")
         .and_then(|i| args.get(i + 1).cloned());
-    let events: usize = args.iter().find_map(|v| v.parse().ok()).unwrap_or(5000);
     let dir =
         std::path::Path::new("/dev/shm").join(format!("sipprofile-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = dir.join("p.db");
-    let managed_observer: Option<Box<dyn Observer>> = both.then(|| Box::new(Ignore) as _);
-    let m = Registry::open(Some(&store), true, managed_observer).unwrap();
     let (tx, rx) = channel();
     let kind = if registrar.is_some() {
         Event::Registered
     } else {
         Event::Updated
     };
+    let managed_observer: Option<Box<dyn Observer>> =
+        both.then(|| Box::new(Stamp(kind, Mutex::new(tx.clone()))) as _);
+    let m = Registry::open(Some(&store), true, managed_observer).unwrap();
     let mut lat = Vec::with_capacity(events);
     let start;
     if let Some(registrar) = &registrar {
@@ -134,22 +185,21 @@ fn main() {
             )
             .unwrap();
             m.save(&h).unwrap();
-            let (published, called) = rx.recv_timeout(Duration::from_secs(5)).expect("UPDATED");
-            lat.push(called - published);
+            for _ in 0..if both { 2 } else { 1 } {
+                let (published, called) = rx.recv_timeout(Duration::from_secs(5)).expect("UPDATED");
+                lat.push(called - published);
+            }
         }
         drop((held, h));
         u.close();
     }
     let elapsed = start.elapsed().as_secs_f64();
-    lat.sort();
-    println!(
-        "events={events} kind={kind:?} rate={:.0}/s observing_registries={} published_to_callback_us p50={:.1} p99={:.1} p99.9={:.1} max={:.1}",
-        events as f64 / elapsed,
+    report(
+        events,
+        &format!("{kind:?}"),
+        elapsed,
         if both { 2 } else { 1 },
-        pct(&lat, 0.50),
-        pct(&lat, 0.99),
-        pct(&lat, 0.999),
-        pct(&lat, 1.0),
+        &mut lat,
     );
     m.close();
     let _ = std::fs::remove_dir_all(dir);
