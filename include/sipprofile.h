@@ -6,7 +6,8 @@
  * SIP_ERR_* code; output pointers are written only on SIP_OK; handles from
  * *_new, *_create and getters are owned by the caller and freed with the
  * matching *_free, which accepts NULL; strings are NUL-terminated UTF-8.
- * Every function is thread-safe. Callbacks run on library threads.
+ * Every function is thread-safe. Callbacks run on library threads, which
+ * $SIPPROFILE_CPUS (a CPU list such as "1" or "2-3") pins, if set.
  */
 
 #ifndef SIPPROFILE_H

@@ -6,15 +6,20 @@
 #   saves with two observing registries      | floor, two threads woken
 #   REGISTERED from a Kamailio (started here, | floor while SIPp registers
 #   loopback) sharing the cores               | at 1,000/s with that Kamailio
-#   scripts/bench-latency.sh [RUNS]      (default 3; about 40 s a run)
+# and each library case again with its threads on one CPU (SIPPROFILE_CPUS=0,
+# printed as pinned=0).
+#   scripts/bench-latency.sh [RUNS]      (default 3; about 60 s a run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh > /dev/null
 runs=${1:-3}
 cargo build --release --example event_latency --quiet
 bin=target/release/examples/event_latency
-for _ in $(seq "$runs"); do "$bin" 5000; "$bin" 5000 --floor; done
-for _ in $(seq "$runs"); do "$bin" 5000 --both-observe; "$bin" 5000 --both-observe --floor; done
+pinned() { SIPPROFILE_CPUS=0 "$bin" "$@" | sed 's/$/ pinned=0/'; }
+for _ in $(seq "$runs"); do "$bin" 5000; "$bin" 5000 --floor; pinned 5000; done
+for _ in $(seq "$runs"); do
+    "$bin" 5000 --both-observe; "$bin" 5000 --both-observe --floor; pinned 5000 --both-observe
+done
 run=$(mktemp -d /tmp/sipprofile-latency.XXXXXX)
 port=$((20000 + RANDOM % 20000))
 tests/peers/kamailio.sh start "$run/kam" "$port" MD5 60 5000 > /dev/null
@@ -23,6 +28,8 @@ trap 'tests/peers/kamailio.sh stop "$run/kam"; rm -rf "$run"' EXIT
 for _ in $(seq "$runs"); do
     "$bin" 5000 --registrar "sip:127.0.0.1:$port"
     sleep 2 # let the un-REGISTERs of the previous run settle
+    pinned 5000 --registrar "sip:127.0.0.1:$port"
+    sleep 2
     # The floor under the same load: SIPp registers the same users at
     # 1,000/s (6 s) while the bare channel is timed (5 s) alongside.
     sipp "127.0.0.1:$port" -sf tests/peers/sipp/uac_register_auth.xml -inf "$run/users.csv" \

@@ -7,7 +7,8 @@
 //! - `store/`: the SQLite profile store;
 //! - `server/`: the profile server shared by registries, events, registries;
 //! - `sip/`: messages, URIs, digest, the registration state machine, engine;
-//! - `ffi/`: the C boundary, and only that.
+//! - `ffi/`: the C boundary, and only that;
+//! - `thread_placement`: which CPUs the library's threads run on.
 
 pub mod error;
 pub mod ffi;
@@ -17,5 +18,6 @@ pub mod random;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod thread_placement;
 
 pub use error::{Error, Result};

@@ -265,9 +265,9 @@ impl Registry {
         let (server, id) = Server::attach(&path, Sink::Dispatcher(tx.clone()))?;
         let reg = Arc::new(Registry::new(id, managed, server, Some(tx)));
         let r2 = reg.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sipprofile-observer".into())
-            .spawn(move || dispatch(r2, rx, observer));
+        let spawned = crate::thread_placement::spawn("sipprofile-observer", move || {
+            dispatch(r2, rx, observer)
+        });
         match spawned {
             Ok(h) => *reg.dispatcher.lock() = Some(h),
             Err(_) => {

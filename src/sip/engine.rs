@@ -59,18 +59,16 @@ impl Engine {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = unbounded();
-        let thread = std::thread::Builder::new()
-            .name("sipprofile-engine".into())
-            .spawn(move || {
-                let mut core = Core::new(poll, rx, reporter);
-                // A panic here must not take the host process down: log it and
-                // end the engine; pending registrations are reported failed.
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.run()));
-                if r.is_err() {
-                    log::error("SIP engine panicked; registrations stopped");
-                    core.fail_all();
-                }
-            })?;
+        let thread = crate::thread_placement::spawn("sipprofile-engine", move || {
+            let mut core = Core::new(poll, rx, reporter);
+            // A panic here must not take the host process down: log it and
+            // end the engine; pending registrations are reported failed.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.run()));
+            if r.is_err() {
+                log::error("SIP engine panicked; registrations stopped");
+                core.fail_all();
+            }
+        })?;
         Ok(Engine {
             commands: tx,
             waker,
