@@ -86,16 +86,20 @@ fn thread_cpus(pid: u32) -> Vec<(String, String)> {
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let dir = t.unwrap().path();
         let name = std::fs::read_to_string(dir.join("comm")).unwrap();
-        let status = std::fs::read_to_string(dir.join("status")).unwrap();
-        let cpus = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap()
-            .trim()
-            .to_string();
-        out.push((name.trim().to_string(), cpus));
+        out.push((name.trim().to_string(), cpus_allowed_list(&dir)));
     }
     out
+}
+
+/// The `Cpus_allowed_list` of the status file in the /proc directory `dir`.
+fn cpus_allowed_list(dir: &std::path::Path) -> String {
+    let status = std::fs::read_to_string(dir.join("status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// The threads of `pid` once its engine and observer threads are named and,
@@ -133,13 +137,7 @@ fn allowed() -> (String, usize) {
     let cpus: Vec<usize> = (0..CpuSet::count())
         .filter(|c| set.is_set(*c).unwrap())
         .collect();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let list = cpus_allowed_list(std::path::Path::new("/proc/thread-self"));
     (list, *cpus.last().unwrap())
 }
 
