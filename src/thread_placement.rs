@@ -1,14 +1,15 @@
 //! Where the library's own threads run: the SIP engine and the dispatcher of
 //! each registry with an observer. By default they inherit the CPU affinity
 //! of the thread that started them. `$SIPPROFILE_CPUS`, a CPU list as
-//! `taskset -c` takes it ("1", "0,2", "2-3"), pins them to those CPUs.
+//! `taskset -c` takes it ("1", "0,2", "2-3"), pins them to those CPUs; set
+//! but empty is the same as unset.
 //!
 //! Why: on small VMs, waking a thread on another CPU costs tens of
-//! microseconds. With the engine and the dispatchers on one CPU, a callback
-//! runs on the CPU where its state change happened; at 1,000 events/s this
-//! cut published-to-callback p99 from about 100 µs to 20–60 µs on the
-//! 2-core machines of BENCHMARKS.md. The price: the library's work and every
-//! callback share those CPUs.
+//! microseconds. With the engine and the dispatchers on one CPU, the callback
+//! of a registration runs on the CPU where the engine saw it; at 1,000
+//! registrations/s this cut published-to-callback p99 from 113–132 µs to
+//! 43–48 µs on the 2-core machines of BENCHMARKS.md. The price: the
+//! library's work and every callback share those CPUs.
 
 use crate::log;
 use nix::sched::{CpuSet, sched_setaffinity};
@@ -55,7 +56,9 @@ fn place_current_thread(cpus: &CpuSet) {
 fn configured() -> Option<&'static CpuSet> {
     static CPUS: OnceLock<Option<CpuSet>> = OnceLock::new();
     CPUS.get_or_init(|| {
-        let value = std::env::var(CPUS_VAR).ok()?;
+        let value = std::env::var(CPUS_VAR)
+            .ok()
+            .filter(|v| !v.trim().is_empty())?;
         let set = parse_cpu_list(&value).and_then(|cpus| {
             let mut set = CpuSet::new();
             for cpu in cpus {

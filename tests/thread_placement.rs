@@ -193,8 +193,16 @@ fn a_bad_sipprofile_cpus_is_refused_with_a_warning_and_changes_nothing() {
 fn unset_sipprofile_cpus_leaves_every_thread_where_it_started() {
     let tmp = TempDir::new("placement-unset");
     let (inherited, _) = allowed();
-    let w = Watch::start(&tmp.path().join("p.db"), None);
-    for (name, cpus) in &settled_threads(w.child.id(), None) {
-        assert_eq!(cpus, &inherited, "thread {name} moved");
+    // Set but empty counts as unset: no warning either.
+    for cpus in [None, Some("")] {
+        let mut w = Watch::start(&tmp.path().join("p.db"), cpus);
+        for (name, list) in &settled_threads(w.child.id(), None) {
+            assert_eq!(list, &inherited, "{cpus:?}: thread {name} moved");
+        }
+        assert!(
+            !w.hears("SIPPROFILE_CPUS", Duration::from_millis(200)),
+            "{cpus:?}: a warning: {}",
+            w.said
+        );
     }
 }
