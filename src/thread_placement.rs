@@ -8,7 +8,7 @@
 //! microseconds. With the engine and the dispatchers on one CPU, the callback
 //! of a registration runs on the CPU where the engine saw it; at 1,000
 //! registrations/s this cut published-to-callback p99 from 113–132 µs to
-//! 43–48 µs on the 2-core machines of BENCHMARKS.md. The price: the
+//! 43–48 µs on a quiet 2-core machine of BENCHMARKS.md (p50 3× lower). The price: the
 //! library's work and every callback share those CPUs.
 
 use crate::log;
