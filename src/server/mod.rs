@@ -226,6 +226,18 @@ impl Server {
     }
 
     fn send(&self, cmd: Command) {
+        if log::enabled(log::DEBUG) {
+            // The kind and id only: a configuration carries passwords.
+            let (kind, id) = match &cmd {
+                Command::Register(id, _) => ("register", *id),
+                Command::Update(id, _) => ("update", *id),
+                Command::Unregister(id) => ("unregister", *id),
+                Command::Forget(id) => ("forget", *id),
+                Command::RetryNow(id) => ("retry now", *id),
+                Command::Shutdown(_) => ("shut down", 0),
+            };
+            log::debug(&format!("profile {id}: to the engine: {kind}"));
+        }
         if let Some(e) = self.engine.lock().as_ref() {
             e.send(cmd);
         }
@@ -365,6 +377,9 @@ impl Server {
     // ----- called by the engine thread -----
 
     fn on_report(&self, id: u32, context_id: u32, report: Report) {
+        if log::enabled(log::DEBUG) {
+            log::debug(&format!("profile {id}: from the engine: {report:?}"));
+        }
         let mut st = self.state.lock();
         let Some(e) = st.profiles.get_mut(&id) else {
             return;
@@ -449,14 +464,31 @@ impl Server {
         self.state.lock().default_id
     }
 
-    /// `registry`'s handles of `id` now share `block` (`on`), or that block
-    /// is gone. A block that replaced it in between keeps its events.
-    pub(crate) fn observe(&self, registry: u64, id: u32, block: &BlockRef, on: bool) {
+    /// `registry`'s handles of `id` now share `block`, made from a snapshot
+    /// of data `revision`. Returns the profile as of now (its data only if
+    /// newer than `revision`): whatever happened between that snapshot and
+    /// this call reached no block, so the block catches up from this one,
+    /// and every later change reaches it as an event. `None` if `id` is gone.
+    pub(crate) fn observe(
+        &self,
+        registry: u64,
+        id: u32,
+        block: &BlockRef,
+        revision: u64,
+    ) -> Option<Arc<Snapshot>> {
+        let mut st = self.state.lock();
+        let e = st.profiles.get_mut(&id)?;
+        e.observers.insert(registry, block.clone());
+        let with_data = e.revision != revision;
+        Self::snapshot_with(&st, id, with_data)
+    }
+
+    /// `block` is gone from `registry`. A block that replaced it in between
+    /// keeps its events.
+    pub(crate) fn unobserve(&self, registry: u64, id: u32, block: &BlockRef) {
         let mut st = self.state.lock();
         if let Some(e) = st.profiles.get_mut(&id) {
-            if on {
-                e.observers.insert(registry, block.clone());
-            } else if e.observers.get(&registry).is_some_and(|b| b.ptr_eq(block)) {
+            if e.observers.get(&registry).is_some_and(|b| b.ptr_eq(block)) {
                 e.observers.remove(&registry);
             }
         }

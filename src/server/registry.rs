@@ -352,7 +352,9 @@ impl Registry {
             _ => {
                 let b = Arc::new(RwLock::new(ClientProfile::from_snapshot(snap)));
                 let weak = Arc::downgrade(&b);
-                self.server.observe(self.id, id, &weak, true);
+                if let Some(now) = self.server.observe(self.id, id, &weak, snap.revision) {
+                    b.write().refresh(&now);
+                }
                 blocks.insert(id, (weak, 1));
                 b
             }
@@ -382,7 +384,7 @@ impl Registry {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        self.server.observe(self.id, id, &block, false);
+        self.server.unobserve(self.id, id, &block);
         if enabled {
             let _ = self.server.disable(self.id, id);
         }
@@ -540,7 +542,12 @@ impl Registry {
             // The handle now belongs to the registry's block map (ref §2.6).
             let mut blocks = self.blocks.lock();
             let weak = Arc::downgrade(&h.block);
-            self.server.observe(self.id, snap.data().id, &weak, true);
+            if let Some(now) = self
+                .server
+                .observe(self.id, snap.data().id, &weak, snap.revision)
+            {
+                h.block.write().refresh(&now);
+            }
             blocks.insert(snap.data().id, (weak, 1));
             h.attached.store(snap.data().id, Ordering::Release);
         }
@@ -743,13 +750,35 @@ mod tests {
         let old = Arc::downgrade(&u.profile(id).unwrap().block);
         let held = u.profile(id).unwrap();
         assert!(!old.ptr_eq(&Arc::downgrade(&held.block)));
-        u.server.observe(u.id, id, &old, false);
+        u.server.unobserve(u.id, id, &old);
         rename(&m, &h, "after");
         assert_eq!(provider(&held), "after");
         // The release of the current block does stop them.
-        u.server
-            .observe(u.id, id, &Arc::downgrade(&held.block), false);
+        u.server.unobserve(u.id, id, &Arc::downgrade(&held.block));
         rename(&m, &h, "unseen");
+        assert_eq!(provider(&held), "after");
+        drop((held, h));
+        u.close();
+        m.close();
+    }
+
+    #[test]
+    fn a_lookup_racing_a_change_catches_up_with_it() {
+        let store = tmp_store("lookup-race");
+        let m = Registry::open(Some(&store), true, None).unwrap();
+        let u = Registry::open(Some(&store), false, None).unwrap();
+        let (h, id) = saved_profile(&m);
+        let before = u.server.profile(id).unwrap().seq;
+        // The interleaving of a lookup with a change: the lookup's snapshot
+        // is taken, the change happens while no block of `u` exists for it
+        // to reach, and only then is the block made from the snapshot.
+        let snap = u.server.profile(id).unwrap();
+        rename(&m, &h, "meanwhile");
+        let held = u.attach(&snap);
+        assert_eq!(provider(&held), "meanwhile");
+        assert!(held.block.read().seq > before.max(snap.seq));
+        // Later changes reach it as events.
+        rename(&m, &h, "after");
         assert_eq!(provider(&held), "after");
         drop((held, h));
         u.close();

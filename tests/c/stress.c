@@ -183,15 +183,17 @@ int main(int argc, char **argv) {
         sip_profile_get_u32(p, SIP_KEY_PROFILE_ID, &id);
         EXPECT_RC(sip_managed_profile_registry_is_in_use(managed[0], p, &in_use), SIP_OK);
         EXPECT(!in_use);
-        int settled = 0;
+        int settled = 0, status = -1;
         for (int k = 0; k < 600 && !settled; k++) { /* valgrind is slow */
             sip_profile *q = NULL;
             if (sip_managed_profile_registry_profile(managed[0], id, &q) == SIP_OK) {
-                settled = sip_profile_registration_status(q) == SIP_PROFILE_STATUS_UNREGISTERED;
+                status = sip_profile_registration_status(q);
+                settled = status == SIP_PROFILE_STATUS_UNREGISTERED;
                 sip_profile_free(q);
             }
             if (!settled) sleep_ms(100);
         }
+        if (!settled) fprintf(stderr, "profile %u did not settle: status %d\n", id, status);
         EXPECT(settled);
         sip_profile_free(p);
     }
