@@ -642,6 +642,18 @@ mod tests {
         (h, id)
     }
 
+    /// A managed and a user registry, both without observer, on one new
+    /// store holding one saved profile: its handle in the managed one, and its id.
+    fn two_registries_one_profile(
+        name: &str,
+    ) -> (Arc<Registry>, Arc<Registry>, ProfileHandle, u32) {
+        let store = tmp_store(name);
+        let m = Registry::open(Some(&store), true, None).unwrap();
+        let u = Registry::open(Some(&store), false, None).unwrap();
+        let (h, id) = saved_profile(&m);
+        (m, u, h, id)
+    }
+
     fn provider(h: &ProfileHandle) -> String {
         let b = h.block.read();
         access::get_str(&b.view(), keys::PROVIDER_NAME)
@@ -656,12 +668,9 @@ mod tests {
 
     #[test]
     fn a_registry_without_observer_has_no_thread_and_sees_changes_when_the_save_returns() {
-        let store = tmp_store("inline");
-        let m = Registry::open(Some(&store), true, None).unwrap();
-        let u = Registry::open(Some(&store), false, None).unwrap();
+        let (m, u, h, id) = two_registries_one_profile("inline");
         assert!(m.sink.is_none() && m.dispatcher.lock().is_none());
         assert!(u.sink.is_none() && u.dispatcher.lock().is_none());
-        let (h, id) = saved_profile(&m);
         let held = u.profile(id).unwrap();
         for name in ["first", "second", "third"] {
             rename(&m, &h, name);
@@ -741,10 +750,7 @@ mod tests {
 
     #[test]
     fn a_stale_release_does_not_stop_the_events_of_the_block_that_replaced_it() {
-        let store = tmp_store("release");
-        let m = Registry::open(Some(&store), true, None).unwrap();
-        let u = Registry::open(Some(&store), false, None).unwrap();
-        let (h, id) = saved_profile(&m);
+        let (m, u, h, id) = two_registries_one_profile("release");
         // The interleaving of a release with a new lookup of the same id:
         // the old block is gone from the map, a new one is observed, and
         // only then does the release tell the server.
@@ -765,10 +771,7 @@ mod tests {
 
     #[test]
     fn a_lookup_racing_a_change_catches_up_with_it() {
-        let store = tmp_store("lookup-race");
-        let m = Registry::open(Some(&store), true, None).unwrap();
-        let u = Registry::open(Some(&store), false, None).unwrap();
-        let (h, id) = saved_profile(&m);
+        let (m, u, h, id) = two_registries_one_profile("lookup-race");
         // The interleaving of a lookup with a change: the lookup's snapshot
         // is taken, the change happens while no block of `u` exists for it
         // to reach, and only then is the block made from the snapshot.
