@@ -1,12 +1,12 @@
-//! Where the library's own threads run: the SIP engine and the dispatcher of
-//! each registry with an observer. By default they inherit the CPU affinity
-//! of the thread that started them. `$SIPPROFILE_CPUS`, a CPU list as
-//! `taskset -c` takes it ("1", "0,2", "2-3"), pins them to those CPUs; set
-//! but empty is the same as unset.
+//! Where the library's own threads run: the SIP engine, and the delivery
+//! threads that call observers with their watchdog. By default they inherit
+//! the CPU affinity of the thread that started them. `$SIPPROFILE_CPUS`, a
+//! CPU list as `taskset -c` takes it ("1", "0,2", "2-3"), pins them to those
+//! CPUs; set but empty is the same as unset.
 //!
 //! Why: on small VMs, waking a thread on another CPU costs tens of
-//! microseconds. With the engine and the dispatchers on one CPU, the callback
-//! of a registration runs on the CPU where the engine saw it; at 1,000
+//! microseconds. With the engine and the delivery threads on one CPU, the
+//! callback of a registration runs on the CPU where the engine saw it; at 1,000
 //! registrations/s this cut published-to-callback p99 from 113–132 µs to
 //! 43–48 µs on a quiet 2-core machine of BENCHMARKS.md (p50 3× lower). The price: the
 //! library's work and every callback share those CPUs.

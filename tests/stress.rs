@@ -2,7 +2,7 @@
 //! registries enabling, disabling, saving, destroying and retrieving a shared
 //! set of profiles for a bounded time, with a watchdog; then reference
 //! counts, store contents and Kamailio's bindings must agree. Half the
-//! registries have an observer (a dispatcher thread), half do not (the
+//! registries have an observer (a mailbox the delivery threads serve), half do not (the
 //! server updates their handles in place), so both paths run concurrently.
 
 mod support;

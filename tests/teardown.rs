@@ -54,7 +54,7 @@ fn last_registry_freed_mid_flight_returns_in_the_bounded_wait_and_leaves_no_thre
         started.elapsed()
     );
     drop(handles);
-    // Every library thread has ended (the engine, the dispatchers).
+    // Every library thread has ended (the engine, the delivery threads).
     let deadline = Instant::now() + Duration::from_secs(2);
     while threads_of_this_process() > baseline && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

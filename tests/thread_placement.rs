@@ -1,5 +1,5 @@
-//! `$SIPPROFILE_CPUS` pins the library's own threads (the SIP engine and an
-//! observing registry's dispatcher) and nothing else; a bad value is
+//! `$SIPPROFILE_CPUS` pins the library's own threads (the SIP engine and the
+//! threads that call observers) and nothing else; a bad value is
 //! refused with a warning and changes nothing. Run through the `sipprofile
 //! watch` command, whose threads are read back from /proc.
 
@@ -102,7 +102,7 @@ fn cpus_allowed_list(dir: &std::path::Path) -> String {
         .to_string()
 }
 
-/// The threads of `pid` once its engine and observer threads are named and,
+/// The threads of `pid` once its engine, delivery and watchdog threads are named and,
 /// if `pinned_to` is given, placed there: a new thread names and places
 /// itself as it starts, so this polls /proc for at most 5 s.
 fn settled_threads(pid: u32, pinned_to: Option<&str>) -> Vec<(String, String)> {
@@ -111,8 +111,10 @@ fn settled_threads(pid: u32, pinned_to: Option<&str>) -> Vec<(String, String)> {
         let threads = thread_cpus(pid);
         let engine = cpus_of(&threads, "sipprofile-engi");
         let observer = cpus_of(&threads, "sipprofile-obse");
+        let watchdog = cpus_of(&threads, "sipprofile-watc");
         let placed = |v: &[&str]| pinned_to.is_none_or(|p| v.iter().all(|c| *c == p));
-        if engine.len() == 1 && observer.len() == 1 && placed(&engine) && placed(&observer) {
+        let library = [&engine, &observer, &watchdog];
+        if library.iter().all(|v| v.len() == 1 && placed(v)) {
             return threads;
         }
         assert!(
@@ -142,7 +144,7 @@ fn allowed() -> (String, usize) {
 }
 
 #[test]
-fn sipprofile_cpus_pins_the_engine_and_dispatcher_threads_only() {
+fn sipprofile_cpus_pins_the_engine_and_delivery_threads_only() {
     let tmp = TempDir::new("placement-pin");
     let (inherited, last) = allowed();
     let mut w = Watch::start(&tmp.path().join("p.db"), Some(&last.to_string()));

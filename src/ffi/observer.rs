@@ -47,7 +47,8 @@ pub(crate) struct CObserver(pub sip_profile_registry_observer);
 // SAFETY: the contract tells callers that callbacks run on library threads;
 // the context is only handed back to their own callbacks.
 unsafe impl Send for CObserver {}
-// SAFETY: calls are serialised per registry by its dispatcher thread.
+// SAFETY: calls are serialised per registry by its mailbox (one callback of
+// a registry at a time, whichever delivery thread runs it).
 unsafe impl Sync for CObserver {}
 
 impl Observer for CObserver {

@@ -1,4 +1,4 @@
-//! What travels from the profile server to a registry's dispatcher thread.
+//! What travels from the profile server to a registry's observer.
 
 use crate::profile::{ProfileData, RegistrationInfo};
 use std::sync::Arc;
@@ -40,12 +40,10 @@ pub enum Delivery {
     /// The instant is when the server published the event.
     Event(u32, Event, Option<Arc<Snapshot>>, Instant),
     Error(u32, i32, Option<Arc<Snapshot>>),
-    /// The registry is closing: the dispatcher ends.
-    Stop,
 }
 
-/// What a registry's owner wants to hear. Called on the registry's own
-/// dispatcher thread, one call at a time, never with a library lock held.
+/// What a registry's owner wants to hear. Called on a delivery thread of the
+/// server, one call at a time per registry, never with a library lock held.
 pub trait Observer: Send + Sync {
     fn event(&self, profile_id: u32, event: Event);
     /// `event`, also told when the server published it (the change's own

@@ -4,11 +4,12 @@
 //! ref §5.3, drives the SIP engine and routes events (ref §5.2).
 //!
 //! Locking: one mutex (`state`) guards everything; it is never held while
-//! user code runs (observers run on dispatcher threads fed by channels) nor
+//! user code runs (observers run on the delivery threads, fed by mailboxes) nor
 //! while waiting for the engine thread. Lock order: a registry's block map,
 //! then `state`, then one handle block (written here for registries without
 //! observer, see `Sink::Handles`).
 
+mod delivery;
 pub mod events;
 pub mod registry;
 
@@ -97,6 +98,9 @@ pub struct Server {
     path: PathBuf,
     state: Mutex<State>,
     engine: Mutex<Option<Engine>>,
+    /// The threads that call observers; started with the first observing
+    /// registry.
+    delivery: Mutex<Option<Arc<delivery::Pool>>>,
 }
 
 fn servers() -> &'static Mutex<HashMap<PathBuf, Arc<Server>>> {
@@ -172,6 +176,7 @@ impl Server {
                 seq: AtomicU64::new(0),
             }),
             engine: Mutex::new(None),
+            delivery: Mutex::new(None),
         });
         let engine = Engine::start(Arc::new(EngineReporter(Arc::downgrade(&server))))
             .map_err(|_| Error::General)?;
@@ -218,11 +223,35 @@ impl Server {
             if let Some(engine) = engine {
                 engine.shutdown(SHUTDOWN_WAIT);
             }
+            let pool = self.delivery.lock().take();
+            if let Some(pool) = pool {
+                pool.stop();
+            }
             log::info(&format!(
                 "profile server stopped for {}",
                 self.path.display()
             ));
         }
+    }
+
+    /// The delivery threads, started on first use.
+    pub(crate) fn delivery_pool(&self) -> Result<Arc<delivery::Pool>> {
+        let mut pool = self.delivery.lock();
+        if let Some(p) = pool.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = delivery::Pool::start().map_err(|_| Error::NoMemory)?;
+        *pool = Some(p.clone());
+        Ok(p)
+    }
+
+    /// How many delivery threads run (only observing registries start them).
+    #[cfg(test)]
+    pub(crate) fn delivery_threads(&self) -> usize {
+        self.delivery
+            .lock()
+            .as_ref()
+            .map_or(0, |p| p.live_threads())
     }
 
     fn send(&self, cmd: Command) {
@@ -276,8 +305,8 @@ impl Server {
         if matches!(d, Delivery::Event(_, Event::Created, ..)) {
             // Nobody holds a block of a new profile: only observers hear it.
             for sink in st.registries.values() {
-                if let Sink::Dispatcher(tx) = sink {
-                    let _ = tx.send(d.clone());
+                if let Sink::Mailbox(m) = sink {
+                    m.push(d.clone());
                 }
             }
         } else {

@@ -1,23 +1,23 @@
 //! A registry: one client session of the profile server (ref §2.4–2.6). It
 //! keeps one shared data block per profile id for all its handles (ref §5.2).
-//! A registry with an observer has a dispatcher thread that refreshes those
-//! blocks and calls the observer, in order, outside every lock (contract §2);
-//! one without has no thread, and the server refreshes its blocks itself.
+//! A registry with an observer has a mailbox: the server's delivery threads
+//! (`delivery.rs`) take its events in order, refresh its blocks and call the
+//! observer outside every lock (contract §2). One without has no mailbox,
+//! and the server refreshes its blocks itself.
 
 use super::Server;
+use super::delivery::Mailbox;
 use super::events::{Delivery, Event, Observer, Snapshot};
 use crate::profile::access::View;
 use crate::profile::{ProfileData, RegistrationInfo, Status, TypeInfo};
 use crate::sip::uri::Uri;
 use crate::{Error, Result, log};
-use crossbeam_channel::{Receiver, Sender, unbounded};
 use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 
 /// A registry's copy of one profile, shared by all its handles of that id.
 #[derive(Debug, Clone)]
@@ -118,8 +118,8 @@ type BlockSlot = (BlockRef, usize);
 
 /// Where the server sends one registry's events.
 pub(crate) enum Sink {
-    /// To the dispatcher thread that calls the registry's observer.
-    Dispatcher(Sender<Delivery>),
+    /// To the mailbox the delivery threads take the observer's events from.
+    Mailbox(Arc<Mailbox>),
     /// No observer: the server applies the event to the registry's block
     /// itself, under its lock, in order. Waking a thread for no callback
     /// would take a core from the registries that do have observers (on
@@ -130,9 +130,7 @@ pub(crate) enum Sink {
 impl Sink {
     pub(crate) fn deliver(&self, block: &BlockRef, d: &Delivery) {
         match self {
-            Sink::Dispatcher(tx) => {
-                let _ = tx.send(d.clone());
-            }
+            Sink::Mailbox(m) => m.push(d.clone()),
             Sink::Handles => {
                 if let Some(b) = block.upgrade() {
                     apply(&mut b.write(), d);
@@ -160,7 +158,7 @@ fn apply(c: &mut ClientProfile, d: &Delivery) {
             c.set_enabled(false, s.seq);
         }
         // The profile is gone (DESTROYED): nothing left to update.
-        Delivery::Event(..) | Delivery::Error(..) | Delivery::Stop => {}
+        Delivery::Event(..) | Delivery::Error(..) => {}
     }
 }
 /// One observer call, prepared outside every lock.
@@ -176,11 +174,10 @@ pub struct Registry {
     pub managed: bool,
     server: Arc<Server>,
     blocks: Mutex<HashMap<u32, BlockSlot>>,
-    /// To the dispatcher thread; `None` without observer.
-    sink: Option<Sender<Delivery>>,
-    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// Its observer's events; `None` without observer.
+    mailbox: Option<Arc<Mailbox>>,
     closed: AtomicBool,
-    /// Freed from inside its own callback: the dispatcher finishes the job.
+    /// Freed from inside its own callback: finished when the callback returns.
     close_deferred: AtomicBool,
 }
 
@@ -261,31 +258,29 @@ impl Registry {
             let (server, id) = Server::attach(&path, Sink::Handles)?;
             return Ok(Arc::new(Registry::new(id, managed, server, None)));
         };
-        let (tx, rx) = unbounded();
-        let (server, id) = Server::attach(&path, Sink::Dispatcher(tx.clone()))?;
-        let reg = Arc::new(Registry::new(id, managed, server, Some(tx)));
-        let r2 = reg.clone();
-        let spawned = crate::thread_placement::spawn("sipprofile-observer", move || {
-            dispatch(r2, rx, observer)
-        });
-        match spawned {
-            Ok(h) => *reg.dispatcher.lock() = Some(h),
-            Err(_) => {
-                reg.server.detach(reg.id);
-                return Err(Error::NoMemory);
+        // Events from the moment of attaching wait in the mailbox until it
+        // is bound to the registry.
+        let mailbox = Mailbox::new(observer);
+        let (server, id) = Server::attach(&path, Sink::Mailbox(mailbox.clone()))?;
+        let pool = match server.delivery_pool() {
+            Ok(p) => p,
+            Err(e) => {
+                server.detach(id);
+                return Err(e);
             }
-        }
+        };
+        let reg = Arc::new(Registry::new(id, managed, server, Some(mailbox.clone())));
+        mailbox.bind(&reg, &pool);
         Ok(reg)
     }
 
-    fn new(id: u64, managed: bool, server: Arc<Server>, sink: Option<Sender<Delivery>>) -> Self {
+    fn new(id: u64, managed: bool, server: Arc<Server>, mailbox: Option<Arc<Mailbox>>) -> Self {
         Registry {
             id,
             managed,
             server,
             blocks: Mutex::new(HashMap::new()),
-            sink,
-            dispatcher: Mutex::new(None),
+            mailbox,
             closed: AtomicBool::new(false),
             close_deferred: AtomicBool::new(false),
         }
@@ -302,11 +297,8 @@ impl Registry {
             self.close_deferred.store(true, Ordering::Release);
             return;
         }
-        if let Some(tx) = &self.sink {
-            let _ = tx.send(Delivery::Stop);
-        }
-        if let Some(h) = self.dispatcher.lock().take() {
-            let _ = h.join();
+        if let Some(m) = &self.mailbox {
+            m.close_and_wait();
         }
         self.server.detach(self.id);
     }
@@ -576,17 +568,15 @@ impl Registry {
         }
         self.server.is_in_use(id)
     }
-}
 
-/// The dispatcher thread: refresh blocks, then call the observer, one
-/// delivery at a time, in order; no lock is held during the call.
-fn dispatch(reg: Arc<Registry>, rx: Receiver<Delivery>, observer: Box<dyn Observer>) {
-    for d in rx.iter() {
-        if reg.closed.load(Ordering::Acquire) {
-            break;
+    /// One event for the observer, on a delivery thread: refresh the
+    /// blocks, then call it with no lock held. False once the registry is
+    /// gone (freed, or freed by this very callback): nothing more for it.
+    pub(crate) fn deliver(&self, d: Delivery, observer: &dyn Observer) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
         }
         let (id, call): (u32, Call) = match d {
-            Delivery::Stop => break,
             Delivery::Event(id, ev, _, at) => {
                 (id, Box::new(move |o: &dyn Observer| o.event_at(id, ev, at)))
             }
@@ -594,32 +584,41 @@ fn dispatch(reg: Arc<Registry>, rx: Receiver<Delivery>, observer: Box<dyn Observ
                 (id, Box::new(move |o: &dyn Observer| o.error(id, code)))
             }
         };
-        match reg.block_of(id) {
+        match self.block_of(id) {
             Some(b) => apply(&mut b.write(), &d),
             // Ref §5.2: only ids this registry holds, and CREATED.
             None if matches!(d, Delivery::Event(_, Event::Created, ..)) => {}
-            None => continue,
+            None => return true,
         }
-        IN_CALLBACK.with(|c| c.set(reg.id));
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(observer.as_ref())));
+        IN_CALLBACK.with(|c| c.set(self.id));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(observer)));
         IN_CALLBACK.with(|c| c.set(0));
         if r.is_err() {
             log::error(&format!("observer for profile {id} panicked"));
         }
-        if reg.close_deferred.load(Ordering::Acquire) {
+        if self.close_deferred.load(Ordering::Acquire) {
             // Freed inside its own callback: finish here, after it returned.
-            reg.server.detach(reg.id);
-            return;
+            self.server.detach(self.id);
+            return false;
         }
+        true
     }
 }
 
 #[cfg(test)]
-mod tests {
+impl Registry {
+    /// How many delivery threads its server runs.
+    pub(crate) fn delivery_threads(&self) -> usize {
+        self.server.delivery_threads()
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
     use super::*;
     use crate::profile::{access, keys};
 
-    fn tmp_store(name: &str) -> std::path::PathBuf {
+    pub(crate) fn tmp_store(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!(
             "sipprofile-registry-{}-{}-{name}",
             std::process::id(),
@@ -629,7 +628,7 @@ mod tests {
         d.join("profiles.db")
     }
 
-    fn saved_profile(m: &Arc<Registry>) -> (ProfileHandle, u32) {
+    pub(crate) fn saved_profile(m: &Arc<Registry>) -> (ProfileHandle, u32) {
         let h = m.create(&TypeInfo::ietf()).unwrap();
         access::set_str(
             &mut h.block.write().data,
@@ -661,7 +660,7 @@ mod tests {
             .to_owned()
     }
 
-    fn rename(m: &Arc<Registry>, h: &ProfileHandle, name: &str) {
+    pub(crate) fn rename(m: &Arc<Registry>, h: &ProfileHandle, name: &str) {
         access::set_str(&mut h.block.write().data, keys::PROVIDER_NAME, name).unwrap();
         m.save(h).unwrap();
     }
@@ -669,8 +668,8 @@ mod tests {
     #[test]
     fn a_registry_without_observer_has_no_thread_and_sees_changes_when_the_save_returns() {
         let (m, u, h, id) = two_registries_one_profile("inline");
-        assert!(m.sink.is_none() && m.dispatcher.lock().is_none());
-        assert!(u.sink.is_none() && u.dispatcher.lock().is_none());
+        assert!(m.mailbox.is_none() && u.mailbox.is_none());
+        assert_eq!(m.delivery_threads(), 0);
         let held = u.profile(id).unwrap();
         for name in ["first", "second", "third"] {
             rename(&m, &h, name);

@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
     const char *store = argv[1];
     registrar = argv[2];
     int seconds = atoi(argv[3]);
-    /* Some registries with an observer (a dispatcher thread), some without
+    /* Some registries with an observer (served by the delivery threads), some without
        (handles updated in place by the server): both paths under load. */
     sip_profile_registry_observer counting = {NULL, count_event, count_error};
     for (int i = 0; i < 2; i++)

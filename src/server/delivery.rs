@@ -1,0 +1,534 @@
+//! Calling observers: one pool of delivery threads per profile server, shared
+//! by all its observing registries.
+//!
+//! Each observing registry has a [`Mailbox`]: its events, in order. A mailbox
+//! with events sits once on the pool's ready queue; a delivery thread takes
+//! it and calls the registry for each event in turn (a batch), then puts it
+//! back at the end of the queue if more came. So the callbacks of one
+//! registry run one at a time and in order (contract §2), and an event that
+//! two registries observe wakes one thread, not two: on the 2-core machines
+//! of BENCHMARKS.md a second wake was most of the p99 delivery latency.
+//!
+//! One thread must not let a slow callback hold up the other registries. A
+//! watchdog timer runs while mailboxes wait behind a running callback; each
+//! finished callback pushes it back. It fires only when no callback has
+//! finished for between half of [`STALL`] and all of it while mailboxes wait,
+//! and then starts one more delivery thread (at most [`MAX_THREADS`]). A
+//! thread that finds nothing to do ends while another thread is free. With
+//! callbacks that return, the pool stays at one thread and the timer never
+//! fires: no polling, nothing woken but the one thread an event needs.
+
+use super::events::Delivery;
+use super::events::Observer;
+use super::registry::Registry;
+use crate::log;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a callback may run, while other registries' events wait, before
+/// another delivery thread takes those over.
+pub const STALL: Duration = Duration::from_millis(50);
+/// Delivery threads one server starts at most. Each is a callback that did not
+/// return; past this, waiting events wait for one to return.
+pub const MAX_THREADS: usize = 32;
+/// Events one mailbox gets in a row before the others' turn.
+const BATCH: usize = 32;
+
+/// One observing registry's events on their way to its observer.
+pub(crate) struct Mailbox {
+    inbox: Mutex<Inbox>,
+    /// Signalled when a callback of this mailbox returns.
+    returned: Condvar,
+    observer: Box<dyn Observer>,
+    /// Set once the registry exists (events may come before: they wait).
+    target: OnceLock<(Weak<Registry>, Weak<Pool>)>,
+}
+
+struct Inbox {
+    events: VecDeque<Delivery>,
+    /// On the ready queue or being delivered (or not yet bound): a new event
+    /// only joins `events`.
+    queued: bool,
+    /// A callback of this mailbox is running.
+    running: bool,
+    /// The registry is freed: nothing more is delivered.
+    closed: bool,
+}
+
+impl Mailbox {
+    pub(crate) fn new(observer: Box<dyn Observer>) -> Arc<Mailbox> {
+        Arc::new(Mailbox {
+            inbox: Mutex::new(Inbox {
+                events: VecDeque::new(),
+                queued: true, // until bound
+                running: false,
+                closed: false,
+            }),
+            returned: Condvar::new(),
+            observer,
+            target: OnceLock::new(),
+        })
+    }
+
+    /// Names the registry the events are for and the pool that delivers
+    /// them; events that came before go out now.
+    pub(crate) fn bind(self: &Arc<Self>, registry: &Arc<Registry>, pool: &Arc<Pool>) {
+        let _ = self
+            .target
+            .set((Arc::downgrade(registry), Arc::downgrade(pool)));
+        let mut inbox = self.inbox.lock();
+        if inbox.events.is_empty() {
+            inbox.queued = false;
+        } else {
+            drop(inbox);
+            pool.schedule(self.clone());
+        }
+    }
+
+    /// Queues one event (called by the server, in its order).
+    pub(crate) fn push(self: &Arc<Self>, d: Delivery) {
+        let mut inbox = self.inbox.lock();
+        if inbox.closed {
+            return;
+        }
+        inbox.events.push_back(d);
+        if inbox.queued {
+            return;
+        }
+        inbox.queued = true;
+        drop(inbox);
+        if let Some(pool) = self.pool() {
+            pool.schedule(self.clone());
+        }
+    }
+
+    /// Stops deliveries; returns once no callback of this mailbox runs. Not
+    /// to be called from this mailbox's own callback (it would wait for
+    /// itself): the registry defers that case.
+    pub(crate) fn close_and_wait(&self) {
+        let mut inbox = self.inbox.lock();
+        inbox.closed = true;
+        inbox.events.clear();
+        while inbox.running {
+            self.returned.wait(&mut inbox);
+        }
+    }
+
+    fn pool(&self) -> Option<Arc<Pool>> {
+        self.target.get().and_then(|(_, p)| p.upgrade())
+    }
+
+    /// Takes the next event, marking a callback as running; `None` when
+    /// there is none (the mailbox leaves the ready queue).
+    fn next(&self) -> Option<Delivery> {
+        let mut inbox = self.inbox.lock();
+        match inbox.events.pop_front() {
+            Some(d) if !inbox.closed => {
+                inbox.running = true;
+                Some(d)
+            }
+            _ => {
+                inbox.queued = false;
+                None
+            }
+        }
+    }
+
+    fn callback_returned(&self, close: bool) {
+        let mut inbox = self.inbox.lock();
+        inbox.running = false;
+        if close {
+            inbox.closed = true;
+            inbox.events.clear();
+        }
+        self.returned.notify_all();
+    }
+
+    /// Delivers up to [`BATCH`] events; true if more wait.
+    fn deliver_batch(&self, pool: &Pool) -> bool {
+        let registry = self.target.get().and_then(|(r, _)| r.upgrade());
+        for _ in 0..BATCH {
+            let Some(d) = self.next() else {
+                return false;
+            };
+            let keep = match &registry {
+                Some(r) => pool.timed(|| r.deliver(d, self.observer.as_ref())),
+                None => false,
+            };
+            self.callback_returned(!keep);
+        }
+        true
+    }
+}
+
+/// The delivery threads of one server and what they share.
+pub(crate) struct Pool {
+    ready_tx: Sender<Option<Arc<Mailbox>>>,
+    ready_rx: Receiver<Option<Arc<Mailbox>>>,
+    /// Mailboxes on the ready queue (its length, kept where the watchdog's
+    /// fences order it).
+    waiting: AtomicUsize,
+    /// Callbacks running now.
+    running: AtomicUsize,
+    threads: Mutex<Threads>,
+    stopping: AtomicBool,
+    watchdog: Watchdog,
+}
+
+struct Threads {
+    live: usize,
+    handles: Vec<JoinHandle<()>>,
+    warned_at_max: bool,
+}
+
+/// A timer that fires when callbacks stop finishing while mailboxes wait.
+struct Watchdog {
+    timer: TimerFd,
+    epoch: Instant,
+    /// When it fires, in ns since `epoch`; 0 when not armed.
+    due: AtomicU64,
+    /// The pool stops: the timer is left to wake the thread at once.
+    stopped: AtomicBool,
+}
+
+impl Watchdog {
+    fn now(&self) -> u64 {
+        // At least 1: 0 means "not armed".
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
+    }
+
+    fn set(&self, after: Duration) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let due = self.now() + after.as_nanos() as u64;
+        self.due.store(due, Ordering::SeqCst);
+        if let Err(e) = self.timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(after)),
+            TimerSetTimeFlags::empty(),
+        ) {
+            log::warn(&format!("delivery watchdog: cannot set its timer: {e}"));
+        }
+    }
+
+    /// Arms the timer unless it is already running: a flood of events must
+    /// not push back the check of a callback that does not return.
+    fn arm(&self) {
+        if self.due.load(Ordering::SeqCst) == 0 {
+            self.set(STALL);
+        }
+    }
+
+    /// Wakes the watchdog thread for good.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = self.timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(Duration::from_nanos(1))),
+            TimerSetTimeFlags::empty(),
+        );
+    }
+
+    /// A callback finished: the stall, if any, starts again from now.
+    /// Rewrites the timer only once it is half run down (one system call
+    /// per `STALL / 2` at most, however many events flow).
+    fn progress(&self) {
+        let due = self.due.load(Ordering::Relaxed);
+        if due != 0 && due.saturating_sub(self.now()) < STALL.as_nanos() as u64 / 2 {
+            self.set(STALL);
+        }
+    }
+}
+
+impl Pool {
+    /// Starts the pool: one delivery thread and the watchdog.
+    pub(crate) fn start() -> std::io::Result<Arc<Pool>> {
+        let (ready_tx, ready_rx) = unbounded();
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)
+            .map_err(std::io::Error::from)?;
+        let pool = Arc::new(Pool {
+            ready_tx,
+            ready_rx,
+            waiting: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            threads: Mutex::new(Threads {
+                live: 0,
+                handles: Vec::new(),
+                warned_at_max: false,
+            }),
+            stopping: AtomicBool::new(false),
+            watchdog: Watchdog {
+                timer,
+                epoch: Instant::now(),
+                due: AtomicU64::new(0),
+                stopped: AtomicBool::new(false),
+            },
+        });
+        let p = pool.clone();
+        let watchdog = crate::thread_placement::spawn("sipprofile-watchdog", move || watch(p))?;
+        pool.threads.lock().handles.push(watchdog);
+        if let Err(e) = pool.add_thread() {
+            pool.stop();
+            return Err(e);
+        }
+        Ok(pool)
+    }
+
+    fn add_thread(self: &Arc<Self>) -> std::io::Result<()> {
+        let mut t = self.threads.lock();
+        if self.stopping.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if t.live >= MAX_THREADS {
+            if !t.warned_at_max {
+                t.warned_at_max = true;
+                log::warn(&format!(
+                    "{MAX_THREADS} observer callbacks have not returned: other events wait for one"
+                ));
+            }
+            return Ok(());
+        }
+        let p = self.clone();
+        let h = crate::thread_placement::spawn("sipprofile-observer", move || work(p))?;
+        t.handles.retain(|h| !h.is_finished());
+        t.handles.push(h);
+        t.live += 1;
+        Ok(())
+    }
+
+    fn schedule(&self, m: Arc<Mailbox>) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _ = self.ready_tx.send(Some(m));
+        // Pairs with the fences in `timed` and `watch`: whichever of us
+        // comes second sees the other, so a mailbox never waits behind a
+        // callback with the watchdog unarmed.
+        fence(Ordering::SeqCst);
+        if self.running.load(Ordering::SeqCst) > 0 {
+            self.watchdog.arm();
+        }
+    }
+
+    /// Runs one callback, telling the watchdog.
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.watchdog.arm();
+        }
+        let r = f();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.watchdog.progress();
+        r
+    }
+
+    /// A thread with nothing to do ends if another free one is left (not
+    /// stuck in a callback: the events of other registries would wait for
+    /// the watchdog again).
+    fn retire(&self) -> bool {
+        let mut t = self.threads.lock();
+        let stuck = self.running.load(Ordering::SeqCst);
+        if t.live > 1 + stuck && !self.stopping.load(Ordering::Acquire) {
+            t.live -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// Ends every thread of the pool (the caller's own, if it is one, ends
+    /// when it returns here). Called when the server stops: every registry
+    /// is closed by then, so no callback is left to wait for.
+    pub(crate) fn stop(&self) {
+        let handles = {
+            let mut t = self.threads.lock();
+            self.stopping.store(true, Ordering::Release);
+            for _ in 0..t.live {
+                let _ = self.ready_tx.send(None);
+            }
+            std::mem::take(&mut t.handles)
+        };
+        self.watchdog.stop();
+        let me = std::thread::current().id();
+        for h in handles {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// A delivery thread.
+fn work(pool: Arc<Pool>) {
+    while let Ok(Some(m)) = pool.ready_rx.recv() {
+        pool.waiting.fetch_sub(1, Ordering::SeqCst);
+        if m.deliver_batch(&pool) {
+            pool.schedule(m); // its turn again after the others'
+        } else if pool.waiting.load(Ordering::SeqCst) == 0 && pool.retire() {
+            return;
+        }
+    }
+}
+
+/// The watchdog thread: sleeps on the timer; when it fires with mailboxes
+/// waiting and no callback finished since it was set, adds a thread.
+fn watch(pool: Arc<Pool>) {
+    let w = &pool.watchdog;
+    loop {
+        if w.timer.wait().is_err() || w.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let due = w.due.load(Ordering::SeqCst);
+        let now = w.now();
+        if due == 0 {
+            continue;
+        }
+        if due > now {
+            // Pushed back while it fired.
+            w.set(Duration::from_nanos(due - now));
+            continue;
+        }
+        w.due.store(0, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if pool.waiting.load(Ordering::SeqCst) == 0 {
+            continue; // nothing waits: unarmed until something does
+        }
+        if pool.running.load(Ordering::SeqCst) > 0 {
+            // Stalled: mailboxes wait and no callback finished lately.
+            log::debug("an observer callback is slow: one more delivery thread");
+            if let Err(e) = pool.add_thread() {
+                log::warn(&format!("cannot start a delivery thread: {e}"));
+            }
+        }
+        w.arm(); // look again
+    }
+}
+
+#[cfg(test)]
+impl Pool {
+    pub(crate) fn live_threads(&self) -> usize {
+        self.threads.lock().live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::events::Event;
+    use crate::server::registry::tests::{rename, saved_profile, tmp_store};
+    use crossbeam_channel::{Receiver, Sender, unbounded};
+    use std::thread::ThreadId;
+
+    /// Passes each event on with the thread that delivered it. With a gate,
+    /// each UPDATED first says so on `entered`, then waits for a token.
+    struct Relay {
+        tx: Sender<(Event, ThreadId)>,
+        gate: Option<(Sender<()>, Receiver<()>)>,
+    }
+
+    impl Observer for Relay {
+        fn event(&self, _: u32, ev: Event) {
+            if let (Some((entered, gate)), Event::Updated) = (&self.gate, ev) {
+                let _ = entered.send(());
+                let _ = gate.recv_timeout(Duration::from_secs(30));
+            }
+            let _ = self.tx.send((ev, std::thread::current().id()));
+        }
+        fn error(&self, _: u32, _: i32) {}
+    }
+
+    type Events = Receiver<(Event, ThreadId)>;
+
+    fn relay(
+        store: &std::path::Path,
+        gate: Option<(Sender<()>, Receiver<()>)>,
+    ) -> (Arc<Registry>, Events) {
+        let (tx, rx) = unbounded();
+        let observer = Box::new(Relay { tx, gate });
+        (
+            Registry::open(Some(store), false, Some(observer)).unwrap(),
+            rx,
+        )
+    }
+
+    fn next_updated(rx: &Events) -> ThreadId {
+        loop {
+            let (ev, t) = rx.recv_timeout(Duration::from_secs(10)).expect("an event");
+            if ev == Event::Updated {
+                return t;
+            }
+        }
+    }
+
+    #[test]
+    fn one_thread_calls_every_observer_in_turn() {
+        let store = tmp_store("one-thread");
+        let m = Registry::open(Some(&store), true, None).unwrap();
+        let (h, id) = saved_profile(&m);
+        let observers: Vec<_> = (0..3).map(|_| relay(&store, None)).collect();
+        let held: Vec<_> = observers
+            .iter()
+            .map(|(r, _)| r.profile(id).unwrap())
+            .collect();
+        for n in 0..50 {
+            rename(&m, &h, &format!("name {n}"));
+        }
+        let mut threads = std::collections::HashSet::new();
+        for (_, rx) in &observers {
+            for _ in 0..50 {
+                threads.insert(next_updated(rx));
+            }
+        }
+        assert_eq!(threads.len(), 1, "every callback on one thread");
+        assert_eq!(m.delivery_threads(), 1);
+        drop((held, h));
+        for (r, _) in observers {
+            r.close();
+        }
+        m.close();
+    }
+
+    #[test]
+    fn a_callback_that_does_not_return_holds_up_no_other_registry() {
+        let store = tmp_store("stalled");
+        let m = Registry::open(Some(&store), true, None).unwrap();
+        let (h, id) = saved_profile(&m);
+        let (entered_tx, entered) = unbounded();
+        let (gate, gate_rx) = unbounded();
+        let (slow, slow_rx) = relay(&store, Some((entered_tx, gate_rx)));
+        let (fast, fast_rx) = relay(&store, None);
+        let held = [slow.profile(id).unwrap(), fast.profile(id).unwrap()];
+        rename(&m, &h, "first");
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stalled");
+        next_updated(&fast_rx);
+        // An event after the stall reaches the other registry while the
+        // stalled callback still waits, on another thread.
+        rename(&m, &h, "second");
+        let fast_thread = next_updated(&fast_rx);
+        assert!(slow_rx.is_empty(), "the stalled callback has not returned");
+        assert_eq!(m.delivery_threads(), 2);
+        // Released, it gets both its events, in order, on the thread it
+        // stalled on.
+        gate.send(()).unwrap();
+        gate.send(()).unwrap();
+        let slow_thread = next_updated(&slow_rx);
+        assert_eq!(next_updated(&slow_rx), slow_thread);
+        assert_ne!(slow_thread, fast_thread);
+        // With nothing left to wait for, the extra thread ends.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while m.delivery_threads() > 1 {
+            assert!(Instant::now() < deadline, "the extra thread did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop((held, h));
+        slow.close();
+        fast.close();
+        m.close();
+    }
+}
