@@ -8,17 +8,20 @@
 //! Default mode: the change is a save (UPDATED) by a managed registry, paced
 //! at 1,000/s; the store is on tmpfs so the durable save's fsync does not set
 //! the pace. `--both-observe` gives the saving registry an observer too, so
-//! every event wakes two dispatcher threads; both callbacks are timed.
+//! every event has two callbacks (one delivery thread runs both in turn);
+//! both are timed.
 //!
 //! `--registrar`: the change is a registration: EVENTS profiles (user1..N,
 //! password pwN, as `tests/peers/kamailio.sh` provisions) are enabled one per
 //! millisecond and each REGISTERED is timed, the registrar sharing the cores.
 //!
 //! `--floor`: no library at all. A thread paced at 1,000/s sends its
-//! `Instant::now()` over a crossbeam channel (the one the dispatcher parks
-//! on) to one thread, or to two with `--both-observe`, which stamp it on
-//! waking. This is the machine's own wake-up cost, the floor under the
-//! library's figures.
+//! `Instant::now()` over a crossbeam channel (as the delivery thread parks
+//! on one) to one thread, which stamps it on waking (twice, for two
+//! callbacks, with `--both-observe`). This is the machine's own wake-up
+//! cost, the floor under the library's figures. `--floor --thread-each`
+//! wakes one thread per callback instead: what a thread per observing
+//! registry costs.
 
 use sipprofile::profile::{TypeInfo, access, keys};
 use sipprofile::server::Registry;
@@ -66,18 +69,21 @@ fn pct(v: &[Duration], p: f64) -> f64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
 }
 
-/// The `--floor` mode: a paced thread wakes `receivers` threads per event.
-fn floor(events: usize, receivers: usize) -> (Vec<Duration>, f64) {
+/// The `--floor` mode: a paced thread wakes `threads` threads per event,
+/// each stamping it `callbacks` times.
+fn floor(events: usize, threads: usize, callbacks: usize) -> (Vec<Duration>, f64) {
     let (stamps_tx, stamps) = channel();
     let mut senders = Vec::new();
-    let mut threads = Vec::new();
-    for _ in 0..receivers {
+    let mut joins = Vec::new();
+    for _ in 0..threads {
         let (tx, rx) = crossbeam_channel::unbounded::<Instant>();
         let stamps_tx = stamps_tx.clone();
         senders.push(tx);
-        threads.push(std::thread::spawn(move || {
+        joins.push(std::thread::spawn(move || {
             for sent in rx.iter() {
-                let _ = stamps_tx.send(Instant::now() - sent);
+                for _ in 0..callbacks {
+                    let _ = stamps_tx.send(Instant::now() - sent);
+                }
             }
         }));
     }
@@ -92,7 +98,7 @@ fn floor(events: usize, receivers: usize) -> (Vec<Duration>, f64) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     drop(senders);
-    for t in threads {
+    for t in joins {
         t.join().unwrap();
     }
     (stamps.iter().collect(), elapsed)
@@ -103,9 +109,15 @@ fn main() {
     let both = args.iter().any(|a| a == "--both-observe");
     let events: usize = args.iter().find_map(|v| v.parse().ok()).unwrap_or(5000);
     if args.iter().any(|a| a == "--floor") {
-        let receivers = if both { 2 } else { 1 };
-        let (mut lat, elapsed) = floor(events, receivers);
-        report(events, "floor", elapsed, receivers, &mut lat);
+        let observers = if both { 2 } else { 1 };
+        let (mut lat, elapsed, kind) = if args.iter().any(|a| a == "--thread-each") {
+            let (lat, elapsed) = floor(events, observers, 1);
+            (lat, elapsed, "floor-thread-each")
+        } else {
+            let (lat, elapsed) = floor(events, 1, observers);
+            (lat, elapsed, "floor")
+        };
+        report(events, kind, elapsed, observers, &mut lat);
         return;
     }
     let registrar = args

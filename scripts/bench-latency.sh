@@ -3,12 +3,14 @@
 # three cases of BENCHMARKS.md, RUNS times each, each next to its floor (the
 # same wake-up over a bare channel, no library: `--floor`):
 #   saves with one observing registry        | floor, one thread woken
-#   saves with two observing registries      | floor, two threads woken
+#   saves with two observing registries      | floor, one thread woken for
+#                                             | both; and two threads woken
+#                                             | (a thread per registry)
 #   REGISTERED from a Kamailio (started here, | floor while SIPp registers
 #   loopback) sharing the cores               | at 1,000/s with that Kamailio
 # and each library case again with its threads on one CPU (SIPPROFILE_CPUS=0,
 # printed as pinned=0).
-#   scripts/bench-latency.sh [RUNS]      (default 3; about 60 s a run)
+#   scripts/bench-latency.sh [RUNS]      (default 3; about 65 s a run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh > /dev/null
@@ -18,7 +20,8 @@ bin=target/release/examples/event_latency
 pinned() { SIPPROFILE_CPUS=0 "$bin" "$@" | sed 's/$/ pinned=0/'; }
 for _ in $(seq "$runs"); do "$bin" 5000; "$bin" 5000 --floor; pinned 5000; done
 for _ in $(seq "$runs"); do
-    "$bin" 5000 --both-observe; "$bin" 5000 --both-observe --floor; pinned 5000 --both-observe
+    "$bin" 5000 --both-observe; "$bin" 5000 --both-observe --floor
+    "$bin" 5000 --both-observe --floor --thread-each; pinned 5000 --both-observe
 done
 run=$(mktemp -d /tmp/sipprofile-latency.XXXXXX)
 port=$((20000 + RANDOM % 20000))

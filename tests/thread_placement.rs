@@ -102,9 +102,9 @@ fn cpus_allowed_list(dir: &std::path::Path) -> String {
         .to_string()
 }
 
-/// The threads of `pid` once its engine, delivery and watchdog threads are named and,
-/// if `pinned_to` is given, placed there: a new thread names and places
-/// itself as it starts, so this polls /proc for at most 5 s.
+/// The threads of `pid` once its engine, delivery and watchdog threads are
+/// named and, if `pinned_to` is given, placed there: a new thread names and
+/// places itself as it starts, so this polls /proc for at most 5 s.
 fn settled_threads(pid: u32, pinned_to: Option<&str>) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
