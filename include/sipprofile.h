@@ -702,6 +702,9 @@ typedef struct sip_profile_type_info {
  * and never with a library lock held; they may call any function of this
  * API. Either function pointer may be NULL. `context` is passed back
  * untouched and may be freed once `*_registry_free` has returned.
+ * Registries of one store share one delivery thread: while a callback
+ * blocks, the other registries' callbacks wait about 50 ms at most, then
+ * run on another thread.
  */
 typedef struct sip_profile_registry_observer {
   /**

@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 
 /// How long a callback may run, while other registries' events wait, before
 /// another delivery thread takes those over.
-pub const STALL: Duration = Duration::from_millis(50);
+pub(crate) const STALL: Duration = Duration::from_millis(50);
 /// Delivery threads one server starts at most. Each is a callback that did not
 /// return; past this, waiting events wait for one to return.
-pub const MAX_THREADS: usize = 32;
+pub(crate) const MAX_THREADS: usize = 32;
 /// Events one mailbox gets in a row before the others' turn.
 const BATCH: usize = 32;
 
@@ -46,7 +46,6 @@ pub(crate) struct Mailbox {
     inbox: Mutex<Inbox>,
     /// Signalled when a callback of this mailbox returns.
     returned: Condvar,
-    observer: Box<dyn Observer>,
     /// Set once the registry exists (events may come before: they wait).
     target: OnceLock<(Weak<Registry>, Weak<Pool>)>,
 }
@@ -60,6 +59,9 @@ struct Inbox {
     running: bool,
     /// The registry is freed: nothing more is delivered.
     closed: bool,
+    /// Dropped when the registry is freed (what it owns, such as a channel's
+    /// sender, goes with it), and not before its last callback returned.
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Mailbox {
@@ -70,9 +72,9 @@ impl Mailbox {
                 queued: true, // until bound
                 running: false,
                 closed: false,
+                observer: Some(Arc::from(observer)),
             }),
             returned: Condvar::new(),
-            observer,
             target: OnceLock::new(),
         })
     }
@@ -119,20 +121,25 @@ impl Mailbox {
         while inbox.running {
             self.returned.wait(&mut inbox);
         }
+        let observer = inbox.observer.take();
+        drop(inbox);
+        drop(observer); // outside the lock: its drop is the owner's code
     }
 
     fn pool(&self) -> Option<Arc<Pool>> {
         self.target.get().and_then(|(_, p)| p.upgrade())
     }
 
-    /// Takes the next event, marking a callback as running; `None` when
-    /// there is none (the mailbox leaves the ready queue).
-    fn next(&self) -> Option<Delivery> {
+    /// Takes the next event and the observer, marking a callback as
+    /// running; `None` when there is none (the mailbox leaves the ready
+    /// queue).
+    fn next(&self) -> Option<(Delivery, Arc<dyn Observer>)> {
         let mut inbox = self.inbox.lock();
-        match inbox.events.pop_front() {
-            Some(d) if !inbox.closed => {
+        let d = inbox.events.pop_front();
+        match (d, inbox.observer.clone()) {
+            (Some(d), Some(o)) if !inbox.closed => {
                 inbox.running = true;
-                Some(d)
+                Some((d, o))
             }
             _ => {
                 inbox.queued = false;
@@ -141,27 +148,33 @@ impl Mailbox {
         }
     }
 
+    /// Called once the delivery thread let go of its observer reference.
     fn callback_returned(&self, close: bool) {
         let mut inbox = self.inbox.lock();
         inbox.running = false;
+        let mut observer = None;
         if close {
             inbox.closed = true;
             inbox.events.clear();
+            observer = inbox.observer.take();
         }
         self.returned.notify_all();
+        drop(inbox);
+        drop(observer);
     }
 
     /// Delivers up to [`BATCH`] events; true if more wait.
     fn deliver_batch(&self, pool: &Pool) -> bool {
         let registry = self.target.get().and_then(|(r, _)| r.upgrade());
         for _ in 0..BATCH {
-            let Some(d) = self.next() else {
+            let Some((d, observer)) = self.next() else {
                 return false;
             };
             let keep = match &registry {
-                Some(r) => pool.timed(|| r.deliver(d, self.observer.as_ref())),
+                Some(r) => pool.timed(|| r.deliver(d, observer.as_ref())),
                 None => false,
             };
+            drop(observer);
             self.callback_returned(!keep);
         }
         true
@@ -489,6 +502,26 @@ mod tests {
         for (r, _) in observers {
             r.close();
         }
+        m.close();
+    }
+
+    #[test]
+    fn freeing_a_registry_drops_its_observer() {
+        let store = tmp_store("dropped");
+        let m = Registry::open(Some(&store), true, None).unwrap();
+        let (h, id) = saved_profile(&m);
+        let (r, rx) = relay(&store, None);
+        let held = r.profile(id).unwrap();
+        rename(&m, &h, "seen");
+        next_updated(&rx);
+        drop(held);
+        r.close();
+        // The observer (and the sender it owns) is gone: the channel ends.
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ));
+        drop(h);
         m.close();
     }
 
