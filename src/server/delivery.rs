@@ -431,9 +431,11 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ProfileHandle;
     use crate::server::events::Event;
     use crate::server::registry::tests::{rename, saved_profile, tmp_store};
     use crossbeam_channel::{Receiver, Sender, unbounded};
+    use std::path::PathBuf;
     use std::thread::ThreadId;
 
     /// Passes each event on with the thread that delivered it. With a gate,
@@ -477,11 +479,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_thread_calls_every_observer_in_turn() {
-        let store = tmp_store("one-thread");
+    /// A new store, its managed registry (no observer) and one saved
+    /// profile: its handle and id.
+    fn store_with_profile(name: &str) -> (PathBuf, Arc<Registry>, ProfileHandle, u32) {
+        let store = tmp_store(name);
         let m = Registry::open(Some(&store), true, None).unwrap();
         let (h, id) = saved_profile(&m);
+        (store, m, h, id)
+    }
+
+    #[test]
+    fn one_thread_calls_every_observer_in_turn() {
+        let (store, m, h, id) = store_with_profile("one-thread");
         let observers: Vec<_> = (0..3).map(|_| relay(&store, None)).collect();
         let held: Vec<_> = observers
             .iter()
@@ -507,9 +516,7 @@ mod tests {
 
     #[test]
     fn freeing_a_registry_drops_its_observer() {
-        let store = tmp_store("dropped");
-        let m = Registry::open(Some(&store), true, None).unwrap();
-        let (h, id) = saved_profile(&m);
+        let (store, m, h, id) = store_with_profile("dropped");
         let (r, rx) = relay(&store, None);
         let held = r.profile(id).unwrap();
         rename(&m, &h, "seen");
@@ -527,9 +534,7 @@ mod tests {
 
     #[test]
     fn a_callback_that_does_not_return_holds_up_no_other_registry() {
-        let store = tmp_store("stalled");
-        let m = Registry::open(Some(&store), true, None).unwrap();
-        let (h, id) = saved_profile(&m);
+        let (store, m, h, id) = store_with_profile("stalled");
         let (entered_tx, entered) = unbounded();
         let (gate, gate_rx) = unbounded();
         let (slow, slow_rx) = relay(&store, Some((entered_tx, gate_rx)));
