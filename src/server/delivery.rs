@@ -532,6 +532,43 @@ mod tests {
         m.close();
     }
 
+    /// Frees a registry from inside its UPDATED callback, once.
+    struct Freer(Mutex<Option<Arc<Registry>>>);
+
+    impl Observer for Freer {
+        fn event(&self, _: u32, ev: Event) {
+            if ev == Event::Updated {
+                if let Some(r) = self.0.lock().take() {
+                    r.close();
+                }
+            }
+        }
+        fn error(&self, _: u32, _: i32) {}
+    }
+
+    #[test]
+    fn a_callback_frees_a_registry_of_another_store_at_once() {
+        // Each store's second registry: the same number in both servers.
+        let (store, m, h, id) = store_with_profile("freer");
+        let other_store = tmp_store("freed");
+        let first = Registry::open(Some(&other_store), false, None).unwrap();
+        let (other, other_events) = relay(&other_store, None);
+        let freer = Freer(Mutex::new(Some(other)));
+        let r = Registry::open(Some(&store), false, Some(Box::new(freer))).unwrap();
+        let held = r.profile(id).unwrap();
+        rename(&m, &h, "free it");
+        // Freed for good (not put off as if freed inside its own
+        // callback): its observer is dropped.
+        assert!(matches!(
+            other_events.recv_timeout(Duration::from_secs(10)),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ));
+        drop((held, h));
+        r.close();
+        m.close();
+        first.close();
+    }
+
     #[test]
     fn a_callback_that_does_not_return_holds_up_no_other_registry() {
         let (store, m, h, id) = store_with_profile("stalled");

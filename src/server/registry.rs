@@ -165,8 +165,10 @@ fn apply(c: &mut ClientProfile, d: &Delivery) {
 type Call = Box<dyn Fn(&dyn Observer)>;
 
 thread_local! {
-    /// The registry whose callback this thread is running, if any.
-    static IN_CALLBACK: Cell<u64> = const { Cell::new(0) };
+    /// The registry whose callback this thread is running, by address (ids
+    /// are per server, and a callback may free another store's registry);
+    /// 0 if none.
+    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
 }
 
 pub struct Registry {
@@ -293,7 +295,7 @@ impl Registry {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if IN_CALLBACK.with(Cell::get) == self.id {
+        if IN_CALLBACK.with(Cell::get) == Arc::as_ptr(self) as usize {
             self.close_deferred.store(true, Ordering::Release);
             return;
         }
@@ -590,7 +592,7 @@ impl Registry {
             None if matches!(d, Delivery::Event(_, Event::Created, ..)) => {}
             None => return true,
         }
-        IN_CALLBACK.with(|c| c.set(self.id));
+        IN_CALLBACK.with(|c| c.set(self as *const Registry as usize));
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(observer)));
         IN_CALLBACK.with(|c| c.set(0));
         if r.is_err() {
