@@ -81,7 +81,7 @@ struct State {
     default_id: Option<u32>,
     next_registry: u64,
     /// Numbers every snapshot and every registration state handed to a
-    /// registry, in lock order: an event queued for a dispatcher and the
+    /// registry, in lock order: an event queued in a mailbox and the
     /// state an `enable` returned are applied newest-wins, whichever
     /// arrives first.
     seq: AtomicU64,
