@@ -191,7 +191,6 @@ pub(crate) struct Pool {
     /// Callbacks running now.
     running: AtomicUsize,
     threads: Mutex<Threads>,
-    stopping: AtomicBool,
     watchdog: Watchdog,
 }
 
@@ -207,7 +206,8 @@ struct Watchdog {
     epoch: Instant,
     /// When it fires, in ns since `epoch`; 0 when not armed.
     due: AtomicU64,
-    /// The pool stops: the timer is left to wake the thread at once.
+    /// The pool stops: no thread is added or ends by itself, and the timer
+    /// is left to wake the watchdog at once.
     stopped: AtomicBool,
 }
 
@@ -218,7 +218,7 @@ impl Watchdog {
     }
 
     fn set(&self, after: Duration) {
-        if self.stopped.load(Ordering::Acquire) {
+        if self.is_stopped() {
             return;
         }
         let due = self.now() + after.as_nanos() as u64;
@@ -237,6 +237,10 @@ impl Watchdog {
         if self.due.load(Ordering::SeqCst) == 0 {
             self.set(STALL);
         }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// Wakes the watchdog thread for good.
@@ -275,7 +279,6 @@ impl Pool {
                 handles: Vec::new(),
                 warned_at_max: false,
             }),
-            stopping: AtomicBool::new(false),
             watchdog: Watchdog {
                 timer,
                 epoch: Instant::now(),
@@ -295,7 +298,7 @@ impl Pool {
 
     fn add_thread(self: &Arc<Self>) -> std::io::Result<()> {
         let mut t = self.threads.lock();
-        if self.stopping.load(Ordering::Acquire) {
+        if self.watchdog.is_stopped() {
             return Ok(());
         }
         if t.live >= MAX_THREADS {
@@ -346,7 +349,7 @@ impl Pool {
     fn retire(&self) -> bool {
         let mut t = self.threads.lock();
         let stuck = self.running.load(Ordering::SeqCst);
-        if t.live > 1 + stuck && !self.stopping.load(Ordering::Acquire) {
+        if t.live > 1 + stuck && !self.watchdog.is_stopped() {
             t.live -= 1;
             return true;
         }
@@ -359,13 +362,12 @@ impl Pool {
     pub(crate) fn stop(&self) {
         let handles = {
             let mut t = self.threads.lock();
-            self.stopping.store(true, Ordering::Release);
+            self.watchdog.stop();
             for _ in 0..t.live {
                 let _ = self.ready_tx.send(None);
             }
             std::mem::take(&mut t.handles)
         };
-        self.watchdog.stop();
         let me = std::thread::current().id();
         for h in handles {
             if h.thread().id() != me {
@@ -392,7 +394,7 @@ fn work(pool: Arc<Pool>) {
 fn watch(pool: Arc<Pool>) {
     let w = &pool.watchdog;
     loop {
-        if w.timer.wait().is_err() || w.stopped.load(Ordering::Acquire) {
+        if w.timer.wait().is_err() || w.is_stopped() {
             return;
         }
         let due = w.due.load(Ordering::SeqCst);
