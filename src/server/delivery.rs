@@ -64,6 +64,16 @@ struct Inbox {
     observer: Option<Arc<dyn Observer>>,
 }
 
+impl Inbox {
+    /// Nothing more is delivered; returns the observer, for the caller to
+    /// drop outside the lock (its drop is the owner's code).
+    fn close(&mut self) -> Option<Arc<dyn Observer>> {
+        self.closed = true;
+        self.events.clear();
+        self.observer.take()
+    }
+}
+
 impl Mailbox {
     pub(crate) fn new(observer: Box<dyn Observer>) -> Arc<Mailbox> {
         Arc::new(Mailbox {
@@ -121,9 +131,9 @@ impl Mailbox {
         while inbox.running {
             self.returned.wait(&mut inbox);
         }
-        let observer = inbox.observer.take();
+        let observer = inbox.close();
         drop(inbox);
-        drop(observer); // outside the lock: its drop is the owner's code
+        drop(observer);
     }
 
     fn pool(&self) -> Option<Arc<Pool>> {
@@ -152,18 +162,14 @@ impl Mailbox {
     fn callback_returned(&self, close: bool) {
         let mut inbox = self.inbox.lock();
         inbox.running = false;
-        let mut observer = None;
-        if close {
-            inbox.closed = true;
-            inbox.events.clear();
-            observer = inbox.observer.take();
-        }
+        let observer = if close { inbox.close() } else { None };
         self.returned.notify_all();
         drop(inbox);
         drop(observer);
     }
 
-    /// Delivers up to [`BATCH`] events; true if more wait.
+    /// Delivers up to [`BATCH`] events; true if it stopped at that limit
+    /// (more may wait), false once the mailbox is empty or closed.
     fn deliver_batch(&self, pool: &Pool) -> bool {
         let registry = self.target.get().and_then(|(r, _)| r.upgrade());
         for _ in 0..BATCH {

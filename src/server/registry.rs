@@ -161,9 +161,6 @@ fn apply(c: &mut ClientProfile, d: &Delivery) {
         Delivery::Event(..) | Delivery::Error(..) => {}
     }
 }
-/// One observer call, prepared outside every lock.
-type Call = Box<dyn Fn(&dyn Observer)>;
-
 thread_local! {
     /// The registry whose callback this thread is running, by address (ids
     /// are per server, and a callback may free another store's registry);
@@ -578,13 +575,8 @@ impl Registry {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        let (id, call): (u32, Call) = match d {
-            Delivery::Event(id, ev, _, at) => {
-                (id, Box::new(move |o: &dyn Observer| o.event_at(id, ev, at)))
-            }
-            Delivery::Error(id, code, _) => {
-                (id, Box::new(move |o: &dyn Observer| o.error(id, code)))
-            }
+        let id = match d {
+            Delivery::Event(id, ..) | Delivery::Error(id, ..) => id,
         };
         match self.block_of(id) {
             Some(b) => apply(&mut b.write(), &d),
@@ -593,7 +585,10 @@ impl Registry {
             None => return true,
         }
         IN_CALLBACK.with(|c| c.set(self as *const Registry as usize));
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(observer)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match d {
+            Delivery::Event(id, ev, _, at) => observer.event_at(id, ev, at),
+            Delivery::Error(id, code, _) => observer.error(id, code),
+        }));
         IN_CALLBACK.with(|c| c.set(0));
         if r.is_err() {
             log::error(&format!("observer for profile {id} panicked"));
