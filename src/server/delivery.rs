@@ -9,23 +9,33 @@
 //! two registries observe wakes one thread, not two: on the 2-core machines
 //! of BENCHMARKS.md a second wake was most of the p99 delivery latency.
 //!
-//! One thread must not let a slow callback hold up the other registries. A
-//! watchdog timer runs while mailboxes wait behind a running callback; each
-//! finished callback pushes it back. It fires only when no callback has
-//! finished for between half of [`STALL`] and all of it while mailboxes wait,
-//! and then starts one more delivery thread (at most [`MAX_THREADS`]). A
-//! thread that finds nothing to do ends while another thread is free. With
-//! callbacks that return, the pool stays at one thread and the timer never
-//! fires: no polling, nothing woken but the one thread an event needs.
+//! Events the SIP engine publishes (a registration's state) wake no thread
+//! at all: the engine's thread queues their mailboxes without a wake-up
+//! ([`run_deferring`]) and delivers them itself right after its step, with
+//! none of its own state held. Waking a delivery thread on the other CPU was
+//! most of the p99 of a REGISTERED callback on the VMs of BENCHMARKS.md.
+//!
+//! One thread must not let a slow callback hold up the other registries, nor
+//! the engine. A watchdog timer runs while mailboxes wait behind a running
+//! callback, or while the engine's thread runs one; each finished callback
+//! pushes it back. It fires only when no callback has finished for between
+//! half of [`STALL`] and all of it, and then wakes or starts one more delivery
+//! thread for the waiting mailboxes (at most [`MAX_THREADS`]), and hands the
+//! engine to a new thread if its thread is the one stuck. A registry whose
+//! callback took the engine's thread longer than [`SLOW_INLINE`] has its
+//! events delivered by the delivery threads from then on. A thread that finds
+//! nothing to do ends while another thread is free. With callbacks that
+//! return, the pool stays at one thread: no polling, and nothing woken but
+//! the one thread an event needs, or none for the engine's.
 
 use super::events::Delivery;
 use super::events::Observer;
 use super::registry::Registry;
 use crate::log;
-use crossbeam_channel::{Receiver, Sender, unbounded};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use parking_lot::{Condvar, Mutex};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
@@ -40,6 +50,9 @@ pub(crate) const STALL: Duration = Duration::from_millis(50);
 pub(crate) const MAX_THREADS: usize = 32;
 /// Events one mailbox gets in a row before the others' turn.
 const BATCH: usize = 32;
+/// A registry whose callbacks took the engine's thread this long is
+/// delivered by the delivery threads from then on.
+pub(crate) const SLOW_INLINE: Duration = Duration::from_millis(1);
 
 /// One observing registry's events on their way to its observer.
 pub(crate) struct Mailbox {
@@ -48,6 +61,9 @@ pub(crate) struct Mailbox {
     returned: Condvar,
     /// Set once the registry exists (events may come before: they wait).
     target: OnceLock<(Weak<Registry>, Weak<Pool>)>,
+    /// Its callbacks once took the engine's thread [`SLOW_INLINE`] or more:
+    /// they run on the delivery threads only.
+    slow: AtomicBool,
 }
 
 struct Inbox {
@@ -86,6 +102,7 @@ impl Mailbox {
             }),
             returned: Condvar::new(),
             target: OnceLock::new(),
+            slow: AtomicBool::new(false),
         })
     }
 
@@ -169,15 +186,16 @@ impl Mailbox {
     }
 
     /// Delivers up to [`BATCH`] events; true if it stopped at that limit
-    /// (more may wait), false once the mailbox is empty or closed.
-    fn deliver_batch(&self, pool: &Pool) -> bool {
+    /// (more may wait), false once the mailbox is empty or closed. `inline`:
+    /// on the engine's thread.
+    fn deliver_batch(&self, pool: &Pool, inline: bool) -> bool {
         let registry = self.target.get().and_then(|(r, _)| r.upgrade());
         for _ in 0..BATCH {
             let Some((d, observer)) = self.next() else {
                 return false;
             };
             let keep = match &registry {
-                Some(r) => pool.timed(|| r.deliver(d, observer.as_ref())),
+                Some(r) => pool.timed(inline, || r.deliver(d, observer.as_ref())),
                 None => false,
             };
             drop(observer);
@@ -189,15 +207,62 @@ impl Mailbox {
 
 /// The delivery threads of one server and what they share.
 pub(crate) struct Pool {
-    ready_tx: Sender<Option<Arc<Mailbox>>>,
-    ready_rx: Receiver<Option<Arc<Mailbox>>>,
+    ready: Mutex<Ready>,
+    /// Signalled for an idle delivery thread.
+    wakeup: Condvar,
     /// Mailboxes on the ready queue (its length, kept where the watchdog's
     /// fences order it).
     waiting: AtomicUsize,
     /// Callbacks running now.
     running: AtomicUsize,
+    /// The callback the engine's thread runs now, numbered from 1 (0: none).
+    inline: AtomicU64,
+    inline_serial: AtomicU64,
+    /// The inline callback the engine was last handed off for.
+    handed_off: AtomicU64,
+    /// Lets a new thread carry on the engine (set by the server).
+    hand_off: OnceLock<Box<dyn Fn() + Send + Sync>>,
     threads: Mutex<Threads>,
     watchdog: Watchdog,
+}
+
+/// The ready queue: mailboxes with events, in turn.
+struct Ready {
+    queue: VecDeque<Arc<Mailbox>>,
+    /// Delivery threads waiting for a mailbox.
+    idle: usize,
+    /// The pool stops: threads end.
+    stop: bool,
+}
+
+thread_local! {
+    /// On the engine's thread during a step: the pool whose mailboxes it
+    /// queued without a wake-up, and how many.
+    static DEFERRED: RefCell<Option<(Option<Arc<Pool>>, usize)>> = const { RefCell::new(None) };
+}
+
+/// Runs `step` (an engine step, on the engine's thread) with the mailboxes
+/// it readies queued without waking a delivery thread, then delivers them
+/// here. If `step` panics, they go to the delivery threads instead.
+pub(crate) fn run_deferring<T>(step: impl FnOnce() -> T) -> T {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            // Still set only when unwinding: wake the threads instead.
+            if let Some((Some(pool), _)) = DEFERRED.with(|d| d.borrow_mut().take()) {
+                pool.wake_one();
+            }
+        }
+    }
+    DEFERRED.with(|d| *d.borrow_mut() = Some((None, 0)));
+    let guard = Guard;
+    let r = step();
+    let deferred = DEFERRED.with(|d| d.borrow_mut().take());
+    drop(guard);
+    if let Some((Some(pool), n)) = deferred {
+        pool.deliver_here(n);
+    }
+    r
 }
 
 struct Threads {
@@ -272,14 +337,21 @@ impl Watchdog {
 impl Pool {
     /// Starts the pool: one delivery thread and the watchdog.
     pub(crate) fn start() -> std::io::Result<Arc<Pool>> {
-        let (ready_tx, ready_rx) = unbounded();
         let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)
             .map_err(std::io::Error::from)?;
         let pool = Arc::new(Pool {
-            ready_tx,
-            ready_rx,
+            ready: Mutex::new(Ready {
+                queue: VecDeque::new(),
+                idle: 0,
+                stop: false,
+            }),
+            wakeup: Condvar::new(),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            inline: AtomicU64::new(0),
+            inline_serial: AtomicU64::new(0),
+            handed_off: AtomicU64::new(0),
+            hand_off: OnceLock::new(),
             threads: Mutex::new(Threads {
                 live: 0,
                 handles: Vec::new(),
@@ -324,9 +396,31 @@ impl Pool {
         Ok(())
     }
 
-    fn schedule(&self, m: Arc<Mailbox>) {
+    /// Gives the pool the way to hand the engine to a new thread.
+    pub(crate) fn set_hand_off(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.hand_off.set(f);
+    }
+
+    fn schedule(self: &Arc<Self>, m: Arc<Mailbox>) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _ = self.ready_tx.send(Some(m));
+        // On the engine's thread mid-step, the mailbox waits for the step's
+        // end, when this thread delivers it (`run_deferring`).
+        let deferred = !m.slow.load(Ordering::Relaxed)
+            && DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+                Some((pool, n)) => {
+                    pool.get_or_insert_with(|| self.clone());
+                    *n += 1;
+                    true
+                }
+                None => false,
+            });
+        {
+            let mut ready = self.ready.lock();
+            ready.queue.push_back(m);
+            if !deferred && ready.idle > 0 {
+                self.wakeup.notify_one();
+            }
+        }
         // Pairs with the fences in `timed` and `watch`: whichever of us
         // comes second sees the other, so a mailbox never waits behind a
         // callback with the watchdog unarmed.
@@ -336,17 +430,75 @@ impl Pool {
         }
     }
 
-    /// Runs one callback, telling the watchdog.
-    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Runs one callback, telling the watchdog. `inline`: on the engine's
+    /// thread, which the watchdog watches whether or not anything waits.
+    fn timed<T>(&self, inline: bool, f: impl FnOnce() -> T) -> T {
         self.running.fetch_add(1, Ordering::SeqCst);
+        let serial = if inline {
+            let n = self.inline_serial.fetch_add(1, Ordering::Relaxed) + 1;
+            self.inline.store(n, Ordering::SeqCst);
+            n
+        } else {
+            0
+        };
         fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+        if inline || self.waiting.load(Ordering::SeqCst) > 0 {
             self.watchdog.arm();
         }
         let r = f();
+        if inline {
+            let _ = self
+                .inline
+                .compare_exchange(serial, 0, Ordering::SeqCst, Ordering::SeqCst);
+        }
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.watchdog.progress();
         r
+    }
+
+    /// On the engine's thread after a step: delivers up to `n` mailboxes
+    /// (as many as the step readied); what is left goes to a delivery
+    /// thread.
+    fn deliver_here(self: &Arc<Self>, n: usize) {
+        for _ in 0..n {
+            let Some(m) = self.ready.lock().queue.pop_front() else {
+                break;
+            };
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            let started = Instant::now();
+            let more = m.deliver_batch(self, true);
+            if started.elapsed() >= SLOW_INLINE {
+                m.slow.store(true, Ordering::Relaxed);
+            }
+            if more {
+                self.schedule(m);
+            }
+        }
+        self.wake_one();
+    }
+
+    /// Wakes an idle delivery thread if a mailbox waits.
+    fn wake_one(&self) {
+        let ready = self.ready.lock();
+        if !ready.queue.is_empty() && ready.idle > 0 {
+            self.wakeup.notify_one();
+        }
+    }
+
+    /// The next mailbox for a delivery thread; `None` when the pool stops.
+    fn take(&self) -> Option<Arc<Mailbox>> {
+        let mut ready = self.ready.lock();
+        loop {
+            if ready.stop {
+                return None;
+            }
+            if let Some(m) = ready.queue.pop_front() {
+                return Some(m);
+            }
+            ready.idle += 1;
+            self.wakeup.wait(&mut ready);
+            ready.idle -= 1;
+        }
     }
 
     /// A thread with nothing to do ends if another free one is left (not
@@ -369,9 +521,8 @@ impl Pool {
         let handles = {
             let mut t = self.threads.lock();
             self.watchdog.stop();
-            for _ in 0..t.live {
-                let _ = self.ready_tx.send(None);
-            }
+            self.ready.lock().stop = true;
+            self.wakeup.notify_all();
             std::mem::take(&mut t.handles)
         };
         let me = std::thread::current().id();
@@ -385,9 +536,9 @@ impl Pool {
 
 /// A delivery thread.
 fn work(pool: Arc<Pool>) {
-    while let Ok(Some(m)) = pool.ready_rx.recv() {
+    while let Some(m) = pool.take() {
         pool.waiting.fetch_sub(1, Ordering::SeqCst);
-        if m.deliver_batch(&pool) {
+        if m.deliver_batch(&pool, false) {
             pool.schedule(m); // its turn again after the others'
         } else if pool.waiting.load(Ordering::SeqCst) == 0 && pool.retire() {
             return;
@@ -415,14 +566,29 @@ fn watch(pool: Arc<Pool>) {
         }
         w.due.store(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        let inline = pool.inline.load(Ordering::SeqCst);
+        if inline != 0 && pool.handed_off.swap(inline, Ordering::SeqCst) != inline {
+            // The engine's thread is stuck in a callback: the engine goes on
+            // on another thread (this one, once it returns, stops driving).
+            if let Some(hand_off) = pool.hand_off.get() {
+                hand_off();
+            }
+        }
         if pool.waiting.load(Ordering::SeqCst) == 0 {
             continue; // nothing waits: unarmed until something does
         }
         if pool.running.load(Ordering::SeqCst) > 0 {
-            // Stalled: mailboxes wait and no callback finished lately.
-            log::debug("an observer callback is slow: one more delivery thread");
-            if let Err(e) = pool.add_thread() {
-                log::warn(&format!("cannot start a delivery thread: {e}"));
+            // Stalled: mailboxes wait and no callback finished lately. A
+            // thread idle because the engine's thread meant to deliver them
+            // takes them; else one more thread.
+            let idle = pool.ready.lock().idle > 0;
+            if idle {
+                pool.wake_one();
+            } else {
+                log::debug("an observer callback is slow: one more delivery thread");
+                if let Err(e) = pool.add_thread() {
+                    log::warn(&format!("cannot start a delivery thread: {e}"));
+                }
             }
         }
         w.arm(); // look again

@@ -131,6 +131,12 @@ impl Reporter for EngineReporter {
             server.on_report(profile_id, context_id, report);
         }
     }
+
+    /// The step's events are delivered on the engine's thread once the step
+    /// is over: no delivery thread is woken for them.
+    fn run_step(&self, step: &mut dyn FnMut() -> bool) -> bool {
+        delivery::run_deferring(step)
+    }
 }
 
 impl Server {
@@ -241,6 +247,9 @@ impl Server {
             return Ok(p.clone());
         }
         let p = delivery::Pool::start().map_err(|_| Error::NoMemory)?;
+        if let Some(engine) = self.engine.lock().as_ref() {
+            p.set_hand_off(Box::new(engine.hand_off()));
+        }
         *pool = Some(p.clone());
         Ok(p)
     }

@@ -2,6 +2,14 @@
 //! that server over one shared UDP socket per address family, with all timers
 //! in one heap. No thread, socket or timer thread per profile, so 10,000
 //! profiles cost one thread and two sockets.
+//!
+//! The engine works in steps (one datagram, one stream's readiness, the
+//! queued commands, or a wait for the next of these). Between steps it holds
+//! none of its state, and the [`Reporter`] may run work left by the step on
+//! the engine's thread: the server calls observers there, so a registration's
+//! callback needs no other thread woken. If that work does not return,
+//! [`Engine::hand_off`] lets a new thread carry on the engine while the old
+//! one is stuck.
 
 use super::message::{Message, masked_for_log};
 use super::registration::{Action, RegConfig, Registration, Report, TimerKind};
@@ -11,11 +19,14 @@ use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +34,13 @@ use std::time::{Duration, Instant};
 /// not block for long (it takes the server lock briefly).
 pub trait Reporter: Send + Sync {
     fn report(&self, profile_id: u32, context_id: u32, report: Report);
+
+    /// Runs one engine step (`step` returns true once the engine has
+    /// finished), then, with no engine state held, whatever the step's
+    /// reports left to do on this thread.
+    fn run_step(&self, step: &mut dyn FnMut() -> bool) -> bool {
+        step()
+    }
 }
 
 pub enum Command {
@@ -44,7 +62,27 @@ pub enum Command {
 pub struct Engine {
     commands: Sender<Command>,
     waker: Arc<Waker>,
-    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// What the threads driving the engine share. One thread drives at a time:
+/// it holds `core` for a step and lets go between steps.
+struct Shared {
+    core: Mutex<Core>,
+    reporter: Arc<dyn Reporter>,
+    /// The driver in office; a thread that finds another number here (it was
+    /// replaced by [`Engine::hand_off`] while stuck) stops driving.
+    generation: AtomicU64,
+    /// Set once the engine has finished (shut down or failed).
+    finished: AtomicBool,
+    drivers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+thread_local! {
+    /// The engine this thread drives, if any (its `Shared` address), so that
+    /// a shutdown called from a callback on it finishes the engine here
+    /// instead of waiting for itself.
+    static DRIVING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// (due, insertion order, profile id, timer kind, generation).
@@ -59,21 +97,20 @@ impl Engine {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = unbounded();
-        let thread = crate::thread_placement::spawn("sipprofile-engine", move || {
-            let mut core = Core::new(poll, rx, reporter);
-            // A panic here must not take the host process down: log it and
-            // end the engine; pending registrations are reported failed.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.run()));
-            if r.is_err() {
-                log::error("SIP engine panicked; registrations stopped");
-                core.fail_all();
-            }
-        })?;
-        Ok(Engine {
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core::new(poll, rx, reporter.clone())),
+            reporter,
+            generation: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+            drivers: Mutex::new(Vec::new()),
+        });
+        let engine = Engine {
             commands: tx,
             waker,
-            thread: Some(thread),
-        })
+            shared,
+        };
+        engine.shared.spawn_driver(0)?;
+        Ok(engine)
     }
 
     pub fn send(&self, cmd: Command) {
@@ -82,22 +119,106 @@ impl Engine {
         }
     }
 
-    /// De-registers everything (at most `wait`), then joins the thread.
-    pub fn shutdown(mut self, wait: Duration) {
-        self.send(Command::Shutdown(Instant::now() + wait));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// A new thread carries on the engine; the driving thread, stuck in
+    /// work its reporter runs between steps, stops driving once it returns.
+    /// Returns a function to call from any thread.
+    pub fn hand_off(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if shared.finished.load(Ordering::Acquire) {
+                return;
+            }
+            let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            log::warn(
+                "an observer callback has not returned: the SIP engine goes on on a new thread",
+            );
+            if let Err(e) = shared.spawn_driver(generation) {
+                log::error(&format!("cannot start a SIP engine thread: {e}"));
+            }
+        }
+    }
+
+    /// De-registers everything (at most `wait`), then joins the threads.
+    pub fn shutdown(self, wait: Duration) {
+        self.finish(Instant::now() + wait);
+    }
+
+    /// Shuts down by `deadline` and waits for the engine's threads. On a
+    /// thread driving this engine (a callback run between steps), the
+    /// engine is finished here: nobody else would drive it.
+    fn finish(&self, deadline: Instant) {
+        self.send(Command::Shutdown(deadline));
+        let me = Arc::as_ptr(&self.shared) as usize;
+        if DRIVING.with(Cell::get) == me {
+            while !self.shared.finished.load(Ordering::Acquire) {
+                self.shared.step();
+            }
+        }
+        let drivers = std::mem::take(&mut *self.shared.drivers.lock());
+        let current = std::thread::current().id();
+        for t in drivers {
+            if t.thread().id() != current {
+                let _ = t.join();
+            }
         }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.commands.send(Command::Shutdown(Instant::now()));
-            let _ = self.waker.wake();
-            let _ = t.join();
+        if !self.shared.drivers.lock().is_empty() {
+            self.finish(Instant::now());
         }
+    }
+}
+
+impl Shared {
+    fn spawn_driver(self: &Arc<Self>, generation: u64) -> io::Result<()> {
+        let shared = self.clone();
+        let t =
+            crate::thread_placement::spawn("sipprofile-engine", move || shared.drive(generation))?;
+        let mut drivers = self.drivers.lock();
+        drivers.retain(|t| !t.is_finished());
+        drivers.push(t);
+        Ok(())
+    }
+
+    /// A driving thread: steps until the engine finishes or another thread
+    /// takes over.
+    fn drive(&self, generation: u64) {
+        DRIVING.with(|d| d.set(self as *const Shared as usize));
+        while self.generation.load(Ordering::Acquire) == generation
+            && !self.finished.load(Ordering::Acquire)
+        {
+            let reporter = self.reporter.clone();
+            // A panic must not take the host process down: log it and end
+            // the engine; pending registrations are reported failed.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                reporter.run_step(&mut || self.step())
+            }));
+            if r.is_err() {
+                log::error("SIP engine panicked; registrations stopped");
+                self.finished.store(true, Ordering::Release);
+                self.core.lock().fail_all();
+            }
+        }
+        DRIVING.with(|d| d.set(0));
+    }
+
+    /// One step under the state lock; true once the engine has finished.
+    fn step(&self) -> bool {
+        let mut core = self.core.lock();
+        if self.finished.load(Ordering::Acquire) {
+            return true;
+        }
+        let done = core.step();
+        if done {
+            self.finished.store(true, Ordering::Release);
+        }
+        done
     }
 }
 
@@ -136,6 +257,11 @@ const SOCKET_BUFFER: usize = 4 << 20;
 
 struct Core {
     poll: Poll,
+    events: Events,
+    /// Readiness from the last wait not yet worked through: (token,
+    /// writable, readable). A UDP socket stays until it has no datagram.
+    ready: VecDeque<(Token, bool, bool)>,
+    buf: Vec<u8>,
     commands: Receiver<Command>,
     reporter: Arc<dyn Reporter>,
     timers: Timers,
@@ -178,6 +304,9 @@ impl Core {
     fn new(poll: Poll, commands: Receiver<Command>, reporter: Arc<dyn Reporter>) -> Core {
         Core {
             poll,
+            events: Events::with_capacity(64),
+            ready: VecDeque::new(),
+            buf: vec![0u8; 65_536],
             commands,
             reporter,
             timers: Timers::from_env(),
@@ -202,48 +331,60 @@ impl Core {
         }
     }
 
-    fn run(&mut self) {
-        let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let now = Instant::now();
-            let mut timeout = self
-                .heap
-                .peek()
-                .map(|Reverse((t, ..))| t.saturating_duration_since(now));
-            if let Some(d) = self.shutdown {
-                let left = d.saturating_duration_since(now);
-                timeout = Some(timeout.map_or(left, |t| t.min(left)));
-            }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error(&format!("engine poll failed: {e}"));
-                    return;
+    /// One step: the next datagram, stream readiness or commands from the
+    /// last wait; once those are done, timers and queues, then the next
+    /// wait. True once the engine has finished.
+    fn step(&mut self) -> bool {
+        if let Some(&(token, writable, readable)) = self.ready.front() {
+            match token {
+                WAKER => {
+                    self.ready.pop_front();
+                    self.drain_commands();
                 }
-            }
-            for ev in events.iter() {
-                match ev.token() {
-                    WAKER => self.drain_commands(),
-                    t if self.udp_tokens.contains_key(&t) => self.receive(t, &mut buf),
-                    t => self.stream_event(
-                        t,
-                        ev.is_writable(),
-                        ev.is_readable() || ev.is_read_closed(),
-                    ),
-                }
-            }
-            self.fire_timers();
-            self.start_queued();
-            self.stop_queued();
-            if let Some(deadline) = self.shutdown {
-                if self.regs.is_empty() || Instant::now() >= deadline {
-                    for (id, e) in self.regs.drain() {
-                        self.reporter.report(id, e.context_id, Report::Unregistered);
+                t if self.udp_tokens.contains_key(&t) => {
+                    if !self.receive_one(t) {
+                        self.ready.pop_front();
                     }
-                    return;
                 }
+                t => {
+                    self.ready.pop_front();
+                    self.stream_event(t, writable, readable);
+                }
+            }
+            return false;
+        }
+        self.fire_timers();
+        self.start_queued();
+        self.stop_queued();
+        if let Some(deadline) = self.shutdown {
+            if self.regs.is_empty() || Instant::now() >= deadline {
+                for (id, e) in self.regs.drain() {
+                    self.reporter.report(id, e.context_id, Report::Unregistered);
+                }
+                return true;
             }
         }
+        let now = Instant::now();
+        let mut timeout = self
+            .heap
+            .peek()
+            .map(|Reverse((t, ..))| t.saturating_duration_since(now));
+        if let Some(d) = self.shutdown {
+            let left = d.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error(&format!("engine poll failed: {e}"));
+                return true;
+            }
+        }
+        for ev in self.events.iter() {
+            let readable = ev.is_readable() || ev.is_read_closed();
+            self.ready
+                .push_back((ev.token(), ev.is_writable(), readable));
+        }
+        false
     }
 
     fn fail_all(&mut self) {
@@ -662,25 +803,25 @@ impl Core {
         }
     }
 
-    fn receive(&mut self, token: Token, buf: &mut [u8]) {
-        loop {
-            let Some(sock) = self.udp_tokens.get(&token).and_then(|k| self.udp.get(k)) else {
-                return;
-            };
-            let sock = &sock.1;
-            let (n, from) = match sock.recv_from(buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    // ICMP errors surface here on Linux; they are matched to
-                    // nothing, so the transaction times out and retries.
-                    log::debug(&format!("receive error: {e}"));
-                    continue;
-                }
-            };
-            let data = buf[..n].to_vec();
-            self.handle_datagram(&data, from);
-        }
+    /// Reads and handles one datagram of the socket `token`; false once it
+    /// has none (mio's readiness is edge-triggered: read until then).
+    fn receive_one(&mut self, token: Token) -> bool {
+        let Some(sock) = self.udp_tokens.get(&token).and_then(|k| self.udp.get(k)) else {
+            return false;
+        };
+        let (n, from) = match sock.1.recv_from(&mut self.buf) {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) => {
+                // ICMP errors surface here on Linux; they are matched to
+                // nothing, so the transaction times out and retries.
+                log::debug(&format!("receive error: {e}"));
+                return true;
+            }
+        };
+        let data = self.buf[..n].to_vec();
+        self.handle_datagram(&data, from);
+        true
     }
 
     /// One message from the network (a datagram or a framed stream message):
