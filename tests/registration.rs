@@ -1,10 +1,16 @@
 //! Registration against a real Kamailio registrar on loopback, through the
-//! library's Rust API: refresh, 423, un-REGISTER on free, server stop.
+//! library's Rust API: refresh, 423, un-REGISTER on free, server stop, and
+//! where registration callbacks run.
 
 mod support;
 
 use sipprofile::profile::Status;
+use sipprofile::server::Registry;
 use sipprofile::server::events::Event;
+use sipprofile::server::events::Observer;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::ThreadId;
 use std::time::Duration;
 use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};
 
@@ -124,4 +130,157 @@ fn stopping_the_server_unregisters_within_the_bounded_wait() {
     for user in &users {
         assert!(!b.contains(user), "binding {user} left after server stop");
     }
+}
+
+/// A profile id; where its REGISTERED callback says it entered; what it
+/// waits for before it returns.
+type Hold = (u32, Mutex<Sender<()>>, Mutex<Receiver<()>>);
+
+/// Reports each event with the name and id of the thread that ran its
+/// callback; holds the REGISTERED of profile `hold` until `gate` says go.
+struct Where {
+    tx: Mutex<Sender<(u32, Event, String, ThreadId)>>,
+    hold: Option<Hold>,
+}
+
+impl Observer for Where {
+    fn event(&self, id: u32, event: Event) {
+        let t = std::thread::current();
+        let name = t.name().unwrap_or_default().to_owned();
+        let _ = self.tx.lock().unwrap().send((id, event, name, t.id()));
+        if let Some((held, entered, gate)) = &self.hold {
+            if *held == id && event == Event::Registered {
+                let _ = entered.lock().unwrap().send(());
+                let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            }
+        }
+    }
+    fn error(&self, _: u32, _: i32) {}
+}
+
+fn registered_on(rx: &Receiver<(u32, Event, String, ThreadId)>, id: u32) -> (String, ThreadId) {
+    loop {
+        match rx.recv_timeout(WAIT) {
+            Ok((i, Event::Registered, name, t)) if i == id => return (name, t),
+            Ok(_) => {}
+            Err(_) => panic!("profile {id} not registered"),
+        }
+    }
+}
+
+#[test]
+fn a_registration_callback_runs_on_the_engine_and_one_stuck_there_stops_no_registration() {
+    let k = Kamailio::start("MD5");
+    let tmp = TempDir::new("inline");
+    let store = tmp.path().join("p.db");
+    let (m, _mrx) = registry(&store, true);
+    let alice = provision(&m, &k.registrar(), "alice", "alicepw", 300);
+    let bob = provision(&m, &k.registrar(), "bob", "bobpw", 300);
+    let (entered_tx, entered) = channel();
+    let (gate, gate_rx) = channel();
+    let (tx, rx) = channel();
+    let held = Where {
+        tx: Mutex::new(tx),
+        hold: Some((alice, Mutex::new(entered_tx), Mutex::new(gate_rx))),
+    };
+    let u = Registry::open(Some(&store), false, Some(Box::new(held))).unwrap();
+    let (tx, other_rx) = channel();
+    let other = Where {
+        tx: Mutex::new(tx),
+        hold: None,
+    };
+    let v = Registry::open(Some(&store), false, Some(Box::new(other))).unwrap();
+    let ha = u.profile(alice).unwrap();
+    u.enable(&ha).unwrap();
+    // Delivered on the thread that saw the 200 OK: no thread woken for it.
+    let (name, stuck) = registered_on(&rx, alice);
+    assert_eq!(name, "sipprofile-engine");
+    entered.recv_timeout(WAIT).expect("held in the callback");
+    // While that callback does not return, the engine goes on, on another
+    // thread: bob registers, and another registry hears it.
+    let hb = v.profile(bob).unwrap();
+    v.enable(&hb).unwrap();
+    let (_, bob_thread) = registered_on(&other_rx, bob);
+    assert_ne!(bob_thread, stuck);
+    assert!(k.bindings().contains(&support::contact_user(&hb)));
+    gate.send(()).unwrap();
+    drop((ha, hb));
+    u.close();
+    v.close();
+    m.close();
+}
+
+/// Frees its own registry, the last of its store, in its first REGISTERED
+/// callback; then says so.
+struct LastFree {
+    registry: Mutex<Option<std::sync::Arc<Registry>>>,
+    done: Mutex<Sender<String>>,
+}
+
+impl Observer for LastFree {
+    fn event(&self, _: u32, event: Event) {
+        if event == Event::Registered {
+            if let Some(r) = self.registry.lock().unwrap().take() {
+                r.close();
+                let name = std::thread::current().name().unwrap_or_default().to_owned();
+                let _ = self.done.lock().unwrap().send(name);
+            }
+        }
+    }
+    fn error(&self, _: u32, _: i32) {}
+}
+
+#[test]
+fn the_last_registry_freed_in_a_registration_callback_stops_the_server() {
+    let k = Kamailio::start("MD5");
+    let tmp = TempDir::new("last-free");
+    let store = tmp.path().join("p.db");
+    let (m, _mrx) = registry(&store, true);
+    let alice = provision(&m, &k.registrar(), "alice", "alicepw", 300);
+    let (done, freed) = channel();
+    let observer = std::sync::Arc::new(LastFree {
+        registry: Mutex::new(None),
+        done: Mutex::new(done),
+    });
+    struct Shared(std::sync::Arc<LastFree>);
+    impl Observer for Shared {
+        fn event(&self, id: u32, event: Event) {
+            self.0.event(id, event)
+        }
+        fn error(&self, _: u32, _: i32) {}
+    }
+    let u = Registry::open(
+        Some(&store),
+        false,
+        Some(Box::new(Shared(observer.clone()))),
+    )
+    .unwrap();
+    *observer.registry.lock().unwrap() = Some(u.clone());
+    m.close(); // u is now the store's only registry
+    let h = u.profile(alice).unwrap();
+    let user = support::contact_user(&h);
+    drop(u);
+    let owner = observer.registry.lock().unwrap().clone().unwrap();
+    owner.enable(&h).unwrap();
+    drop(owner);
+    // Freed on the engine's thread: the engine finishes there (it cannot
+    // wait for itself), un-REGISTERing alice within the bounded wait.
+    assert_eq!(freed.recv_timeout(WAIT).unwrap(), "sipprofile-engine");
+    let mut gone = false;
+    for _ in 0..100 {
+        if !k.bindings().contains(&user) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "binding left after the server stopped");
+    drop(h);
+    // The store opens again, with a new server that registers.
+    let (u, rx) = registry(&store, false);
+    let h = u.profile(alice).unwrap();
+    u.enable(&h).unwrap();
+    assert!(wait_for(&rx, Seen::Event(alice, Event::Registered), WAIT));
+    drop(h);
+    u.close();
 }

@@ -743,6 +743,54 @@ mod tests {
         first.close();
     }
 
+    /// Sleeps `nap` in each UPDATED callback, then passes it on.
+    struct Sleeper(Duration, Sender<(Event, ThreadId)>);
+
+    impl Observer for Sleeper {
+        fn event(&self, _: u32, ev: Event) {
+            if ev == Event::Updated {
+                std::thread::sleep(self.0);
+            }
+            let _ = self.1.send((ev, std::thread::current().id()));
+        }
+        fn error(&self, _: u32, _: i32) {}
+    }
+
+    #[test]
+    fn a_step_delivers_the_events_it_published_on_its_own_thread() {
+        let (store, m, h, id) = store_with_profile("step");
+        let (r, rx) = relay(&store, None);
+        let held = r.profile(id).unwrap();
+        // As the engine's thread runs a step that publishes an event.
+        run_deferring(|| rename(&m, &h, "in a step"));
+        let (ev, t) = rx.try_recv().expect("delivered before the step returned");
+        assert_eq!((ev, t), (Event::Updated, std::thread::current().id()));
+        // Outside a step, the delivery thread calls it.
+        rename(&m, &h, "outside");
+        assert_ne!(next_updated(&rx), std::thread::current().id());
+        drop((held, h));
+        r.close();
+        m.close();
+    }
+
+    #[test]
+    fn a_registry_with_slow_callbacks_leaves_the_engines_thread() {
+        let (store, m, h, id) = store_with_profile("slow-inline");
+        let (tx, rx) = unbounded();
+        let sleeper = Sleeper(SLOW_INLINE * 2, tx);
+        let r = Registry::open(Some(&store), false, Some(Box::new(sleeper))).unwrap();
+        let held = r.profile(id).unwrap();
+        let me = std::thread::current().id();
+        run_deferring(|| rename(&m, &h, "slow once"));
+        assert_eq!(next_updated(&rx), me);
+        // Marked slow: its next events go to a delivery thread.
+        run_deferring(|| rename(&m, &h, "slow again"));
+        assert_ne!(next_updated(&rx), me);
+        drop((held, h));
+        r.close();
+        m.close();
+    }
+
     #[test]
     fn a_callback_that_does_not_return_holds_up_no_other_registry() {
         let (store, m, h, id) = store_with_profile("stalled");
