@@ -702,9 +702,12 @@ typedef struct sip_profile_type_info {
  * and never with a library lock held; they may call any function of this
  * API. Either function pointer may be NULL. `context` is passed back
  * untouched and may be freed once `*_registry_free` has returned.
- * Registries of one store share one delivery thread: while a callback
- * blocks, the other registries' callbacks wait about 50 ms at most, then
- * run on another thread.
+ * Registration events are called on the thread that runs the store's SIP
+ * engine, right after the change; others on a delivery thread the store's
+ * registries share. While a callback blocks, the other registries'
+ * callbacks, and the SIP engine, wait about 50 ms at most, then go on on
+ * another thread. A registry whose callback kept the SIP engine's thread
+ * 1 ms or more is called on the delivery thread from then on.
  */
 typedef struct sip_profile_registry_observer {
   /**

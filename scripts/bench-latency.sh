@@ -7,7 +7,8 @@
 #                                             | both; and two threads woken
 #                                             | (a thread per registry)
 #   REGISTERED from a Kamailio (started here, | floor while SIPp registers
-#   loopback) sharing the cores               | at 1,000/s with that Kamailio
+#   loopback) sharing the cores: called on    | at 1,000/s with that Kamailio
+#   the engine's thread, no thread woken      | (what a wake-up costs there)
 # and each library case again with its threads on one CPU (SIPPROFILE_CPUS=0,
 # printed as pinned=0).
 #   scripts/bench-latency.sh [RUNS]      (default 3; about 65 s a run)

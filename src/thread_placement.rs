@@ -4,12 +4,11 @@
 //! CPU list as `taskset -c` takes it ("1", "0,2", "2-3"), pins them to those
 //! CPUs; set but empty is the same as unset.
 //!
-//! Why: on small VMs, waking a thread on another CPU costs tens of
-//! microseconds. With the engine and the delivery threads on one CPU, the
-//! callback of a registration runs on the CPU where the engine saw it; at 1,000
-//! registrations/s this cut published-to-callback p99 from 113–132 µs to
-//! 43–48 µs on a quiet 2-core machine of BENCHMARKS.md (p50 3× lower). The price: the
-//! library's work and every callback share those CPUs.
+//! Why: to keep the library's work, and the callbacks it runs, off the CPUs
+//! an application keeps for itself, or on one CPU with it: on small VMs,
+//! waking a thread on another CPU costs tens of microseconds. (Registration
+//! callbacks need no such wake-up: they run on the engine's thread.) The
+//! price: the library's work and every callback share those CPUs.
 
 use crate::log;
 use nix::sched::{CpuSet, sched_setaffinity};

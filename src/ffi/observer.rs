@@ -27,9 +27,12 @@ pub enum sip_profile_event {
 /// and never with a library lock held; they may call any function of this
 /// API. Either function pointer may be NULL. `context` is passed back
 /// untouched and may be freed once `*_registry_free` has returned.
-/// Registries of one store share one delivery thread: while a callback
-/// blocks, the other registries' callbacks wait about 50 ms at most, then
-/// run on another thread.
+/// Registration events are called on the thread that runs the store's SIP
+/// engine, right after the change; others on a delivery thread the store's
+/// registries share. While a callback blocks, the other registries'
+/// callbacks, and the SIP engine, wait about 50 ms at most, then go on on
+/// another thread. A registry whose callback kept the SIP engine's thread
+/// 1 ms or more is called on the delivery thread from then on.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sip_profile_registry_observer {
@@ -51,7 +54,7 @@ pub(crate) struct CObserver(pub sip_profile_registry_observer);
 // the context is only handed back to their own callbacks.
 unsafe impl Send for CObserver {}
 // SAFETY: calls are serialised per registry by its mailbox (one callback of
-// a registry at a time, whichever delivery thread runs it).
+// a registry at a time, whichever library thread runs it).
 unsafe impl Sync for CObserver {}
 
 impl Observer for CObserver {

@@ -42,8 +42,9 @@ pub enum Delivery {
     Error(u32, i32, Option<Arc<Snapshot>>),
 }
 
-/// What a registry's owner wants to hear. Called on a delivery thread of the
-/// server, one call at a time per registry, never with a library lock held.
+/// What a registry's owner wants to hear. Called on a library thread (the
+/// engine's, for the events of its steps, or a delivery thread of the
+/// server), one call at a time per registry, never with a library lock held.
 pub trait Observer: Send + Sync {
     fn event(&self, profile_id: u32, event: Event);
     /// `event`, also told when the server published it (the change's own

@@ -4,8 +4,9 @@
 //! ref §5.3, drives the SIP engine and routes events (ref §5.2).
 //!
 //! Locking: one mutex (`state`) guards everything; it is never held while
-//! user code runs (observers run on the delivery threads, fed by mailboxes) nor
-//! while waiting for the engine thread. Lock order: a registry's block map,
+//! user code runs (observers run from mailboxes, on the engine's thread
+//! between its steps or on the delivery threads) nor while waiting for the
+//! engine. Lock order: a registry's block map,
 //! then `state`, then one handle block (written here for registries without
 //! observer, see `Sink::Handles`).
 

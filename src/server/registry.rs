@@ -1,8 +1,9 @@
 //! A registry: one client session of the profile server (ref §2.4–2.6). It
 //! keeps one shared data block per profile id for all its handles (ref §5.2).
-//! A registry with an observer has a mailbox: the server's delivery threads
-//! (`delivery.rs`) take its events in order, refresh its blocks and call the
-//! observer outside every lock (contract §2). One without has no mailbox,
+//! A registry with an observer has a mailbox: the engine's thread (for the
+//! events of its steps) or the server's delivery threads (`delivery.rs`) take
+//! its events in order, refresh its blocks and call the observer outside
+//! every lock (contract §2). One without has no mailbox,
 //! and the server refreshes its blocks itself.
 
 use super::Server;
@@ -568,7 +569,7 @@ impl Registry {
         self.server.is_in_use(id)
     }
 
-    /// One event for the observer, on a delivery thread: refresh the
+    /// One event for the observer, on a library thread: refresh the
     /// blocks, then call it with no lock held. False once the registry is
     /// gone (freed, or freed by this very callback): nothing more for it.
     pub(crate) fn deliver(&self, d: Delivery, observer: &dyn Observer) -> bool {
