@@ -707,7 +707,8 @@ typedef struct sip_profile_type_info {
  * registries share. While a callback blocks, the other registries'
  * callbacks, and the SIP engine, wait about 50 ms at most, then go on on
  * another thread. A registry whose callback kept the SIP engine's thread
- * 1 ms or more is called on the delivery thread from then on.
+ * 1 ms or more three times in a row is called on the delivery thread from
+ * then on.
  */
 typedef struct sip_profile_registry_observer {
   /**

@@ -32,7 +32,8 @@ pub enum sip_profile_event {
 /// registries share. While a callback blocks, the other registries'
 /// callbacks, and the SIP engine, wait about 50 ms at most, then go on on
 /// another thread. A registry whose callback kept the SIP engine's thread
-/// 1 ms or more is called on the delivery thread from then on.
+/// 1 ms or more three times in a row is called on the delivery thread from
+/// then on.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sip_profile_registry_observer {

@@ -22,8 +22,9 @@
 //! half of [`STALL`] and all of it, and then wakes or starts one more delivery
 //! thread for the waiting mailboxes (at most [`MAX_THREADS`]), and hands the
 //! engine to a new thread if its thread is the one stuck. A registry whose
-//! callback took the engine's thread longer than [`SLOW_INLINE`] has its
-//! events delivered by the delivery threads from then on. A thread that finds
+//! callbacks took the engine's thread [`SLOW_INLINE`] or more [`SLOW_RUN`]
+//! times in a row has its events delivered by the delivery threads from
+//! then on. A thread that finds
 //! nothing to do ends while another thread is free. With callbacks that
 //! return, the pool stays at one thread: no polling, and nothing woken but
 //! the one thread an event needs, or none for the engine's.
@@ -37,7 +38,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use parking_lot::{Condvar, Mutex};
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,9 +51,12 @@ pub(crate) const STALL: Duration = Duration::from_millis(50);
 pub(crate) const MAX_THREADS: usize = 32;
 /// Events one mailbox gets in a row before the others' turn.
 const BATCH: usize = 32;
-/// A registry whose callbacks took the engine's thread this long is
-/// delivered by the delivery threads from then on.
+/// A registry whose callbacks took the engine's thread this long, [`SLOW_RUN`]
+/// times in a row, is delivered by the delivery threads from then on.
 pub(crate) const SLOW_INLINE: Duration = Duration::from_millis(1);
+/// In a row: once could be the host taking the CPU away (steal), not the
+/// callback.
+const SLOW_RUN: u8 = 3;
 
 /// One observing registry's events on their way to its observer.
 pub(crate) struct Mailbox {
@@ -61,9 +65,11 @@ pub(crate) struct Mailbox {
     returned: Condvar,
     /// Set once the registry exists (events may come before: they wait).
     target: OnceLock<(Weak<Registry>, Weak<Pool>)>,
-    /// Its callbacks once took the engine's thread [`SLOW_INLINE`] or more:
-    /// they run on the delivery threads only.
+    /// Its callbacks took the engine's thread [`SLOW_INLINE`] or more
+    /// [`SLOW_RUN`] times in a row: they run on the delivery threads only.
     slow: AtomicBool,
+    /// Such batches in a row so far (on the engine's thread only).
+    slow_run: AtomicU8,
 }
 
 struct Inbox {
@@ -103,6 +109,7 @@ impl Mailbox {
             returned: Condvar::new(),
             target: OnceLock::new(),
             slow: AtomicBool::new(false),
+            slow_run: AtomicU8::new(0),
         })
     }
 
@@ -183,6 +190,15 @@ impl Mailbox {
         self.returned.notify_all();
         drop(inbox);
         drop(observer);
+    }
+
+    /// Counts a batch the engine's thread delivered that took `took`.
+    fn timed_inline(&self, took: Duration) {
+        if took < SLOW_INLINE {
+            self.slow_run.store(0, Ordering::Relaxed);
+        } else if self.slow_run.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_RUN {
+            self.slow.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Delivers up to [`BATCH`] events; true if it stopped at that limit
@@ -467,9 +483,7 @@ impl Pool {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             let started = Instant::now();
             let more = m.deliver_batch(self, true);
-            if started.elapsed() >= SLOW_INLINE {
-                m.slow.store(true, Ordering::Relaxed);
-            }
+            m.timed_inline(started.elapsed());
             if more {
                 self.schedule(m);
             }
@@ -781,9 +795,12 @@ mod tests {
         let r = Registry::open(Some(&store), false, Some(Box::new(sleeper))).unwrap();
         let held = r.profile(id).unwrap();
         let me = std::thread::current().id();
-        run_deferring(|| rename(&m, &h, "slow once"));
-        assert_eq!(next_updated(&rx), me);
-        // Marked slow: its next events go to a delivery thread.
+        for n in 0..SLOW_RUN {
+            run_deferring(|| rename(&m, &h, &format!("slow {n}")));
+            assert_eq!(next_updated(&rx), me);
+        }
+        // Slow that many times in a row: its next events go to a delivery
+        // thread.
         run_deferring(|| rename(&m, &h, "slow again"));
         assert_ne!(next_updated(&rx), me);
         drop((held, h));
