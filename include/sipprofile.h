@@ -779,7 +779,9 @@ void sip_str_list_free(struct sip_str_list *list);
  * 4 debug, 5 trace: every SIP message, with digest responses masked;
  * passwords are never logged) to `callback`. A NULL `callback` logs to
  * stderr filtered by `$SIPPROFILE_LOG` (error|warn|info|debug|trace,
- * default warn). `context` is passed back untouched.
+ * default warn). `context` is passed back untouched. The callback runs on
+ * whichever thread logs, possibly with a library lock held: it must return
+ * quickly and must not call this API.
  */
 void sip_set_log_callback(sip_log_callback callback, void *context, int32_t max_level);
 

@@ -30,7 +30,9 @@ unsafe impl Sync for CSink {}
 /// 4 debug, 5 trace: every SIP message, with digest responses masked;
 /// passwords are never logged) to `callback`. A NULL `callback` logs to
 /// stderr filtered by `$SIPPROFILE_LOG` (error|warn|info|debug|trace,
-/// default warn). `context` is passed back untouched.
+/// default warn). `context` is passed back untouched. The callback runs on
+/// whichever thread logs, possibly with a library lock held: it must return
+/// quickly and must not call this API.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_set_log_callback(
     callback: sip_log_callback,

@@ -24,10 +24,10 @@
 //! engine to a new thread if its thread is the one stuck. A registry whose
 //! callbacks took the engine's thread [`SLOW_INLINE`] or more [`SLOW_RUN`]
 //! times in a row has its events delivered by the delivery threads from
-//! then on. A thread that finds
-//! nothing to do ends while another thread is free. With callbacks that
-//! return, the pool stays at one thread: no polling, and nothing woken but
-//! the one thread an event needs, or none for the engine's.
+//! then on. A thread that finds nothing to do ends while another thread is
+//! free. With callbacks that return, the pool stays at one thread: no
+//! polling, and nothing woken but the one thread an event needs, or none for
+//! the engine's.
 
 use super::events::Delivery;
 use super::events::Observer;
