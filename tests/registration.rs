@@ -16,6 +16,18 @@ use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Polls Kamailio (bounded) until `user`'s binding is gone.
+fn binding_gone(k: &Kamailio, user: &str, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while k.bindings().contains(user) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
 #[test]
 fn refreshes_before_expiry_and_stays_registered() {
     let k = Kamailio::start_with("MD5", 2, 0);
@@ -82,15 +94,10 @@ fn freeing_the_enabling_registry_unregisters() {
     assert!(k.bindings().contains(&user));
     // The server stays (the managed registry holds it); the un-REGISTER goes out.
     u.close();
-    let mut gone = false;
-    for _ in 0..50 {
-        if !k.bindings().contains(&user) {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(gone, "binding still present after registry free");
+    assert!(
+        binding_gone(&k, &user, Duration::from_secs(5)),
+        "binding still present after registry free"
+    );
     // The handle outlived its registry: readable, but registry calls fail.
     assert_eq!(h.block.read().data.id, id);
     assert_eq!(u.enable(&h), Err(sipprofile::Error::BadHandle));
@@ -266,15 +273,10 @@ fn the_last_registry_freed_in_a_registration_callback_stops_the_server() {
     // Freed on the engine's thread: the engine finishes there (it cannot
     // wait for itself), un-REGISTERing alice within the bounded wait.
     assert_eq!(freed.recv_timeout(WAIT).unwrap(), "sipprofile-engine");
-    let mut gone = false;
-    for _ in 0..100 {
-        if !k.bindings().contains(&user) {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(gone, "binding left after the server stopped");
+    assert!(
+        binding_gone(&k, &user, WAIT),
+        "binding left after the server stopped"
+    );
     drop(h);
     // The store opens again, with a new server that registers.
     let (u, rx) = registry(&store, false);
