@@ -28,13 +28,23 @@ struct Setup {
 }
 
 fn setup(registrar: &str, password: &str) -> Setup {
+    setup_retrying_after(registrar, password, 1)
+}
+
+/// `setup`, with retries `retry_base` seconds apart at first.
+fn setup_retrying_after(registrar: &str, password: &str, retry_base: u32) -> Setup {
     fast_timers();
     let tmp = TempDir::new("sipp");
     let store = tmp.path().join("p.db");
     let (m, _mrx) = registry(&store, true);
     let id = provision(&m, registrar, "alice", password, 300);
     let mh = m.profile(id).unwrap();
-    access::set_u32(&mut mh.block.write().data, keys::RETRY_BASE_SECONDS, 1).unwrap();
+    access::set_u32(
+        &mut mh.block.write().data,
+        keys::RETRY_BASE_SECONDS,
+        retry_base,
+    )
+    .unwrap();
     m.save(&mh).unwrap();
     drop(mh);
     let (u, rx) = registry(&store, false);
@@ -193,6 +203,25 @@ fn failed_refresh_reports_disconnected_and_recovers() {
     assert_eq!(s.h.block.read().last_error, 0);
     drop(s);
     assert!(sipp.passed(WAIT));
+}
+
+/// A refresh that times out (Timer F, 3.2 s here) is reported when it does,
+/// not when the engine next has something to do (the retry, 15-30 s later).
+#[test]
+fn a_refresh_timing_out_is_reported_at_once() {
+    let _sipp_alive = Sipp::start("refresh_silent.xml");
+    let s = setup_retrying_after(&_sipp_alive.registrar(), "pw", 30);
+    assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
+    // The refresh goes after 0.9-1 s; Timer F fires 3.2 s later.
+    assert!(wait_for(
+        &s.rx,
+        Seen::Event(s.id, Event::Deregistered),
+        Duration::from_secs(12)
+    ));
+    assert_eq!(
+        s.h.block.read().last_error,
+        sipprofile::Error::Disconnected.code()
+    );
 }
 
 #[test]

@@ -267,6 +267,8 @@ struct Core {
     /// Readiness from the last wait not yet worked through: (token,
     /// writable, readable). A UDP socket stays until it has no datagram.
     ready: VecDeque<(Token, bool, bool)>,
+    /// Timers and queues were seen to since the last wait.
+    timers_done: bool,
     buf: Vec<u8>,
     commands: Receiver<Command>,
     reporter: Arc<dyn Reporter>,
@@ -312,6 +314,7 @@ impl Core {
             poll,
             events: Events::with_capacity(64),
             ready: VecDeque::new(),
+            timers_done: false,
             buf: vec![0u8; 65_536],
             commands,
             reporter,
@@ -338,8 +341,9 @@ impl Core {
     }
 
     /// One step: the next datagram, stream readiness or commands from the
-    /// last wait; once those are done, timers and queues, then the next
-    /// wait. True once the engine has finished.
+    /// last wait; once those are done, timers and queues; then the next wait
+    /// (a step of its own, so that what timers and queues reported is
+    /// delivered before it). True once the engine has finished.
     fn step(&mut self) -> bool {
         if let Some(&(token, writable, readable)) = self.ready.front() {
             match token {
@@ -359,17 +363,22 @@ impl Core {
             }
             return false;
         }
-        self.fire_timers();
-        self.start_queued();
-        self.stop_queued();
-        if let Some(deadline) = self.shutdown {
-            if self.regs.is_empty() || Instant::now() >= deadline {
-                for (id, e) in self.regs.drain() {
-                    self.reporter.report(id, e.context_id, Report::Unregistered);
+        if !self.timers_done {
+            self.timers_done = true;
+            self.fire_timers();
+            self.start_queued();
+            self.stop_queued();
+            if let Some(deadline) = self.shutdown {
+                if self.regs.is_empty() || Instant::now() >= deadline {
+                    for (id, e) in self.regs.drain() {
+                        self.reporter.report(id, e.context_id, Report::Unregistered);
+                    }
+                    return true;
                 }
-                return true;
             }
+            return false;
         }
+        self.timers_done = false;
         let now = Instant::now();
         let mut timeout = self
             .heap
@@ -905,4 +914,32 @@ fn udp_socket(v6: bool, iface: Option<&str>) -> io::Result<std::net::UdpSocket> 
         .expect("literal");
     s.bind(&any.into())?;
     Ok(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoReports;
+
+    impl Reporter for NoReports {
+        fn report(&self, _: u32, _: u32, _: Report) {}
+    }
+
+    #[test]
+    fn a_step_that_fires_timers_returns_before_the_wait() {
+        let poll = Poll::new().unwrap();
+        let (_commands, rx) = unbounded();
+        let mut core = Core::new(poll, rx, Arc::new(NoReports));
+        // A retransmission due now, of a registration that is gone: the
+        // last timer. What a timer reports must be delivered before the
+        // wait, which here has no end.
+        core.heap.push(Reverse((Instant::now(), 0, 1, 0, 0)));
+        let (done, stepped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(core.step());
+            std::mem::forget(core); // the wait, if the step went on to it
+        });
+        assert_eq!(stepped.recv_timeout(Duration::from_secs(10)), Ok(false));
+    }
 }
