@@ -231,9 +231,10 @@ pub(crate) struct Pool {
     waiting: AtomicUsize,
     /// Callbacks running now.
     running: AtomicUsize,
-    /// The callback the engine's thread runs now, numbered from 1 (0: none).
+    /// When the callback the engine's thread runs now started, on the
+    /// watchdog's clock (0: none); it also tells one such callback from the
+    /// next.
     inline: AtomicU64,
-    inline_serial: AtomicU64,
     /// The inline callback the engine was last handed off for.
     handed_off: AtomicU64,
     /// Lets a new thread carry on the engine (set by the server).
@@ -365,7 +366,6 @@ impl Pool {
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             inline: AtomicU64::new(0),
-            inline_serial: AtomicU64::new(0),
             handed_off: AtomicU64::new(0),
             hand_off: OnceLock::new(),
             threads: Mutex::new(Threads {
@@ -450,10 +450,10 @@ impl Pool {
     /// thread, which the watchdog watches whether or not anything waits.
     fn timed<T>(&self, inline: bool, f: impl FnOnce() -> T) -> T {
         self.running.fetch_add(1, Ordering::SeqCst);
-        let serial = if inline {
-            let n = self.inline_serial.fetch_add(1, Ordering::Relaxed) + 1;
-            self.inline.store(n, Ordering::SeqCst);
-            n
+        let started = if inline {
+            let t = self.watchdog.now();
+            self.inline.store(t, Ordering::SeqCst);
+            t
         } else {
             0
         };
@@ -465,7 +465,7 @@ impl Pool {
         if inline {
             let _ = self
                 .inline
-                .compare_exchange(serial, 0, Ordering::SeqCst, Ordering::SeqCst);
+                .compare_exchange(started, 0, Ordering::SeqCst, Ordering::SeqCst);
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.watchdog.progress();
@@ -581,11 +581,16 @@ fn watch(pool: Arc<Pool>) {
         w.due.store(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let inline = pool.inline.load(Ordering::SeqCst);
-        if inline != 0 && pool.handed_off.swap(inline, Ordering::SeqCst) != inline {
-            // The engine's thread is stuck in a callback: the engine goes on
-            // on another thread (this one, once it returns, stops driving).
-            if let Some(hand_off) = pool.hand_off.get() {
-                hand_off();
+        if inline != 0 {
+            if w.now().saturating_sub(inline) < STALL.as_nanos() as u64 / 2 {
+                w.arm(); // it only just started: look again
+            } else if pool.handed_off.swap(inline, Ordering::SeqCst) != inline {
+                // The engine's thread is stuck in a callback: the engine goes
+                // on on another thread (this one, once it returns, stops
+                // driving).
+                if let Some(hand_off) = pool.hand_off.get() {
+                    hand_off();
+                }
             }
         }
         if pool.waiting.load(Ordering::SeqCst) == 0 {
