@@ -226,8 +226,8 @@ pub(crate) struct Pool {
     ready: Mutex<Ready>,
     /// Signalled for an idle delivery thread.
     wakeup: Condvar,
-    /// Mailboxes on the ready queue (its length, kept where the watchdog's
-    /// fences order it).
+    /// Mailboxes on the ready queue: its length, read without its lock on
+    /// every callback and ordered by the watchdog's fences.
     waiting: AtomicUsize,
     /// Callbacks running now.
     running: AtomicUsize,
@@ -267,7 +267,7 @@ pub(crate) fn run_deferring<T>(step: impl FnOnce() -> T) -> T {
         fn drop(&mut self) {
             // Still set only when unwinding: wake the threads instead.
             if let Some((Some(pool), _)) = DEFERRED.with(|d| d.borrow_mut().take()) {
-                pool.wake_one();
+                let _ = pool.wake_one();
             }
         }
     }
@@ -288,7 +288,8 @@ struct Threads {
     warned_at_max: bool,
 }
 
-/// A timer that fires when callbacks stop finishing while mailboxes wait.
+/// A timer that fires when callbacks stop finishing while mailboxes wait or
+/// while the engine's thread runs one.
 struct Watchdog {
     timer: TimerFd,
     epoch: Instant,
@@ -488,15 +489,20 @@ impl Pool {
                 self.schedule(m);
             }
         }
-        self.wake_one();
+        let _ = self.wake_one();
     }
 
-    /// Wakes an idle delivery thread if a mailbox waits.
-    fn wake_one(&self) {
+    /// Wakes an idle delivery thread if a mailbox waits; false if none was
+    /// idle.
+    fn wake_one(&self) -> bool {
         let ready = self.ready.lock();
-        if !ready.queue.is_empty() && ready.idle > 0 {
+        if ready.idle == 0 {
+            return false;
+        }
+        if !ready.queue.is_empty() {
             self.wakeup.notify_one();
         }
+        true
     }
 
     /// The next mailbox for a delivery thread; `None` when the pool stops.
@@ -560,8 +566,9 @@ fn work(pool: Arc<Pool>) {
     }
 }
 
-/// The watchdog thread: sleeps on the timer; when it fires with mailboxes
-/// waiting and no callback finished since it was set, adds a thread.
+/// The watchdog thread: sleeps on the timer; when it fires and no callback
+/// finished since it was set, hands the engine off if its thread is the one
+/// stuck, and wakes or adds a delivery thread if mailboxes wait.
 fn watch(pool: Arc<Pool>) {
     let w = &pool.watchdog;
     loop {
@@ -600,10 +607,7 @@ fn watch(pool: Arc<Pool>) {
             // Stalled: mailboxes wait and no callback finished lately. A
             // thread idle because the engine's thread meant to deliver them
             // takes them; else one more thread.
-            let idle = pool.ready.lock().idle > 0;
-            if idle {
-                pool.wake_one();
-            } else {
+            if !pool.wake_one() {
                 log::debug("an observer callback is slow: one more delivery thread");
                 if let Err(e) = pool.add_thread() {
                     log::warn(&format!("cannot start a delivery thread: {e}"));

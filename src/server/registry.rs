@@ -3,8 +3,8 @@
 //! A registry with an observer has a mailbox: the engine's thread (for the
 //! events of its steps) or the server's delivery threads (`delivery.rs`) take
 //! its events in order, refresh its blocks and call the observer outside
-//! every lock (contract §2). One without has no mailbox,
-//! and the server refreshes its blocks itself.
+//! every lock (contract §2). One without has no mailbox, and the server
+//! refreshes its blocks itself.
 
 use super::Server;
 use super::delivery::Mailbox;
@@ -119,7 +119,7 @@ type BlockSlot = (BlockRef, usize);
 
 /// Where the server sends one registry's events.
 pub(crate) enum Sink {
-    /// To the mailbox the delivery threads take the observer's events from.
+    /// To its mailbox, from which the observer is called (`delivery.rs`).
     Mailbox(Arc<Mailbox>),
     /// No observer: the server applies the event to the registry's block
     /// itself, under its lock, in order. Waking a thread for no callback

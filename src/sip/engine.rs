@@ -193,11 +193,10 @@ impl Shared {
         while self.generation.load(Ordering::Acquire) == generation
             && !self.finished.load(Ordering::Acquire)
         {
-            let reporter = self.reporter.clone();
             // A panic must not take the host process down: log it and end
             // the engine; pending registrations are reported failed.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                reporter.run_step(&mut || self.step())
+                self.reporter.run_step(&mut || self.step())
             }));
             if r.is_err() {
                 log::error("SIP engine panicked; registrations stopped");
@@ -936,10 +935,7 @@ mod tests {
         // wait, which here has no end.
         core.heap.push(Reverse((Instant::now(), 0, 1, 0, 0)));
         let (done, stepped) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = done.send(core.step());
-            std::mem::forget(core); // the wait, if the step went on to it
-        });
+        std::thread::spawn(move || done.send(core.step()));
         assert_eq!(stepped.recv_timeout(Duration::from_secs(10)), Ok(false));
     }
 }
