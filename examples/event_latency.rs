@@ -29,21 +29,22 @@
 //! wakes one thread per callback instead: what a thread per observing
 //! registry costs.
 
+use sipprofile::client::Registry;
+use sipprofile::client::{Event, Observer};
 use sipprofile::profile::{TypeInfo, access, keys};
-use sipprofile::server::Registry;
-use sipprofile::server::events::{Event, Observer};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::time::{Duration, Instant};
 
 /// Sends (published, callback start) of each event of one kind.
-struct Stamp(Event, Mutex<Sender<(Instant, Instant)>>);
+struct Stamp(Event, Mutex<Sender<(u64, u64)>>);
 
 impl Observer for Stamp {
     fn event(&self, _id: u32, _event: Event) {}
-    fn event_at(&self, _id: u32, event: Event, published: Instant) {
-        let now = Instant::now();
+    fn event_at(&self, _id: u32, event: Event, published: u64) {
+        // The monotonic clock is the server's too (another process).
+        let now = sipprofile::protocol::monotonic_ns();
         if event == self.0 {
             let _ = self.1.lock().unwrap().send((published, now));
         }
@@ -194,7 +195,7 @@ fn main() {
             let (published, called) = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("REGISTERED");
-            lat.push(called - published);
+            lat.push(Duration::from_nanos(called.saturating_sub(published)));
         }
         drop(held);
         u.close();
@@ -223,7 +224,7 @@ fn main() {
             m.save(&h).unwrap();
             for _ in 0..if both { 2 } else { 1 } {
                 let (published, called) = rx.recv_timeout(Duration::from_secs(5)).expect("UPDATED");
-                lat.push(called - published);
+                lat.push(Duration::from_nanos(called.saturating_sub(published)));
             }
         }
         drop((held, h));

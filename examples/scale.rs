@@ -11,9 +11,9 @@
 //! default, 3600 s) — scripts/bench-refresh.sh watches a whole refresh
 //! period with them.
 
+use sipprofile::client::Registry;
+use sipprofile::client::{Event, Observer};
 use sipprofile::profile::{TypeInfo, access, keys};
-use sipprofile::server::Registry;
-use sipprofile::server::events::{Event, Observer};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};

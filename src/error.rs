@@ -50,6 +50,29 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+thread_local! {
+    /// What went wrong in the last failed call on this thread, in words
+    /// (`sip_last_error_message`).
+    static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Says, for this thread, what the error about to be returned means: which
+/// key, argument or peer, and why.
+pub fn set_message(message: impl Into<String>) {
+    let m = message.into();
+    MESSAGE.with(|c| *c.borrow_mut() = m);
+}
+
+/// The message set since the last `clear_message`, leaving it in place.
+pub fn message() -> String {
+    MESSAGE.with(|c| c.borrow().clone())
+}
+
+/// Forgets the message (at the start of each API call).
+pub fn clear_message() {
+    MESSAGE.with(|c| c.borrow_mut().clear());
+}
+
 pub const SIP_MALFORMED_MESSAGE: i32 = -17700;
 pub const SIP_INVALID_REGISTRAR_RESPONSE: i32 = -17701;
 pub const SIP_TRANSPORT_FAILURE: i32 = -17707;
@@ -87,6 +110,36 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error a C status code stands for (the inverse of `code`); an
+    /// unknown negative code is `General`.
+    pub fn from_code(code: i32) -> Error {
+        match code {
+            -1 => Error::NotFound,
+            -2 => Error::General,
+            -3 => Error::Cancel,
+            -4 => Error::NoMemory,
+            -5 => Error::NotSupported,
+            -6 => Error::Argument,
+            -8 => Error::BadHandle,
+            -9 => Error::Overflow,
+            -11 => Error::AlreadyExists,
+            -14 => Error::InUse,
+            -15 => Error::ServerTerminated,
+            -21 => Error::AccessDenied,
+            -22 => Error::Locked,
+            -33 => Error::TimedOut,
+            -34 => Error::CouldNotConnect,
+            -36 => Error::Disconnected,
+            -40 => Error::TooBig,
+            -46 => Error::PermissionDenied,
+            -17719..=-17700 => Error::Sip(code),
+            s if (100..700).contains(&s) => Error::Status(s as u16),
+            _ => Error::General,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         crate::log::error(&format!("store: {e}"));
@@ -114,5 +167,13 @@ mod tests {
         assert_eq!(Error::PermissionDenied.code(), -46);
         assert_eq!(Error::Status(403).code(), 403);
         assert_eq!(Error::Sip(SIP_TRANSPORT_FAILURE).code(), -17707);
+        for e in [
+            Error::InUse,
+            Error::ServerTerminated,
+            Error::Status(403),
+            Error::Sip(-17713),
+        ] {
+            assert_eq!(Error::from_code(e.code()), e);
+        }
     }
 }

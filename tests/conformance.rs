@@ -7,9 +7,9 @@
 mod support;
 
 use sipprofile::Error;
+use sipprofile::client::{Event, Observer};
+use sipprofile::client::{ProfileHandle, Registry};
 use sipprofile::profile::{Status, TypeInfo, access, keys};
-use sipprofile::server::events::{Event, Observer};
-use sipprofile::server::{ProfileHandle, Registry};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;

@@ -6,8 +6,8 @@
 
 mod support;
 
+use sipprofile::client::Registry;
 use sipprofile::profile::{TypeInfo, access, keys};
-use sipprofile::server::Registry;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use sipprofile::server::events::Event;
+use sipprofile::client::Event;
 use std::net::UdpSocket;
 use std::time::Duration;
 use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};

@@ -4,10 +4,10 @@
 
 mod support;
 
+use sipprofile::client::Event;
+use sipprofile::client::Observer;
+use sipprofile::client::Registry;
 use sipprofile::profile::Status;
-use sipprofile::server::Registry;
-use sipprofile::server::events::Event;
-use sipprofile::server::events::Observer;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::ThreadId;

@@ -3,8 +3,8 @@
 
 mod support;
 
+use sipprofile::client::Event;
 use sipprofile::profile::{TypeInfo, access, keys};
-use sipprofile::server::events::Event;
 use std::time::Duration;
 use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};
 

@@ -5,8 +5,8 @@
 
 mod support;
 
+use sipprofile::client::Event;
 use sipprofile::profile::{access, keys};
-use sipprofile::server::events::Event;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};

@@ -3,8 +3,8 @@
 
 mod support;
 
+use sipprofile::client::Event;
 use sipprofile::profile::{Status, access, keys};
-use sipprofile::server::events::Event;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 use support::{Seen, Sipp, TempDir, provision, registry, wait_for};
@@ -20,9 +20,9 @@ fn fast_timers() {
 /// holding it enabled, and its observer channel.
 struct Setup {
     _tmp: TempDir,
-    m: std::sync::Arc<sipprofile::server::Registry>,
-    u: std::sync::Arc<sipprofile::server::Registry>,
-    h: sipprofile::server::ProfileHandle,
+    m: std::sync::Arc<sipprofile::client::Registry>,
+    u: std::sync::Arc<sipprofile::client::Registry>,
+    h: sipprofile::client::ProfileHandle,
     rx: std::sync::mpsc::Receiver<Seen>,
     id: u32,
 }

@@ -7,9 +7,9 @@
 
 mod support;
 
+use sipprofile::client::Registry;
+use sipprofile::client::{Event, Observer};
 use sipprofile::profile::{Status, access, keys};
-use sipprofile::server::Registry;
-use sipprofile::server::events::{Event, Observer};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

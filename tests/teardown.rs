@@ -5,8 +5,9 @@
 
 mod support;
 
+use sipprofile::client::Registry;
 use sipprofile::profile::{access, keys};
-use sipprofile::server::{Registry, SHUTDOWN_WAIT};
+use sipprofile::server::SHUTDOWN_WAIT;
 use std::time::{Duration, Instant};
 use support::{Kamailio, TempDir, provision};
 

@@ -5,8 +5,8 @@
 mod support;
 
 use sipprofile::Error;
+use sipprofile::client::Event;
 use sipprofile::profile::{Status, access, keys};
-use sipprofile::server::events::Event;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

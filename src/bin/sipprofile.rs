@@ -4,10 +4,10 @@
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use sipprofile::Error;
+use sipprofile::client::{Event, Observer};
+use sipprofile::client::{ProfileHandle, Registry};
 use sipprofile::profile::access::{self, View};
 use sipprofile::profile::{ProfileData, Status, TypeInfo, keys};
-use sipprofile::server::events::{Event, Observer};
-use sipprofile::server::{ProfileHandle, Registry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{Sender, channel};

@@ -1,7 +1,7 @@
 //! `sip_profile_registry_observer`: the C observer, adapted to the core's
 //! `Observer` trait.
 
-use crate::server::events::{Event, Observer};
+use crate::client::{Event, Observer};
 use std::ffi::c_void;
 
 /// Registry events (ref §3.1).
@@ -20,6 +20,10 @@ pub enum sip_profile_event {
     SIP_PROFILE_DESTROYED = 4,
     /// `sip_profile_registry_force_disable` tore the registration down.
     SIP_PROFILE_FORCIBLY_DISABLED = 5,
+    /// A registration attempt failed and another is scheduled; the profile
+    /// stays enabled. Only to registries made with
+    /// `SIP_REGISTRY_ATTEMPT_EVENTS` (see `sip_profile_last_attempt`).
+    SIP_PROFILE_ATTEMPT_FAILED = 6,
 }
 
 /// Callbacks of a registry. They run on a thread owned by the library, one
@@ -67,6 +71,7 @@ impl Observer for CObserver {
             Event::Deregistered => sip_profile_event::SIP_PROFILE_DEREGISTERED,
             Event::Destroyed => sip_profile_event::SIP_PROFILE_DESTROYED,
             Event::ForciblyDisabled => sip_profile_event::SIP_PROFILE_FORCIBLY_DISABLED,
+            Event::AttemptFailed => sip_profile_event::SIP_PROFILE_ATTEMPT_FAILED,
         };
         if let Some(f) = self.0.event_occurred {
             // SAFETY: function pointer and context supplied by the caller.

@@ -5,9 +5,9 @@ use super::boundary::{
     copy_out, guard, reference, reference_mut, status, string, type_info, type_info_out, write,
 };
 use super::lists::sip_str_list;
+use crate::client::ProfileHandle;
 use crate::profile::access;
 use crate::profile::{Status, keys};
-use crate::server::ProfileHandle;
 use crate::{Error, Result};
 use std::ffi::c_char;
 
@@ -256,6 +256,34 @@ pub extern "C" fn sip_profile_context_id(profile: *const sip_profile) -> u32 {
                 0
             }
         })
+    })
+}
+
+/// The profile's last registration attempt (contract §8.3): `*error` gets 0
+/// if it succeeded or none was made, else a negative code or a SIP status;
+/// `*retry_in_ms` the time until the next attempt, 0 if none is scheduled.
+/// Either pointer may be NULL. Failed attempts that will be retried are not
+/// error callbacks (the profile stays enabled): this is where they show.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_last_attempt(
+    profile: *const sip_profile,
+    error: *mut i32,
+    retry_in_ms: *mut u32,
+) -> i32 {
+    super::boundary::status(|| {
+        // SAFETY: NULL or valid.
+        let h = unsafe { handle(profile) }?;
+        let (e, retry) = h.last_attempt();
+        if !error.is_null() {
+            // SAFETY: non-NULL, writable per the contract.
+            unsafe { error.write(e) };
+        }
+        if !retry_in_ms.is_null() {
+            let ms = u32::try_from(retry.as_millis()).unwrap_or(u32::MAX);
+            // SAFETY: non-NULL, writable per the contract.
+            unsafe { retry_in_ms.write(ms) };
+        }
+        Ok(())
     })
 }
 

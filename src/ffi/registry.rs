@@ -6,8 +6,8 @@ use super::boundary::{reference, status, string, type_info, type_info_out, write
 use super::lists::sip_profile_list;
 use super::observer::{CObserver, sip_profile_registry_observer};
 use super::profile::{sip_profile, sip_profile_type_info};
+use crate::client::{Flags, ProfileHandle, Registry};
 use crate::profile::TypeInfo;
-use crate::server::{ProfileHandle, Registry};
 use crate::{Error, Result};
 use std::ffi::c_char;
 use std::path::PathBuf;
@@ -32,7 +32,17 @@ unsafe fn open(
     store_path: *const c_char,
     observer: *const sip_profile_registry_observer,
     managed: bool,
+    flags: u32,
 ) -> Result<Arc<Registry>> {
+    if flags & !(SIP_REGISTRY_APP_DISPATCH | SIP_REGISTRY_ATTEMPT_EVENTS) != 0 {
+        crate::error::set_message(format!("flags: unknown bits {flags:#x}"));
+        return Err(Error::Argument);
+    }
+    let flags = Flags {
+        app_dispatch: flags & SIP_REGISTRY_APP_DISPATCH != 0,
+        attempt_events: flags & SIP_REGISTRY_ATTEMPT_EVENTS != 0,
+        hosting: None,
+    };
     let path = if store_path.is_null() {
         None
     } else {
@@ -47,8 +57,27 @@ unsafe fn open(
     // callback is no observer (the registry then needs no thread).
     let obs = unsafe { observer.as_ref() }
         .filter(|o| o.event_occurred.is_some() || o.error_occurred.is_some())
-        .map(|o| Box::new(CObserver(*o)) as Box<dyn crate::server::events::Observer>);
-    Registry::open(path.as_deref(), managed, obs)
+        .map(|o| Box::new(CObserver(*o)) as Box<dyn crate::client::Observer>);
+    Registry::open_with(path.as_deref(), managed, obs, flags)
+}
+
+/// Registry flag: callbacks run only inside `*_registry_dispatch`, on its
+/// caller's thread; `*_registry_event_fd` polls readable while some wait.
+pub const SIP_REGISTRY_APP_DISPATCH: u32 = 0x1;
+/// Registry flag: also deliver `SIP_PROFILE_ATTEMPT_FAILED`.
+pub const SIP_REGISTRY_ATTEMPT_EVENTS: u32 = 0x2;
+
+fn base_event_fd(r: Result<&Arc<Registry>>) -> i32 {
+    r.ok().and_then(|r| r.event_fd()).unwrap_or(-1)
+}
+
+fn base_dispatch(r: &Arc<Registry>, max: u32, ran: *mut u32) -> Result<()> {
+    let n = r.dispatch(max)?;
+    if !ran.is_null() {
+        // SAFETY: ran is NULL (checked) or writable per the contract.
+        unsafe { ran.write(n) };
+    }
+    Ok(())
 }
 
 fn handle_out(h: ProfileHandle, out: *mut *mut sip_profile) -> Result<()> {
@@ -199,7 +228,7 @@ pub extern "C" fn sip_profile_registry_new(
             return Err(Error::Argument);
         }
         // SAFETY: pointers are NULL or valid per this function's contract.
-        let inner = unsafe { open(store_path, observer, false) }?;
+        let inner = unsafe { open(store_path, observer, false, 0) }?;
         // SAFETY: out checked non-NULL.
         unsafe { write(out, Box::into_raw(Box::new(sip_profile_registry { inner }))) }
     })
@@ -388,7 +417,7 @@ pub extern "C" fn sip_managed_profile_registry_new(
             return Err(Error::Argument);
         }
         // SAFETY: pointers NULL or valid per this function's contract.
-        let inner = unsafe { open(store_path, observer, true) }?;
+        let inner = unsafe { open(store_path, observer, true, 0) }?;
         // SAFETY: out checked non-NULL.
         unsafe {
             write(
@@ -549,5 +578,141 @@ pub extern "C" fn sip_managed_profile_registry_is_in_use(
         let v = unsafe { managed(registry)?.is_in_use(self::profile(profile)?) }?;
         // SAFETY: in_use NULL or writable.
         unsafe { write(in_use, v) }
+    })
+}
+
+// ----- 0.2: flags, the application's own thread (contract §8.2) -----
+
+/// `sip_profile_registry_new` with `flags`: `SIP_REGISTRY_APP_DISPATCH`
+/// (callbacks only in `sip_profile_registry_dispatch`, on its caller's
+/// thread) and/or `SIP_REGISTRY_ATTEMPT_EVENTS` (also
+/// `SIP_PROFILE_ATTEMPT_FAILED`). Unknown bits: `SIP_ERR_ARGUMENT`. On
+/// `SIP_OK`, `*out` is a new registry owned by the caller, to free with
+/// `sip_profile_registry_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_registry_new_with_flags(
+    store_path: *const c_char,
+    observer: *const sip_profile_registry_observer,
+    flags: u32,
+    out: *mut *mut sip_profile_registry,
+) -> i32 {
+    status(|| {
+        if out.is_null() {
+            return Err(Error::Argument);
+        }
+        // SAFETY: pointers are NULL or valid per this function's contract.
+        let inner = unsafe { open(store_path, observer, false, flags) }?;
+        // SAFETY: out checked non-NULL.
+        unsafe { write(out, Box::into_raw(Box::new(sip_profile_registry { inner }))) }
+    })
+}
+
+/// `sip_managed_profile_registry_new` with `flags` (see
+/// `sip_profile_registry_new_with_flags`). On `SIP_OK`, `*out` is owned by
+/// the caller, to free with `sip_managed_profile_registry_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_managed_profile_registry_new_with_flags(
+    store_path: *const c_char,
+    observer: *const sip_profile_registry_observer,
+    flags: u32,
+    out: *mut *mut sip_managed_profile_registry,
+) -> i32 {
+    status(|| {
+        if out.is_null() {
+            return Err(Error::Argument);
+        }
+        // SAFETY: pointers are NULL or valid per this function's contract.
+        let inner = unsafe { open(store_path, observer, true, flags) }?;
+        // SAFETY: out checked non-NULL.
+        unsafe {
+            write(
+                out,
+                Box::into_raw(Box::new(sip_managed_profile_registry { inner })),
+            )
+        }
+    })
+}
+
+/// With `SIP_REGISTRY_APP_DISPATCH` and an observer: an fd that polls
+/// readable (`POLLIN`, level-triggered) while at least one callback waits;
+/// else -1. The registry owns it: it is closed by `sip_profile_registry_free`
+/// and must not be closed, read or written by the caller.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_registry_event_fd(registry: *const sip_profile_registry) -> i32 {
+    // SAFETY: registry is NULL or live.
+    super::boundary::guard(-1, || base_event_fd(unsafe { user(registry) }))
+}
+
+/// Runs up to `max` waiting callbacks (0: all) on the calling thread, one at
+/// a time and in order, with the rules of callbacks (any call of this API
+/// allowed inside, freeing this registry included); `*ran` (may be NULL)
+/// gets how many ran. A dispatch while another of this registry runs (on
+/// another thread, or inside one of its callbacks) runs none.
+/// `SIP_ERR_NOT_SUPPORTED` without `SIP_REGISTRY_APP_DISPATCH`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_profile_registry_dispatch(
+    registry: *mut sip_profile_registry,
+    max: u32,
+    ran: *mut u32,
+) -> i32 {
+    // SAFETY: registry is NULL or live; ran NULL or writable.
+    status(|| base_dispatch(unsafe { user(registry) }?, max, ran))
+}
+
+/// The managed registry's event fd (see `sip_profile_registry_event_fd`).
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_managed_profile_registry_event_fd(
+    registry: *const sip_managed_profile_registry,
+) -> i32 {
+    // SAFETY: registry is NULL or live.
+    super::boundary::guard(-1, || base_event_fd(unsafe { managed(registry) }))
+}
+
+/// Runs the managed registry's waiting callbacks (see
+/// `sip_profile_registry_dispatch`).
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_managed_profile_registry_dispatch(
+    registry: *mut sip_managed_profile_registry,
+    max: u32,
+    ran: *mut u32,
+) -> i32 {
+    // SAFETY: registry is NULL or live; ran NULL or writable.
+    status(|| base_dispatch(unsafe { managed(registry) }?, max, ran))
+}
+
+/// Saves `count` profiles of this registry in one durable transaction, all
+/// or nothing (contract §8.3): new ones (id 0) get their ids as by
+/// `sip_managed_profile_registry_save`, in order, and `SIP_PROFILE_CREATED`
+/// reaches every registry. `profiles` may be NULL only with `count` 0. On an
+/// error nothing is written. The handles stay owned by the caller.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_managed_profile_registry_save_all(
+    registry: *mut sip_managed_profile_registry,
+    profiles: *const *mut sip_profile,
+    count: usize,
+) -> i32 {
+    status(|| {
+        // SAFETY: registry is NULL or live.
+        let r = unsafe { managed(registry) }?;
+        if count == 0 {
+            return Ok(());
+        }
+        if profiles.is_null() {
+            return Err(Error::Argument);
+        }
+        // SAFETY: profiles points to count readable pointers per the contract.
+        let ptrs = unsafe { std::slice::from_raw_parts(profiles, count) };
+        let mut handles = Vec::with_capacity(count);
+        for (i, p) in ptrs.iter().enumerate() {
+            // SAFETY: each is NULL or a live profile.
+            match unsafe { self::profile(*p) } {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    crate::error::set_message(format!("profiles[{i}] is NULL"));
+                    return Err(e);
+                }
+            }
+        }
+        r.save_all(&handles)
     })
 }

@@ -54,7 +54,7 @@ pub struct ServerParams {
 }
 
 /// Registration status of a profile (ref §3.2; values of `sip_profile_status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Status {
     #[default]
     Unregistered = 1,
@@ -203,7 +203,7 @@ impl ProfileData {
 }
 
 /// What a registration adds to a profile while it runs (keys 8, 9, 13, 1001–1004).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrationInfo {
     pub status: Status,
     pub registered_aors: Vec<String>,
@@ -215,6 +215,12 @@ pub struct RegistrationInfo {
     pub context_id: u32,
     /// The server's last registration error (ref §5.7), 0 if none.
     pub last_error: i32,
+    /// The last registration attempt's error, 0 if it succeeded or none was
+    /// made (`sip_profile_last_attempt`).
+    pub attempt_error: i32,
+    /// When the next attempt is due, on the monotonic clock in ns
+    /// (`protocol::monotonic_ns`); 0 if none is scheduled.
+    pub retry_at_ns: u64,
 }
 
 /// 20 random characters from `[0-9a-zA-Z-_]` (ref §4.1 key 15).

@@ -1,57 +1,68 @@
 //! The profile server: one per store, shared by every registry of that store
-//! in the process. It holds every profile, who observes and who uses (has
-//! enabled) each one, applies the enable/disable reference counting of
-//! ref §5.3, drives the SIP engine and routes events (ref §5.2).
+//! in every process of the user (ref §5.1, contract §8.1). It is the only
+//! code that opens the store and the only one that speaks SIP. It holds every
+//! profile, who observes and who uses (has enabled) each one, applies the
+//! enable/disable counting of ref §5.3, drives the SIP engine and routes
+//! events to its clients (ref §5.2). It never runs application code: its
+//! clients (`crate::client`, in the applications' processes) call the
+//! observers.
+//!
+//! - this file: profiles, counting and routing, behind [`Server::handle`];
+//! - `link.rs`: one connected client, the queue of what goes to it;
+//! - `listener.rs`: the Unix socket: peer check, handshake, a session per client;
+//! - `host.rs`: one server per store (the lock), the stop rule, and the two
+//!   ways of hosting it (a process of its own, or inside a client's process).
 //!
 //! Locking: one mutex (`state`) guards everything; it is never held while
-//! user code runs (observers run from mailboxes, on the engine's thread
-//! between its steps or on the delivery threads) nor while waiting for the
-//! engine. Lock order: a registry's block map,
-//! then `state`, then one handle block (written here for registries without
-//! observer, see `Sink::Handles`).
+//! waiting for a client or for the engine (a client's queue is bounded and
+//! never blocks, see `link.rs`).
 
-mod delivery;
-pub mod events;
-pub mod registry;
+pub mod host;
+mod link;
+pub mod listener;
 
 use crate::profile::keys;
 use crate::profile::{ProfileData, RegistrationInfo, Status};
+use crate::protocol::{
+    ClientStatus, Delivery, Event, Failure, Filter, ProfileStatus, RegistryId, Reply, Request,
+    ServerStatus, Snapshot, ToClient, Token, monotonic_ns,
+};
 use crate::sip::engine::{Command, Engine, Reporter};
 use crate::sip::registration::{Credentials, RegConfig, Report};
 use crate::sip::transport::Transport;
 use crate::sip::uri::Uri;
 use crate::store::Store;
 use crate::{Error, Result, log};
-use events::{Delivery, Event, Snapshot};
-use parking_lot::Mutex;
-use registry::{BlockRef, Sink};
+use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-pub use registry::{ClientProfile, ProfileHandle, Registry};
+pub use link::ClientLink;
 
 /// How long stopping the server waits for un-REGISTERs to be answered.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(4);
+
+/// A registry, server-wide: its client's number and the client's number for it.
+type RegKey = (u64, RegistryId);
 
 struct Entry {
     data: ProfileData,
     info: RegistrationInfo,
     /// Registries that enabled it (ref §5.3 "users").
-    users: HashSet<u64>,
+    users: HashSet<RegKey>,
     /// Registries holding at least one handle (ref §5.2 "observers"), with
-    /// the data block their handles share.
-    observers: HashMap<u64, BlockRef>,
+    /// the token of the block their handles share.
+    observers: HashMap<RegKey, Token>,
     /// The engine is running a registration for it.
     in_engine: bool,
     /// The engine was asked to register again once the current binding is
     /// gone: it stays the engine's through the Unregistered in between.
     restart_pending: bool,
     /// Bumped by every save: a registry applies event data only when newer
-    /// than what its handles hold, so a late event never overwrites newer
-    /// data (e.g. edits made after one's own save).
+    /// than what its handles hold.
     revision: u64,
 }
 
@@ -75,53 +86,44 @@ impl Entry {
     }
 }
 
+/// A registry of some client.
+struct Attached {
+    link: Arc<ClientLink>,
+    /// It has an observer: it hears CREATED of every profile.
+    observer: bool,
+    /// It asked for SIP_PROFILE_ATTEMPT_FAILED.
+    attempt_events: bool,
+}
+
 struct State {
     store: Store,
     profiles: BTreeMap<u32, Entry>,
-    registries: HashMap<u64, Sink>,
+    registries: HashMap<RegKey, Attached>,
+    clients: HashMap<u64, Arc<ClientLink>>,
     default_id: Option<u32>,
-    next_registry: u64,
     /// Numbers every snapshot and every registration state handed to a
-    /// registry, in lock order: an event queued in a mailbox and the
-    /// state an `enable` returned are applied newest-wins, whichever
-    /// arrives first.
-    seq: AtomicU64,
+    /// registry, in lock order: an event queued for a client and the state
+    /// an `enable` returned are applied newest-wins, whichever arrives first.
+    seq: u64,
+    /// Set once the server stops: nothing more is accepted.
+    stopping: bool,
 }
 
 impl State {
-    fn next_seq(&self) -> u64 {
-        // Always under the state lock: the order is the lock's order.
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 }
 
 pub struct Server {
     path: PathBuf,
+    hosting: &'static str,
     state: Mutex<State>,
     engine: Mutex<Option<Engine>>,
-    /// The threads that call observers; started with the first observing
-    /// registry.
-    delivery: Mutex<Option<Arc<delivery::Pool>>>,
-}
-
-fn servers() -> &'static Mutex<HashMap<PathBuf, Arc<Server>>> {
-    static S: OnceLock<Mutex<HashMap<PathBuf, Arc<Server>>>> = OnceLock::new();
-    S.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Same file, same server, however the path was spelled.
-fn canonical(path: &Path) -> PathBuf {
-    match (path.parent(), path.file_name()) {
-        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
-            let _ = std::fs::create_dir_all(dir);
-            dir.canonicalize()
-                .map(|d| d.join(name))
-                .unwrap_or_else(|_| path.to_owned())
-        }
-        _ => std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_owned()),
-    }
+    /// Signalled when what the stop rule looks at may have changed.
+    changed: Condvar,
+    next_client: AtomicU64,
 }
 
 struct EngineReporter(Weak<Server>);
@@ -132,39 +134,12 @@ impl Reporter for EngineReporter {
             server.on_report(profile_id, context_id, report);
         }
     }
-
-    /// The step's events are delivered on the engine's thread once the step
-    /// is over: no delivery thread is woken for them.
-    fn run_step(&self, step: &mut dyn FnMut() -> bool) -> bool {
-        delivery::run_deferring(step)
-    }
 }
 
 impl Server {
-    /// Joins the server of `path`, starting it if this is the first registry.
-    /// Returns the server and the new registry's id.
-    pub(crate) fn attach(path: &Path, sink: Sink) -> Result<(Arc<Server>, u64)> {
-        let key = canonical(path);
-        let mut all = servers().lock();
-        let server = match all.get(&key) {
-            Some(s) => s.clone(),
-            None => {
-                let s = Server::start(&key)?;
-                all.insert(key, s.clone());
-                s
-            }
-        };
-        let id = {
-            let mut st = server.state.lock();
-            st.next_registry += 1;
-            let id = st.next_registry;
-            st.registries.insert(id, sink);
-            id
-        };
-        Ok((server, id))
-    }
-
-    fn start(path: &Path) -> Result<Arc<Server>> {
+    /// Opens the store at `path` (canonical), starts the SIP engine and
+    /// auto-registers what asks for it (ref §5.4).
+    pub fn start(path: &Path, hosting: &'static str) -> Result<Arc<Server>> {
         let store = Store::open(path)?;
         let loaded = store.load_all()?;
         let default_id = store.default_id()?;
@@ -174,21 +149,23 @@ impl Server {
         }
         let server = Arc::new(Server {
             path: path.to_owned(),
+            hosting,
             state: Mutex::new(State {
                 store,
                 profiles,
                 registries: HashMap::new(),
+                clients: HashMap::new(),
                 default_id,
-                next_registry: 0,
-                seq: AtomicU64::new(0),
+                seq: 0,
+                stopping: false,
             }),
             engine: Mutex::new(None),
-            delivery: Mutex::new(None),
+            changed: Condvar::new(),
+            next_client: AtomicU64::new(1),
         });
         let engine = Engine::start(Arc::new(EngineReporter(Arc::downgrade(&server))))
             .map_err(|_| Error::General)?;
         *server.engine.lock() = Some(engine);
-        // Auto-registration at start (ref §5.4).
         let mut st = server.state.lock();
         let ids: Vec<u32> = st
             .profiles
@@ -206,63 +183,261 @@ impl Server {
         Ok(server)
     }
 
-    /// A registry is gone: it stops using and observing everything; the
-    /// last one stops the server (de-register, bounded wait, join).
-    pub(crate) fn detach(self: &Arc<Server>, registry: u64) {
-        let mut all = servers().lock();
-        let last = {
-            let mut st = self.state.lock();
-            st.registries.remove(&registry);
-            let ids: Vec<u32> = st.profiles.keys().copied().collect();
-            for id in ids {
-                let e = st.profiles.get_mut(&id).expect("listed");
-                e.observers.remove(&registry);
-                if e.users.remove(&registry) {
-                    self.stop_if_unreferred(&mut st, id);
+    pub fn store_path(&self) -> &Path {
+        &self.path
+    }
+
+    // ----- clients -----
+
+    /// A client connected; what goes to it is queued on `link`. `None` once
+    /// the server is stopping (the client then starts or finds another).
+    pub fn connect(&self, pid: u32, link: impl FnOnce(u64) -> Arc<ClientLink>) -> Option<u64> {
+        let mut st = self.state.lock();
+        if st.stopping {
+            return None;
+        }
+        let id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        let l = link(id);
+        log::debug(&format!("client {id} (pid {pid}) connected"));
+        st.clients.insert(id, l);
+        self.changed.notify_all();
+        Some(id)
+    }
+
+    /// A client is gone (closed, or died): every registry of it closes, so
+    /// what it enabled is released (ref §5.3 "implicit disable").
+    pub fn disconnect(&self, client: u64) {
+        let mut st = self.state.lock();
+        if let Some(l) = st.clients.remove(&client) {
+            l.close();
+            log::debug(&format!("client {client} (pid {}) gone", l.pid()));
+        }
+        let regs: Vec<RegKey> = st
+            .registries
+            .keys()
+            .filter(|(c, _)| *c == client)
+            .copied()
+            .collect();
+        for key in regs {
+            self.close_registry(&mut st, key);
+        }
+        self.changed.notify_all();
+    }
+
+    fn close_registry(&self, st: &mut State, key: RegKey) {
+        st.registries.remove(&key);
+        let ids: Vec<u32> = st
+            .profiles
+            .iter()
+            .filter(|(_, e)| e.users.contains(&key) || e.observers.contains_key(&key))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let e = st.profiles.get_mut(&id).expect("listed");
+            e.observers.remove(&key);
+            if e.users.remove(&key) {
+                self.stop_if_unreferred(st, id);
+            }
+        }
+    }
+
+    /// Queues a message for `client`, if still connected.
+    pub fn link_send(&self, client: u64, m: ToClient) {
+        let link = self.state.lock().clients.get(&client).cloned();
+        if let Some(l) = link {
+            l.send(m);
+        }
+    }
+
+    /// Carries out one request of `client`; a failure says in words what
+    /// went wrong when the code alone does not.
+    pub fn handle(&self, client: u64, request: Request) -> std::result::Result<Reply, Failure> {
+        crate::error::clear_message();
+        self.carry_out(client, request)
+            .map_err(|e| Failure::new(e, crate::error::message()))
+    }
+
+    fn carry_out(&self, client: u64, request: Request) -> Result<Reply> {
+        let key = |registry: RegistryId| (client, registry);
+        match request {
+            Request::OpenRegistry {
+                registry,
+                observer,
+                attempt_events,
+            } => {
+                let mut st = self.state.lock();
+                let link = st
+                    .clients
+                    .get(&client)
+                    .cloned()
+                    .ok_or(Error::ServerTerminated)?;
+                st.registries.insert(
+                    key(registry),
+                    Attached {
+                        link,
+                        observer,
+                        attempt_events,
+                    },
+                );
+                Ok(Reply::Done)
+            }
+            Request::CloseRegistry { registry } => {
+                let mut st = self.state.lock();
+                self.close_registry(&mut st, key(registry));
+                self.changed.notify_all();
+                Ok(Reply::Done)
+            }
+            Request::ListIds { filter } => Ok(Reply::Ids(self.list_ids(&filter)?)),
+            Request::DefaultId => Ok(Reply::DefaultId(self.state.lock().default_id)),
+            Request::Lookup {
+                registry,
+                id,
+                token,
+            } => self.lookup(key(registry), id, token).map(Reply::Snapshot),
+            Request::Unobserve {
+                registry,
+                id,
+                token,
+            } => {
+                let mut st = self.state.lock();
+                if let Some(e) = st.profiles.get_mut(&id) {
+                    if e.observers.get(&key(registry)) == Some(&token) {
+                        e.observers.remove(&key(registry));
+                    }
                 }
+                Ok(Reply::Done)
             }
-            st.registries.is_empty()
+            Request::Enable { registry, id } => {
+                let (info, seq) = self.enable(key(registry), id)?;
+                Ok(Reply::State { info, seq })
+            }
+            Request::Disable { registry, id } => {
+                let (info, seq) = self.disable(key(registry), id)?;
+                Ok(Reply::State { info, seq })
+            }
+            Request::RefreshEnable { registry, id } => {
+                self.refresh_enable(key(registry), id)?;
+                Ok(Reply::Done)
+            }
+            Request::ForceDisable { id } => {
+                let (info, seq) = self.force_disable(id)?;
+                Ok(Reply::State { info, seq })
+            }
+            Request::IsInUse { id } => Ok(Reply::InUse(self.is_in_use(id)?)),
+            Request::Save {
+                registry,
+                token,
+                data,
+            } => self.save(key(registry), token, *data).map(Reply::Snapshot),
+            Request::SaveAll { registry, items } => {
+                self.save_all(key(registry), items).map(Reply::Snapshots)
+            }
+            Request::Destroy { id } => {
+                self.destroy(id)?;
+                Ok(Reply::Done)
+            }
+            Request::Status => Ok(Reply::Status(self.status())),
+        }
+    }
+
+    // ----- the stop rule (ref §5.1) -----
+
+    /// No client, no auto-registration profile registered without error,
+    /// every profile unregistered and out of the engine.
+    pub fn can_stop(&self) -> bool {
+        let st = self.state.lock();
+        Self::idle(&st)
+    }
+
+    fn idle(st: &State) -> bool {
+        st.clients.is_empty()
+            && st.profiles.values().all(|e| {
+                e.info.status == Status::Unregistered
+                    && !e.in_engine
+                    && !(e.data.auto_registration && e.info.last_error == 0)
+            })
+    }
+
+    /// Waits until the stop rule may have changed, or `timeout`.
+    pub fn wait_change(&self, timeout: Duration) {
+        let mut st = self.state.lock();
+        let _ = self.changed.wait_for(&mut st, timeout);
+    }
+
+    /// Clients connected now.
+    pub fn client_count(&self) -> usize {
+        self.state.lock().clients.len()
+    }
+
+    /// Stops taking clients if the stop rule holds (`idle_only`) or in any
+    /// case; true if it stopped. A client that connects afterwards is turned
+    /// away and finds or starts another server.
+    pub fn begin_stop(&self, idle_only: bool) -> bool {
+        let mut st = self.state.lock();
+        if st.stopping {
+            return true;
+        }
+        if idle_only && !Self::idle(&st) {
+            return false;
+        }
+        st.stopping = true;
+        true
+    }
+
+    /// De-registers everything (bounded wait), stops the engine and drops
+    /// every client.
+    pub fn shutdown(&self) {
+        let links: Vec<Arc<ClientLink>> = {
+            let mut st = self.state.lock();
+            st.stopping = true;
+            st.clients.drain().map(|(_, l)| l).collect()
         };
-        if last {
-            all.remove(&canonical(&self.path));
-            drop(all);
-            let engine = self.engine.lock().take();
-            if let Some(engine) = engine {
-                engine.shutdown(SHUTDOWN_WAIT);
-            }
-            let pool = self.delivery.lock().take();
-            if let Some(pool) = pool {
-                pool.stop();
-            }
-            log::info(&format!(
-                "profile server stopped for {}",
-                self.path.display()
-            ));
+        for l in links {
+            l.close();
+        }
+        let engine = self.engine.lock().take();
+        if let Some(engine) = engine {
+            engine.shutdown(SHUTDOWN_WAIT);
+        }
+        log::info(&format!(
+            "profile server stopped for {}",
+            self.path.display()
+        ));
+    }
+
+    fn status(&self) -> ServerStatus {
+        let st = self.state.lock();
+        let mut per_client: BTreeMap<u64, u32> = BTreeMap::new();
+        for (c, _) in st.registries.keys() {
+            *per_client.entry(*c).or_default() += 1;
+        }
+        ServerStatus {
+            pid: std::process::id(),
+            store: self.path.display().to_string(),
+            hosting: self.hosting.to_owned(),
+            clients: st
+                .clients
+                .iter()
+                .map(|(id, l)| ClientStatus {
+                    pid: l.pid(),
+                    registries: per_client.get(id).copied().unwrap_or(0),
+                })
+                .collect(),
+            profiles: st
+                .profiles
+                .values()
+                .map(|e| ProfileStatus {
+                    id: e.data.id,
+                    status: e.info.status as u32,
+                    users: e.users.len() as u32,
+                    auto_registration: e.data.auto_registration,
+                    last_error: e.info.last_error,
+                })
+                .collect(),
         }
     }
 
-    /// The delivery threads, started on first use.
-    pub(crate) fn delivery_pool(&self) -> Result<Arc<delivery::Pool>> {
-        let mut pool = self.delivery.lock();
-        if let Some(p) = pool.as_ref() {
-            return Ok(p.clone());
-        }
-        let p = delivery::Pool::start().map_err(|_| Error::NoMemory)?;
-        if let Some(engine) = self.engine.lock().as_ref() {
-            p.set_hand_off(Box::new(engine.hand_off()));
-        }
-        *pool = Some(p.clone());
-        Ok(p)
-    }
-
-    /// How many delivery threads run (only observing registries start them).
-    #[cfg(test)]
-    pub(crate) fn delivery_threads(&self) -> usize {
-        self.delivery
-            .lock()
-            .as_ref()
-            .map_or(0, |p| p.live_threads())
-    }
+    // ----- routing -----
 
     fn send(&self, cmd: Command) {
         if log::enabled(log::DEBUG) {
@@ -282,27 +457,26 @@ impl Server {
         }
     }
 
-    fn snapshot(st: &State, id: u32) -> Option<Arc<Snapshot>> {
-        Self::snapshot_with(st, id, true)
-    }
-
-    fn snapshot_with(st: &State, id: u32, with_data: bool) -> Option<Arc<Snapshot>> {
+    fn snapshot_with(st: &mut State, id: u32, with_data: bool) -> Option<Arc<Snapshot>> {
+        let seq = st.next_seq();
+        let default = st.default_id == Some(id);
         st.profiles.get(&id).map(|e| {
             Arc::new(Snapshot {
-                seq: st.next_seq(),
+                seq,
                 data: with_data.then(|| e.data.without_passwords()),
                 revision: e.revision,
                 info: e.info.clone(),
-                is_default: st.default_id == Some(id),
+                is_default: default,
             })
         })
     }
 
-    /// Sends to the profile's observers (or to every registry for CREATED).
-    /// `with_data`: the event changed the stored data (UPDATED), so the
-    /// receiving handles need it; other events carry the registration only.
+    /// Sends to the profile's observers (or to every observing registry for
+    /// CREATED). `with_data`: the event changed the stored data (UPDATED,
+    /// CREATED), so the receiving handles need it; other events carry the
+    /// registration only.
     fn route(
-        st: &State,
+        st: &mut State,
         id: u32,
         with_data: bool,
         what: impl Fn(Option<Arc<Snapshot>>) -> Delivery,
@@ -312,26 +486,51 @@ impl Server {
         let Some(e) = st.profiles.get(&id) else {
             return;
         };
-        if matches!(d, Delivery::Event(_, Event::Created, ..)) {
-            // Nobody holds a block of a new profile: only observers hear it.
-            for sink in st.registries.values() {
-                if let Sink::Mailbox(m) = sink {
-                    m.push(d.clone());
+        let attempt = matches!(
+            d,
+            Delivery::Event {
+                event: Event::AttemptFailed,
+                ..
+            }
+        );
+        if matches!(
+            d,
+            Delivery::Event {
+                event: Event::Created,
+                ..
+            }
+        ) {
+            for ((_, registry), a) in &st.registries {
+                if a.observer {
+                    a.link.send(ToClient::Event {
+                        registry: *registry,
+                        delivery: d.clone(),
+                    });
                 }
             }
         } else {
-            for (r, block) in &e.observers {
-                if let Some(sink) = st.registries.get(r) {
-                    sink.deliver(block, &d);
+            for key in e.observers.keys() {
+                if let Some(a) = st.registries.get(key) {
+                    if attempt && !a.attempt_events {
+                        continue;
+                    }
+                    a.link.send(ToClient::Event {
+                        registry: key.1,
+                        delivery: d.clone(),
+                    });
                 }
             }
         }
     }
 
-    fn event(st: &State, id: u32, ev: Event) {
-        let now = Instant::now();
-        Self::route(st, id, ev == Event::Updated, |s| {
-            Delivery::Event(id, ev, s, now)
+    fn event(st: &mut State, id: u32, ev: Event) {
+        let now = monotonic_ns();
+        let with_data = matches!(ev, Event::Updated | Event::Created);
+        Self::route(st, id, with_data, |s| Delivery::Event {
+            id,
+            event: ev,
+            snapshot: s,
+            published_ns: now,
         });
     }
 
@@ -441,9 +640,11 @@ impl Server {
                 e.info.temp_gruu = g.temp_gruu;
                 e.info.context_id = context_id;
                 e.info.last_error = 0;
+                e.info.attempt_error = 0;
+                e.info.retry_at_ns = 0;
                 if before != Status::Registered {
                     log::info(&format!("profile {id} registered"));
-                    Self::event(&st, id, Event::Registered);
+                    Self::event(&mut st, id, Event::Registered);
                 }
             }
             Report::Unregistering => {
@@ -460,7 +661,7 @@ impl Server {
                 e.restart_pending = false;
                 if before != Status::Unregistered {
                     log::info(&format!("profile {id} deregistered"));
-                    Self::event(&st, id, Event::Deregistered);
+                    Self::event(&mut st, id, Event::Deregistered);
                 }
             }
             Report::Disconnected => {
@@ -470,72 +671,63 @@ impl Server {
                     ..RegistrationInfo::default()
                 };
                 log::info(&format!("profile {id} lost its registration; retrying"));
-                Self::event(&st, id, Event::Deregistered);
+                Self::event(&mut st, id, Event::Deregistered);
             }
             Report::Failed(code) => {
                 // Registration-phase error (ref §5.7): unregistered, every
                 // user removed, last error set, error to every observer.
                 e.info = RegistrationInfo {
                     last_error: code,
+                    attempt_error: code,
                     ..RegistrationInfo::default()
                 };
                 e.users.clear();
                 e.in_engine = false;
                 e.restart_pending = false;
                 log::info(&format!("profile {id} registration failed: {code}"));
-                Self::route(&st, id, false, |s| Delivery::Error(id, code, s));
+                Self::route(&mut st, id, false, |s| Delivery::Error {
+                    id,
+                    code,
+                    snapshot: s,
+                });
             }
         }
+        self.changed.notify_all();
     }
 
-    // ----- called by registries -----
+    // ----- requests -----
 
-    pub(crate) fn profile(&self, id: u32) -> Result<Arc<Snapshot>> {
+    fn list_ids(&self, filter: &Filter) -> Result<Vec<u32>> {
+        let want = match filter {
+            Filter::Aor(a) => Some(Uri::parse(a).map_err(|_| Error::Argument)?),
+            _ => None,
+        };
         let st = self.state.lock();
-        Self::snapshot(&st, id).ok_or(Error::NotFound)
+        Ok(st
+            .profiles
+            .values()
+            .filter(|e| match filter {
+                Filter::All => true,
+                Filter::Type(t) => e.data.type_info == *t,
+                Filter::Aor(_) => Uri::parse(&e.data.aor)
+                    .is_ok_and(|u| want.as_ref().is_some_and(|w| u.equivalent(w))),
+            })
+            .map(|e| e.data.id)
+            .collect())
     }
 
-    pub(crate) fn all_ids(&self) -> Vec<u32> {
-        self.state.lock().profiles.keys().copied().collect()
-    }
-
-    pub(crate) fn default_id(&self) -> Option<u32> {
-        self.state.lock().default_id
-    }
-
-    /// `registry`'s handles of `id` now share `block`, made from a snapshot
-    /// of data `revision`. Returns the profile as of now (its data only if
-    /// newer than `revision`): whatever happened between that snapshot and
-    /// this call reached no block, so the block catches up from this one,
-    /// and every later change reaches it as an event. `None` if `id` is gone.
-    pub(crate) fn observe(
-        &self,
-        registry: u64,
-        id: u32,
-        block: &BlockRef,
-        revision: u64,
-    ) -> Option<Arc<Snapshot>> {
+    /// The profile's snapshot; with `token`, `registry` observes it through
+    /// that block from now on.
+    fn lookup(&self, registry: RegKey, id: u32, token: Option<Token>) -> Result<Arc<Snapshot>> {
         let mut st = self.state.lock();
-        let e = st.profiles.get_mut(&id)?;
-        e.observers.insert(registry, block.clone());
-        let with_data = e.revision != revision;
-        Self::snapshot_with(&st, id, with_data)
-    }
-
-    /// `block` is gone from `registry`. A block that replaced it in between
-    /// keeps its events.
-    pub(crate) fn unobserve(&self, registry: u64, id: u32, block: &BlockRef) {
-        let mut st = self.state.lock();
-        if let Some(e) = st.profiles.get_mut(&id) {
-            if e.observers.get(&registry).is_some_and(|b| b.ptr_eq(block)) {
-                e.observers.remove(&registry);
-            }
+        let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
+        if let Some(t) = token {
+            e.observers.insert(registry, t);
         }
+        Self::snapshot_with(&mut st, id, true).ok_or(Error::NotFound)
     }
 
-    /// Returns the registration state and its `seq` (as `disable` and
-    /// `force_disable` do).
-    pub(crate) fn enable(&self, registry: u64, id: u32) -> Result<(RegistrationInfo, u64)> {
+    fn enable(&self, registry: RegKey, id: u32) -> Result<(RegistrationInfo, u64)> {
         let mut st = self.state.lock();
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         if e.users.contains(&registry) {
@@ -560,21 +752,22 @@ impl Server {
         Ok((info, st.next_seq()))
     }
 
-    pub(crate) fn disable(&self, registry: u64, id: u32) -> Result<(RegistrationInfo, u64)> {
+    fn disable(&self, registry: RegKey, id: u32) -> Result<(RegistrationInfo, u64)> {
         let mut st = self.state.lock();
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         e.users.remove(&registry);
         self.stop_if_unreferred(&mut st, id);
-        Ok((st.profiles[&id].info.clone(), st.next_seq()))
+        let info = st.profiles[&id].info.clone();
+        Ok((info, st.next_seq()))
     }
 
-    pub(crate) fn is_in_use(&self, id: u32) -> Result<bool> {
+    fn is_in_use(&self, id: u32) -> Result<bool> {
         let st = self.state.lock();
         let e = st.profiles.get(&id).ok_or(Error::NotFound)?;
         Ok(!e.users.is_empty())
     }
 
-    pub(crate) fn refresh_enable(&self, registry: u64, id: u32) -> Result<()> {
+    fn refresh_enable(&self, registry: RegKey, id: u32) -> Result<()> {
         let st = self.state.lock();
         let e = st.profiles.get(&id).ok_or(Error::NotFound)?;
         if !e.users.contains(&registry) {
@@ -586,7 +779,7 @@ impl Server {
 
     /// Contract §7.3: straight to Unregistered, every user removed, no
     /// un-REGISTER sent, FORCIBLY_DISABLED to observers.
-    pub(crate) fn force_disable(&self, id: u32) -> Result<(RegistrationInfo, u64)> {
+    fn force_disable(&self, id: u32) -> Result<(RegistrationInfo, u64)> {
         let mut st = self.state.lock();
         let e = st.profiles.get_mut(&id).ok_or(Error::NotFound)?;
         if e.info.status == Status::Unregistered && !e.in_engine {
@@ -598,38 +791,56 @@ impl Server {
         e.restart_pending = false;
         e.info = RegistrationInfo::default();
         self.send(Command::Forget(id));
-        Self::event(&st, id, Event::ForciblyDisabled);
+        Self::event(&mut st, id, Event::ForciblyDisabled);
+        self.changed.notify_all();
         Ok((RegistrationInfo::default(), st.next_seq()))
     }
 
-    /// Adds (id 0) or updates a profile; returns the stored copy (ref §5.5).
-    pub(crate) fn save(&self, mut data: ProfileData) -> Result<Arc<Snapshot>> {
+    /// What every save checks and fills in before anything is written.
+    fn prepare(mut data: ProfileData) -> Result<ProfileData> {
         if !data.type_info.is_supported() {
             return Err(Error::NotFound);
         }
         Self::validate(&data)?;
         // Ref §4.5: an absent bearer type is stored as 0.
         data.ext_u32.entry(keys::BEARER_TYPE).or_insert(0);
-        let mut st = self.state.lock();
         if data.id == 0 {
             data.ext_str
                 .entry(keys::INSTANCE_ID)
                 .or_insert_with(crate::random::uuid_urn);
-            let id = st.store.add(&data)?;
-            data.id = id;
-            if st.default_id.is_none() || data.make_default {
-                st.default_id = Some(id);
+        }
+        Ok(data)
+    }
+
+    /// A profile just written as new: the server knows it, its registry's
+    /// block observes it, everyone hears CREATED, and it auto-registers.
+    fn added(&self, st: &mut State, registry: RegKey, token: Token, mut data: ProfileData) -> u32 {
+        let id = data.id;
+        if st.default_id.is_none() || data.make_default {
+            st.default_id = Some(id);
+        }
+        data.make_default = false;
+        let auto = data.auto_registration;
+        let mut e = Entry::new(data);
+        e.observers.insert(registry, token);
+        st.profiles.insert(id, e);
+        Self::event(st, id, Event::Created);
+        if auto {
+            if let Err(e) = self.start_registration(st, id) {
+                log::warn(&format!("profile {id}: auto-registration not started: {e}"));
             }
-            data.make_default = false;
-            let auto = data.auto_registration;
-            st.profiles.insert(id, Entry::new(data));
-            Self::event(&st, id, Event::Created);
-            if auto {
-                if let Err(e) = self.start_registration(&mut st, id) {
-                    log::warn(&format!("profile {id}: auto-registration not started: {e}"));
-                }
-            }
-            return Self::snapshot(&st, id).ok_or(Error::General);
+        }
+        id
+    }
+
+    /// Adds (id 0) or updates a profile; returns the stored copy (ref §5.5).
+    fn save(&self, registry: RegKey, token: Token, data: ProfileData) -> Result<Arc<Snapshot>> {
+        let mut data = Self::prepare(data)?;
+        let mut st = self.state.lock();
+        if data.id == 0 {
+            data.id = st.store.add(&data)?;
+            let id = self.added(&mut st, registry, token, data);
+            return Self::snapshot_with(&mut st, id, true).ok_or(Error::General);
         }
         let id = data.id;
         let stored = st.profiles.get(&id).ok_or(Error::NotFound)?.data.clone();
@@ -644,7 +855,7 @@ impl Server {
         let changed = data != stored || make_default;
         if !changed {
             // Contract §7.4: nothing to write, nothing to redo.
-            return Self::snapshot(&st, id).ok_or(Error::General);
+            return Self::snapshot_with(&mut st, id, true).ok_or(Error::General);
         }
         st.store.update(&data)?;
         if make_default {
@@ -658,7 +869,7 @@ impl Server {
         e.revision += 1;
         let referred = e.referred();
         let in_engine = e.in_engine;
-        Self::event(&st, id, Event::Updated);
+        Self::event(&mut st, id, Event::Updated);
         // Apply to a live registration (ref §5.5): changes of credentials,
         // Contact parameters, provider name, auto-registration or the
         // default flag apply in place; anything else re-registers.
@@ -675,7 +886,60 @@ impl Server {
                 self.send(Command::Update(id, Box::new(cfg)));
             }
         }
-        Self::snapshot(&st, id).ok_or(Error::General)
+        self.changed.notify_all();
+        Self::snapshot_with(&mut st, id, true).ok_or(Error::General)
+    }
+
+    /// Adds many new profiles in one durable transaction: all or nothing
+    /// (contract §8.3). Updates go one by one after the new ones.
+    fn save_all(
+        &self,
+        registry: RegKey,
+        items: Vec<(Token, ProfileData)>,
+    ) -> Result<Vec<Arc<Snapshot>>> {
+        let mut prepared = Vec::with_capacity(items.len());
+        for (token, data) in items {
+            prepared.push((token, Self::prepare(data)?));
+        }
+        if prepared.iter().any(|(_, d)| d.id != 0) {
+            // Updates of stored profiles: each is a save of its own, after
+            // checking that every one exists (nothing written otherwise).
+            let st = self.state.lock();
+            for (_, d) in &prepared {
+                if d.id != 0 && !st.profiles.contains_key(&d.id) {
+                    return Err(Error::NotFound);
+                }
+            }
+        }
+        let mut st = self.state.lock();
+        let new: Vec<&ProfileData> = prepared
+            .iter()
+            .filter(|(_, d)| d.id == 0)
+            .map(|(_, d)| d)
+            .collect();
+        let ids = st.store.add_all(&new)?;
+        let mut ids = ids.into_iter();
+        let mut out = Vec::with_capacity(prepared.len());
+        let mut updates = Vec::new();
+        for (token, mut data) in prepared {
+            if data.id == 0 {
+                data.id = ids.next().ok_or(Error::General)?;
+                let id = self.added(&mut st, registry, token, data);
+                out.push(Some(id));
+            } else {
+                updates.push((out.len(), token, data));
+                out.push(None);
+            }
+        }
+        let mut snaps: Vec<Option<Arc<Snapshot>>> = out
+            .iter()
+            .map(|id| id.and_then(|id| Self::snapshot_with(&mut st, id, true)))
+            .collect();
+        drop(st);
+        for (i, token, data) in updates {
+            snaps[i] = Some(self.save(registry, token, data)?);
+        }
+        Ok(snaps.into_iter().flatten().collect())
     }
 
     /// What cannot change under a live binding (ref §5.5): a change here
@@ -711,8 +975,8 @@ impl Server {
         Ok(())
     }
 
-    /// Ref §5.6: refused while any registry has it enabled.
-    pub(crate) fn destroy(&self, id: u32) -> Result<()> {
+    /// Ref §5.6: refused while any registry, of any client, has it enabled.
+    fn destroy(&self, id: u32) -> Result<()> {
         let mut st = self.state.lock();
         let e = st.profiles.get(&id).ok_or(Error::NotFound)?;
         if !e.users.is_empty() {
@@ -722,11 +986,12 @@ impl Server {
         if st.default_id == Some(id) {
             st.default_id = st.store.default_id()?;
         }
-        Self::event(&st, id, Event::Destroyed);
+        Self::event(&mut st, id, Event::Destroyed);
         let e = st.profiles.remove(&id).expect("checked");
         if e.in_engine {
             self.send(Command::Unregister(id));
         }
+        self.changed.notify_all();
         Ok(())
     }
 }

@@ -119,39 +119,54 @@ impl Store {
     /// Adds a new profile: takes the next id from the counter, writes it
     /// durably, makes it the default if it is the first. Returns the id.
     pub fn add(&mut self, data: &ProfileData) -> Result<u32> {
+        Ok(self.add_all(&[data])?[0])
+    }
+
+    /// Adds new profiles in one durable transaction, all or nothing: ids
+    /// from the counter in order; the first becomes the default if the
+    /// store has none, and any that asks to be the default does.
+    pub fn add_all(&mut self, profiles: &[&ProfileData]) -> Result<Vec<u32>> {
         let tx = self.conn.transaction()?;
-        let next: i64 = tx.query_row("SELECT value FROM meta WHERE key='next_id'", [], |r| {
-            r.get(0)
-        })?;
-        let id = u32::try_from(next).map_err(|_| Error::Overflow)?;
-        if id == u32::MAX {
-            return Err(Error::Overflow);
-        }
-        let mut stored = data.clone();
-        stored.id = id;
-        let json = serde_json::to_string(&stored).map_err(|_| Error::General)?;
-        tx.execute(
-            "INSERT INTO profiles (id, data) VALUES (?1, ?2)",
-            params![id, json],
-        )?;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key='next_id'",
-            params![next + 1],
-        )?;
-        let has_default = tx
+        let mut next: i64 =
+            tx.query_row("SELECT value FROM meta WHERE key='next_id'", [], |r| {
+                r.get(0)
+            })?;
+        let mut has_default = tx
             .query_row("SELECT value FROM meta WHERE key='default_id'", [], |r| {
                 r.get::<_, i64>(0)
             })
             .optional()?
             .is_some();
-        if !has_default || data.make_default {
-            tx.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('default_id', ?1)",
-                params![id],
-            )?;
+        let mut ids = Vec::with_capacity(profiles.len());
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO profiles (id, data) VALUES (?1, ?2)")?;
+            for data in profiles {
+                let id = u32::try_from(next).map_err(|_| Error::Overflow)?;
+                if id == u32::MAX {
+                    return Err(Error::Overflow);
+                }
+                let mut stored = (*data).clone();
+                stored.id = id;
+                let json = serde_json::to_string(&stored).map_err(|_| Error::General)?;
+                insert.execute(params![id, json])?;
+                if !has_default || data.make_default {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('default_id', ?1)",
+                        params![id],
+                    )?;
+                    has_default = true;
+                }
+                ids.push(id);
+                next += 1;
+            }
         }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key='next_id'",
+            params![next],
+        )?;
         tx.commit()?;
-        Ok(id)
+        Ok(ids)
     }
 
     pub fn update(&mut self, data: &ProfileData) -> Result<()> {

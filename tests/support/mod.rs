@@ -197,9 +197,9 @@ fn run_script(args: &[&str]) -> Output {
         .expect("tests/peers/kamailio.sh")
 }
 
+use sipprofile::client::{Event, Observer};
+use sipprofile::client::{ProfileHandle, Registry};
 use sipprofile::profile::{TypeInfo, access, keys};
-use sipprofile::server::events::{Event, Observer};
-use sipprofile::server::{ProfileHandle, Registry};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;

@@ -1,0 +1,194 @@
+//! The server's Unix-domain socket: each connection is checked (same user,
+//! through `SO_PEERCRED`; same protocol version, through the handshake) and
+//! then served by a session: a thread reading requests and one writing what
+//! the client's queue holds. A client hosted in the server's own process
+//! gets the same session over channels ([`connect_local`]).
+
+use super::{ClientLink, Server};
+use crate::log;
+use crate::protocol::frame::{self, read_message, send_all};
+use crate::protocol::{Hello, MAGIC, ToClient, ToServer, VERSION, Welcome};
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Accepts clients until `stop` is set (and a connection wakes it).
+pub fn accept_loop(server: Arc<Server>, listener: UnixListener, stop: Arc<AtomicBool>) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        match conn {
+            Ok(stream) => {
+                let server = server.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("sipprofile-session".into())
+                    .spawn(move || {
+                        if let Err(e) = session(server, stream) {
+                            log::debug(&format!("client session ended: {e}"));
+                        }
+                    });
+                if let Err(e) = spawned {
+                    log::error(&format!("cannot start a client session: {e}"));
+                }
+            }
+            Err(e) => {
+                log::warn(&format!("accepting a client: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// The uid of the process at the other end of `stream`.
+pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(io::Error::from)?;
+    Ok(cred.uid())
+}
+
+fn refuse(stream: &UnixStream, reason: String) -> io::Error {
+    log::warn(&format!("client refused: {reason}"));
+    let _ = frame::send_message(
+        &stream,
+        &Welcome::Refused {
+            reason: reason.clone(),
+        },
+    );
+    io::Error::new(io::ErrorKind::PermissionDenied, reason)
+}
+
+fn session(server: Arc<Server>, stream: UnixStream) -> io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let uid = peer_uid(&stream)?;
+    if uid != me {
+        return Err(refuse(
+            &stream,
+            format!("uid {uid} is not the server's user ({me})"),
+        ));
+    }
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = io::BufReader::with_capacity(64 << 10, stream.try_clone()?);
+    let hello: Hello = read_message(&mut reader)
+        .map_err(|e| refuse(&stream, format!("no valid greeting: {e}")))?;
+    if hello.magic != MAGIC || hello.version != VERSION {
+        return Err(refuse(
+            &stream,
+            format!(
+                "protocol version {} (server {} speaks {VERSION}): use a library and a server of the same version",
+                hello.version,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    stream.set_read_timeout(None)?;
+    let closer = stream.try_clone()?;
+    let mut queue = None;
+    let client = server.connect(hello.pid, |id| {
+        let (link, rx) = ClientLink::new(
+            id,
+            hello.pid,
+            Some(Box::new(move || {
+                let _ = closer.shutdown(std::net::Shutdown::Both);
+            })),
+        );
+        queue = Some(rx);
+        Arc::new(link)
+    });
+    let (Some(client), Some(queue)) = (client, queue) else {
+        return Err(refuse(&stream, "the server is stopping".into()));
+    };
+    frame::send_message(
+        &stream,
+        &Welcome::Accepted {
+            version: VERSION,
+            server_pid: std::process::id(),
+        },
+    )?;
+    let out = stream.try_clone()?;
+    let writer = std::thread::Builder::new()
+        .name("sipprofile-writer".into())
+        .spawn(move || write_loop(&out, &queue))?;
+    let end = loop {
+        match read_message::<ToServer>(&mut reader) {
+            Ok(m) => {
+                let result = server.handle(client, m.request);
+                server.link_send(
+                    client,
+                    ToClient::Reply {
+                        call: m.call,
+                        result,
+                    },
+                );
+            }
+            Err(e) => break e,
+        }
+    };
+    server.disconnect(client);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    if end.kind() == io::ErrorKind::UnexpectedEof {
+        Ok(())
+    } else {
+        Err(end)
+    }
+}
+
+/// Writes what the client's queue holds, several messages per system call
+/// when they wait together.
+fn write_loop(out: &UnixStream, queue: &Receiver<ToClient>) {
+    let mut buf = Vec::with_capacity(64 << 10);
+    while let Ok(m) = queue.recv() {
+        buf.clear();
+        let mut next = Some(m);
+        while let Some(m) = next.take() {
+            match frame::encode(&m) {
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(e) => log::error(&format!("a message for a client did not encode: {e}")),
+            }
+            if buf.len() < (64 << 10) {
+                next = queue.try_recv().ok();
+            }
+        }
+        if send_all(out, &buf).is_err() {
+            return;
+        }
+    }
+}
+
+/// A client in the server's own process: the same session, over channels
+/// instead of a socket. Returns the sending end for its requests and the
+/// receiving end of its queue; `None` once the server is stopping.
+pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver<ToClient>)> {
+    let (requests, incoming) = unbounded::<ToServer>();
+    let mut queue = None;
+    let client = server.connect(std::process::id(), |id| {
+        let (link, rx) = ClientLink::new(id, std::process::id(), None);
+        queue = Some(rx);
+        Arc::new(link)
+    })?;
+    let s = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sipprofile-session".into())
+        .spawn(move || {
+            for m in incoming {
+                let result = s.handle(client, m.request);
+                s.link_send(
+                    client,
+                    ToClient::Reply {
+                        call: m.call,
+                        result,
+                    },
+                );
+            }
+            s.disconnect(client);
+        });
+    if spawned.is_err() {
+        server.disconnect(client);
+        return None;
+    }
+    Some((requests, queue?))
+}
