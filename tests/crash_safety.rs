@@ -66,6 +66,8 @@ fn killed_writers_never_corrupt_or_lose_a_saved_profile() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, &store)
+            // The child hosts the server: it is the process writing the store.
+            .env("SIPPROFILE_SERVER", "in-process")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

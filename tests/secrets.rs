@@ -9,7 +9,7 @@ use sipprofile::client::Event;
 use sipprofile::profile::{access, keys};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};
+use support::{Kamailio, Seen, TempDir, provision, registry_in_process as registry, wait_for};
 
 #[test]
 fn trace_log_never_shows_password_or_digest_response() {

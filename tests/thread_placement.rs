@@ -26,7 +26,10 @@ impl Watch {
     fn start(store: &std::path::Path, cpus: Option<&str>) -> Watch {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipprofile"));
         cmd.arg("--store").arg(store).arg("watch");
+        // The command hosts the store's server (and so the SIP engine)
+        // itself: its threads are all in one process to read back.
         cmd.env_remove("SIPPROFILE_CPUS")
+            .env("SIPPROFILE_SERVER", "in-process")
             .env("SIPPROFILE_LOG", "warn");
         if let Some(c) = cpus {
             cmd.env("SIPPROFILE_CPUS", c);

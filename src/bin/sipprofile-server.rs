@@ -2,9 +2,15 @@
 //! own. The library starts it on demand (`--detach --store PATH`); it exits
 //! by the stop rule of ref §5.1, or at once if another server already holds
 //! the store.
+//!
+//! With `--detach` it starts the real server and waits for one line on its
+//! standard output (`ready`, `busy`: another server holds the store, or
+//! `error CODE MESSAGE`), prints that line and exits: the library reads it,
+//! so a store that cannot be opened is a clear error at once, not a timeout.
 
 use sipprofile::protocol::endpoint::Endpoint;
 use sipprofile::server::host::{Host, linger};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -41,20 +47,29 @@ fn main() -> ExitCode {
         let Ok(exe) = std::env::current_exe() else {
             return ExitCode::FAILURE;
         };
-        return match Command::new(exe)
+        let child = Command::new(exe)
             .arg("--store")
             .arg(&store)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-        {
-            Ok(_) => ExitCode::SUCCESS,
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
             Err(e) => {
-                eprintln!("sipprofile-server: {e}");
-                ExitCode::FAILURE
+                println!("error -2 cannot start the server: {e}");
+                return ExitCode::FAILURE;
             }
         };
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        if line.is_empty() {
+            line = "error -15 the server exited during start-up\n".into();
+        }
+        print!("{line}");
+        return ExitCode::SUCCESS;
     }
     // A session of its own: the application's terminal signals (Ctrl-C to
     // its process group) do not reach it, and it outlives the application.
@@ -66,15 +81,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match Host::try_start(&endpoint, "process", Duration::from_millis(200)) {
+    sipprofile::error::clear_message();
+    let started = Host::try_start(&endpoint, "process", Duration::from_millis(200));
+    // The report line, then stdout is never written again (the reader may
+    // be gone: a write would fail, harmlessly).
+    let report = |line: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    match started {
         Ok(Some(host)) => {
+            report("ready".into());
             host.run_until_idle(linger());
             ExitCode::SUCCESS
         }
         // Another server holds the store: the client connects to that one.
-        Ok(None) => ExitCode::SUCCESS,
+        Ok(None) => {
+            report("busy".into());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("sipprofile-server: {}: {e}", store.display());
+            let why = sipprofile::error::message();
+            let why = if why.is_empty() { e.to_string() } else { why };
+            report(format!("error {} {}: {why}", e.code(), store.display()));
             ExitCode::FAILURE
         }
     }

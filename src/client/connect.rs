@@ -142,23 +142,45 @@ fn start_server(endpoint: &Endpoint) -> Result<()> {
     ));
     // `--detach` makes it start the real server and exit at once: waiting
     // for it leaves no zombie behind in the application.
-    let status = Command::new(&exe)
+    // Its standard error goes to `$SIPPROFILE_SERVER_LOG` (appended) if set.
+    let stderr = match std::env::var_os("SIPPROFILE_SERVER_LOG").filter(|p| !p.is_empty()) {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_or(Stdio::null(), Stdio::from),
+        None => Stdio::null(),
+    };
+    let out = Command::new(&exe)
         .arg("--detach")
         .arg("--store")
         .arg(&endpoint.store)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(stderr)
+        .output()
         .map_err(|e| {
             crate::error::set_message(format!("cannot start {}: {e}", exe.display()));
             Error::ServerTerminated
         })?;
-    if !status.success() {
-        crate::error::set_message(format!("{} exited with {status}", exe.display()));
-        return Err(Error::ServerTerminated);
+    let line = String::from_utf8_lossy(&out.stdout);
+    let line = line.trim();
+    match line.split_once(' ').unwrap_or((line, "")) {
+        ("ready" | "busy", _) => Ok(()),
+        ("error", rest) => {
+            let (code, why) = rest.split_once(' ').unwrap_or((rest, ""));
+            let e = Error::from_code(code.parse().unwrap_or(-2));
+            crate::error::set_message(format!("the profile server did not start: {why}"));
+            Err(e)
+        }
+        _ => {
+            crate::error::set_message(format!(
+                "{} did not start ({}): {line:?}",
+                exe.display(),
+                out.status
+            ));
+            Err(Error::ServerTerminated)
+        }
     }
-    Ok(())
 }
 
 /// `$SIPPROFILE_SERVER_BIN`, else the executable installed beside the

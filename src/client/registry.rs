@@ -418,6 +418,25 @@ impl Registry {
             }
         };
         let Some(token) = token else {
+            if block.read().revision == 0 {
+                // Another thread's lookup made this block and has not had its
+                // answer yet: this handle must not show the block empty.
+                let snap = expect(
+                    self.conn.call(Request::Lookup {
+                        registry: self.id,
+                        id,
+                        token: None,
+                    }),
+                    |r| match r {
+                        Reply::Snapshot(s) => Some(s),
+                        _ => None,
+                    },
+                );
+                let h = self.handle(block, id);
+                let snap = snap?;
+                h.block.write().refresh(&snap);
+                return Ok(h);
+            }
             return Ok(self.handle(block, id));
         };
         let looked = expect(

@@ -232,6 +232,21 @@ pub fn registry(store: &Path, managed: bool) -> (Arc<Registry>, Receiver<Seen>) 
     )
 }
 
+/// A registry whose observer feeds a channel, with the store's server
+/// hosted in this test process (its SIP engine, and its log, are here).
+pub fn registry_in_process(store: &Path, managed: bool) -> (Arc<Registry>, Receiver<Seen>) {
+    let (tx, rx) = channel();
+    let obs = Box::new(ChannelObserver(std::sync::Mutex::new(tx)));
+    let flags = sipprofile::client::Flags {
+        hosting: Some(sipprofile::client::Hosting::InProcess),
+        ..Default::default()
+    };
+    (
+        Registry::open_with(Some(store), managed, Some(obs), flags).expect("registry"),
+        rx,
+    )
+}
+
 /// Waits (bounded) for `want`, skipping other observations.
 pub fn wait_for(rx: &Receiver<Seen>, want: Seen, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
