@@ -515,122 +515,37 @@ fn ref_5_4_turning_auto_registration_off_deregisters_an_unused_profile() {
 }
 
 #[test]
-fn ref_5_4_auto_registration_at_server_start() {
+fn ref_5_4_auto_registration_outlives_its_clients_and_restarts_with_the_server() {
     let k = Kamailio::start("MD5");
     let s = Store::new();
     let id = auto_profile(&s, &k);
     let path = s.path.clone();
     let user = {
         let h = s.m.profile(id).unwrap();
+        assert!(wait_binding(&k, &h, true));
         support::contact_user(&h)
     };
-    s.m.close(); // last registry: the server stops and de-registers
-    assert!(!k.bindings().contains(&user));
-    let (u, rx) = registry(&path, false); // a new server auto-registers
+    // Ref §5.1: the last client gone, the server stays, and so does the
+    // auto-registered binding.
+    s.m.close();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(k.bindings().contains(&user));
+    let st = sipprofile::client::server_status(&path)
+        .unwrap()
+        .expect("the server still runs");
+    assert!(st.clients.is_empty(), "{st:?}");
+    assert_eq!(st.profiles[0].status, Status::Registered as u32);
+    // A new server registers it at its start (ref §5.4).
+    // SAFETY: killing the store's server process, found by its status.
+    unsafe { libc::kill(st.pid as i32, libc::SIGKILL) };
+    let (u, rx) = registry(&path, false);
     let h = u.profile(id).unwrap();
+    let new_pid = sipprofile::client::server_status(&path).unwrap().unwrap().pid;
+    assert_ne!(new_pid, st.pid);
     assert!(
         wait_for(&rx, Seen::Event(id, Event::Registered), WAIT) || status(&h) == Status::Registered
     );
     assert!(wait_binding(&k, &h, true));
-    drop(h);
-    u.close();
-}
-
-// ----- ref §5.5: save while registered --------------------------------------
-
-fn registered(k: &Kamailio, s: &Store) -> (u32, Arc<Registry>, Receiver<Seen>, ProfileHandle) {
-    let id = s.add(&k.registrar(), "alice", "alicepw");
-    let (u, rx) = s.user();
-    let h = u.profile(id).unwrap();
-    u.enable(&h).unwrap();
-    assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    (id, u, rx, h)
-}
-
-#[test]
-fn ref_5_5_provider_name_and_credentials_change_in_place() {
-    let k = Kamailio::start("MD5");
-    let s = Store::new();
-    let (id, u, rx, h) = registered(&k, &s);
-    s.edit(id, |d| {
-        d.provider_name = "new name".into();
-        d.registrar.realm = "sipprofile.test".into();
-    })
-    .unwrap();
-    assert!(wait_for(&rx, Seen::Event(id, Event::Updated), WAIT));
-    assert!(no_event(&rx, Seen::Event(id, Event::Deregistered)));
-    assert_eq!(h.block.read().data.provider_name, "new name");
-    assert_eq!(status(&h), Status::Registered);
-    drop(h);
-    u.close();
-}
-
-#[test]
-fn ref_5_5_contact_parameters_are_sent_in_a_re_register_in_place() {
-    // Kamailio keeps no Contact header parameters: SIPp checks the re-REGISTER.
-    let mut sipp = Sipp::start("contact_params_update.xml");
-    let s = Store::new();
-    let id = s.add(&sipp.registrar(), "alice", "pw");
-    let (u, rx) = s.user();
-    let h = u.profile(id).unwrap();
-    u.enable(&h).unwrap();
-    assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    s.edit(id, |d| d.contact_params = vec!["x-test=42".into()])
-        .unwrap();
-    assert!(wait_for(&rx, Seen::Event(id, Event::Updated), WAIT));
-    assert!(sipp.passed(WAIT));
-    assert!(no_event(&rx, Seen::Event(id, Event::Deregistered)));
-    assert_eq!(status(&h), Status::Registered);
-    drop(h);
-    u.close();
-}
-
-#[test]
-fn ref_5_5_other_changes_deregister_then_register() {
-    let k = Kamailio::start("MD5");
-    let s = Store::new();
-    let (id, u, rx, h) = registered(&k, &s);
-    s.edit(id, |d| {
-        d.aor = "sip:bob@sipprofile.test".into();
-        d.registrar.user = "bob".into();
-        d.registrar.password = "bobpw".into();
-    })
-    .unwrap();
-    assert!(wait_for(&rx, Seen::Event(id, Event::Updated), WAIT));
-    assert!(wait_for(&rx, Seen::Event(id, Event::Deregistered), WAIT));
-    assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    assert!(k.bindings().contains("AoR: bob"), "{}", k.bindings());
-    drop(h);
-    u.close();
-}
-
-#[test]
-fn contract_7_4_an_unchanged_save_does_nothing() {
-    let k = Kamailio::start("MD5");
-    let s = Store::new();
-    let (id, u, rx, h) = registered(&k, &s);
-    s.edit(id, |_| {}).unwrap();
-    assert!(no_event(&rx, Seen::Event(id, Event::Deregistered)));
-    assert!(no_event(&rx, Seen::Event(id, Event::Updated)));
-    drop(h);
-    u.close();
-}
-
-#[test]
-fn ref_4_4_an_empty_password_on_update_keeps_the_stored_one() {
-    let k = Kamailio::start("MD5");
-    let s = Store::new();
-    let id = s.add(&k.registrar(), "alice", "alicepw");
-    // Client copies hold no password; saving one writes back an empty one.
-    s.edit(id, |d| {
-        assert!(d.registrar.password.is_empty());
-        d.provider_name = "kept".into();
-    })
-    .unwrap();
-    let (u, rx) = s.user();
-    let h = u.profile(id).unwrap();
-    u.enable(&h).unwrap();
-    assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
     drop(h);
     u.close();
 }

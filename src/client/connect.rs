@@ -5,7 +5,7 @@
 
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::frame::{read_message, send_message};
-use crate::protocol::{Hello, ToClient, ToServer, Welcome};
+use crate::protocol::{Hello, Reply, Request, ServerStatus, ToClient, ToServer, Welcome};
 use crate::server::host::{self, Host};
 use crate::server::listener;
 use crate::{Error, Result, log};
@@ -122,6 +122,34 @@ fn greet(s: &UnixStream) -> io::Result<Welcome> {
     let w = read_message(&mut &*s)?;
     s.set_read_timeout(None)?;
     Ok(w)
+}
+
+/// What the running server of `store` is doing, without starting one:
+/// `Ok(None)` when none runs.
+pub fn server_status(store: &std::path::Path) -> Result<Option<ServerStatus>> {
+    let endpoint = Endpoint::for_store(store).map_err(|_| Error::AccessDenied)?;
+    if !host::is_running(&endpoint) {
+        return Ok(None);
+    }
+    let Attempt::Connected(s) = attempt(&endpoint) else {
+        return Ok(None);
+    };
+    let ask = ToServer {
+        call: 1,
+        request: Request::Status,
+    };
+    send_message(&s, &ask).map_err(|_| Error::ServerTerminated)?;
+    loop {
+        match read_message::<ToClient>(&mut &s) {
+            Ok(ToClient::Reply {
+                call: 1,
+                result: Ok(Reply::Status(st)),
+            }) => return Ok(Some(st)),
+            Ok(ToClient::Reply { .. }) => return Err(Error::General),
+            Ok(ToClient::Event { .. }) => {}
+            Err(_) => return Err(Error::ServerTerminated),
+        }
+    }
 }
 
 /// Starts `sipprofile-server` for the store, detached (it outlives this

@@ -13,7 +13,7 @@ mod connection;
 mod delivery;
 pub mod registry;
 
-pub use connect::{Hosting, server_executable};
+pub use connect::{Hosting, server_executable, server_status};
 pub use registry::{ClientProfile, ProfileHandle, Registry};
 
 pub use crate::protocol::Event;

@@ -11,7 +11,7 @@ use super::delivery::Mailbox;
 use super::{Flags, Observer};
 use crate::profile::access::View;
 use crate::profile::{ProfileData, RegistrationInfo, Status, TypeInfo};
-use crate::protocol::{Delivery, Event, Filter, Reply, Request, Snapshot, Token};
+use crate::protocol::{Delivery, Event, Filter, Reply, Request, SaveItem, Snapshot, Token};
 use crate::{Error, Result, log};
 use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
@@ -37,6 +37,8 @@ pub struct ClientProfile {
     /// comes from an event or from the return of `enable`.
     pub seq: u64,
     pub enabled_seq: u64,
+    /// DESTROYED was heard: lookups of this id fail from now on.
+    pub gone: bool,
 }
 
 impl ClientProfile {
@@ -51,6 +53,7 @@ impl ClientProfile {
             revision: 0,
             seq: 0,
             enabled_seq: 0,
+            gone: false,
         }
     }
 
@@ -113,8 +116,10 @@ fn apply(c: &mut ClientProfile, d: &Delivery) {
             ..
         } => {
             c.refresh(s);
-            if *event == Event::ForciblyDisabled {
-                c.set_enabled(false, s.seq); // contract §7.3
+            match event {
+                Event::ForciblyDisabled => c.set_enabled(false, s.seq), // contract §7.3
+                Event::Destroyed => c.gone = true,
+                _ => {}
             }
         }
         Delivery::Error {
@@ -128,7 +133,10 @@ fn apply(c: &mut ClientProfile, d: &Delivery) {
             }
             c.set_enabled(false, s.seq);
         }
-        // The profile is gone (DESTROYED): nothing left to update.
+        Delivery::Event {
+            event: Event::Destroyed,
+            ..
+        } => c.gone = true,
         Delivery::Event { .. } | Delivery::Error { .. } => {}
     }
 }
@@ -404,8 +412,12 @@ impl Registry {
             let mut blocks = self.blocks.lock();
             match blocks.get_mut(&id) {
                 Some((w, n, _)) if w.strong_count() > 0 => {
+                    let b = w.upgrade().expect("counted");
+                    if b.read().gone {
+                        return Err(Error::NotFound);
+                    }
                     *n += 1;
-                    (w.upgrade().expect("counted"), None)
+                    (b, None)
                 }
                 _ => {
                     let b = Arc::new(RwLock::new(ClientProfile::unsaved(ProfileData::new(
@@ -672,15 +684,17 @@ impl Registry {
             self.own(h)?;
             let mut b = h.block.write();
             b.last_error = 0;
-            items.push((self.new_token(), b.data.clone()));
+            items.push(SaveItem {
+                token: self.new_token(),
+                make_default: b.data.make_default,
+                data: b.data.clone(),
+            });
         }
-        let tokens: Vec<Token> = items.iter().map(|(t, _)| *t).collect();
+        let tokens: Vec<Token> = items.iter().map(|i| i.token).collect();
         let request = if items.len() == 1 {
-            let (token, data) = items.pop().expect("one");
             Request::Save {
                 registry: self.id,
-                token,
-                data: Box::new(data),
+                item: Box::new(items.pop().expect("one")),
             }
         } else {
             Request::SaveAll {

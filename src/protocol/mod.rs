@@ -122,19 +122,28 @@ pub enum Request {
     /// Adds (id 0) or updates a profile. A new profile's block is `token`.
     Save {
         registry: RegistryId,
-        token: Token,
-        data: Box<ProfileData>,
+        item: Box<SaveItem>,
     },
     /// Saves every profile in one durable transaction, all or nothing.
     SaveAll {
         registry: RegistryId,
-        items: Vec<(Token, ProfileData)>,
+        items: Vec<SaveItem>,
     },
     Destroy {
         id: u32,
     },
     /// What the server is doing: clients and registrations.
     Status,
+}
+
+/// One profile to save.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaveItem {
+    /// The block a new profile's handles share in the saving registry.
+    pub token: Token,
+    pub data: ProfileData,
+    /// `ProfileData::make_default`, which the store does not keep.
+    pub make_default: bool,
 }
 
 /// A successful answer.

@@ -128,10 +128,18 @@ impl Host {
                     idle_since = None;
                     continue;
                 }
-                self.server.wait_change(left);
+                self.server.wait_change(left.min(Duration::from_secs(2)));
             } else {
                 idle_since = None;
-                self.server.wait_change(Duration::from_secs(60));
+                self.server.wait_change(Duration::from_secs(2));
+            }
+            if !self.endpoint.store.exists() {
+                // The store was deleted: nothing left to serve.
+                log::warn(&format!(
+                    "{} is gone: the server stops",
+                    self.endpoint.store.display()
+                ));
+                break;
             }
         }
         self.stop();

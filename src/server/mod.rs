@@ -25,7 +25,7 @@ use crate::profile::keys;
 use crate::profile::{ProfileData, RegistrationInfo, Status};
 use crate::protocol::{
     ClientStatus, Delivery, Event, Failure, Filter, ProfileStatus, RegistryId, Reply, Request,
-    ServerStatus, Snapshot, ToClient, Token, monotonic_ns,
+    SaveItem, ServerStatus, Snapshot, ToClient, Token, monotonic_ns,
 };
 use crate::sip::engine::{Command, Engine, Reporter};
 use crate::sip::registration::{Credentials, RegConfig, Report};
@@ -324,19 +324,31 @@ impl Server {
                 Ok(Reply::State { info, seq })
             }
             Request::IsInUse { id } => Ok(Reply::InUse(self.is_in_use(id)?)),
-            Request::Save {
-                registry,
-                token,
-                data,
-            } => self.save(key(registry), token, *data).map(Reply::Snapshot),
+            Request::Save { registry, item } => {
+                let SaveItem {
+                    token,
+                    mut data,
+                    make_default,
+                } = *item;
+                data.make_default = make_default;
+                self.save(key(registry), token, data).map(Reply::Snapshot)
+            }
             Request::SaveAll { registry, items } => {
+                let items = items
+                    .into_iter()
+                    .map(|i| {
+                        let mut data = i.data;
+                        data.make_default = i.make_default;
+                        (i.token, data)
+                    })
+                    .collect();
                 self.save_all(key(registry), items).map(Reply::Snapshots)
             }
             Request::Destroy { id } => {
                 self.destroy(id)?;
                 Ok(Reply::Done)
             }
-            Request::Status => Ok(Reply::Status(self.status())),
+            Request::Status => Ok(Reply::Status(self.status(client))),
         }
     }
 
@@ -405,7 +417,8 @@ impl Server {
         ));
     }
 
-    fn status(&self) -> ServerStatus {
+    /// The server's state, as told to `asking` (not listed among the clients).
+    fn status(&self, asking: u64) -> ServerStatus {
         let st = self.state.lock();
         let mut per_client: BTreeMap<u64, u32> = BTreeMap::new();
         for (c, _) in st.registries.keys() {
@@ -418,6 +431,7 @@ impl Server {
             clients: st
                 .clients
                 .iter()
+                .filter(|(id, _)| **id != asking)
                 .map(|(id, l)| ClientStatus {
                     pid: l.pid(),
                     registries: per_client.get(id).copied().unwrap_or(0),
