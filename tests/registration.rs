@@ -176,7 +176,7 @@ fn registered_on(rx: &Receiver<(u32, Event, String, ThreadId)>, id: u32) -> (Str
 }
 
 #[test]
-fn a_registration_callback_runs_on_the_engine_and_one_stuck_there_stops_no_registration() {
+fn a_registration_callback_runs_in_the_application_and_one_stuck_there_stops_no_registration() {
     let k = Kamailio::start("MD5");
     let tmp = TempDir::new("inline");
     let store = tmp.path().join("p.db");
@@ -199,12 +199,14 @@ fn a_registration_callback_runs_on_the_engine_and_one_stuck_there_stops_no_regis
     let v = Registry::open(Some(&store), false, Some(Box::new(other))).unwrap();
     let ha = u.profile(alice).unwrap();
     u.enable(&ha).unwrap();
-    // Delivered on the thread that saw the 200 OK: no thread woken for it.
+    // Called in this process, on a delivery thread of the library: the
+    // server (another process) runs no application code.
     let (name, stuck) = registered_on(&rx, alice);
-    assert_eq!(name, "sipprofile-engine");
+    assert_eq!(name, "sipprofile-observer");
     entered.recv_timeout(WAIT).expect("held in the callback");
-    // While that callback does not return, the engine goes on, on another
-    // thread: bob registers, and another registry hears it.
+    // While that callback does not return, SIP goes on in the server, and
+    // another registry's callbacks on another thread: bob registers, and
+    // the other registry hears it.
     let hb = v.profile(bob).unwrap();
     v.enable(&hb).unwrap();
     let (_, bob_thread) = registered_on(&other_rx, bob);
@@ -238,7 +240,7 @@ impl Observer for LastFree {
 }
 
 #[test]
-fn the_last_registry_freed_in_a_registration_callback_stops_the_server() {
+fn the_last_registry_freed_in_a_registration_callback_releases_what_it_enabled() {
     let k = Kamailio::start("MD5");
     let tmp = TempDir::new("last-free");
     let store = tmp.path().join("p.db");
@@ -270,12 +272,13 @@ fn the_last_registry_freed_in_a_registration_callback_stops_the_server() {
     let owner = observer.registry.lock().unwrap().clone().unwrap();
     owner.enable(&h).unwrap();
     drop(owner);
-    // Freed on the engine's thread: the engine finishes there (it cannot
-    // wait for itself), un-REGISTERing alice within the bounded wait.
-    assert_eq!(freed.recv_timeout(WAIT).unwrap(), "sipprofile-engine");
+    // Freed on the delivery thread inside its own callback: the registry is
+    // released when the callback returns, its enable with it, and the
+    // server un-REGISTERs alice.
+    assert_eq!(freed.recv_timeout(WAIT).unwrap(), "sipprofile-observer");
     assert!(
         binding_gone(&k, &user, WAIT),
-        "binding left after the server stopped"
+        "binding left after the last registry was freed"
     );
     drop(h);
     // The store opens again, with a new server that registers.
