@@ -1,5 +1,7 @@
-# Build and install libsipprofile, its headers, sipprofile.pc and the
-# sipprofile command.
+# Build and install libsipprofile, its headers, sipprofile.pc, the
+# sipprofile command and the profile server executable (in
+# $(LIBDIR)/../libexec/sipprofile/, where the installed library looks for it;
+# SIPPROFILE_SERVER_BIN overrides at run time).
 #
 #   make                         release build
 #   make install PREFIX=/usr/local [DESTDIR=...]
@@ -8,6 +10,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
+SERVERDIR = $(LIBDIR)/../libexec/sipprofile
 CARGO ?= cargo
 PROFILE ?= release
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -34,9 +37,12 @@ install: build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' sipprofile.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/sipprofile.pc
 	install -m 0755 $(TARGET)/sipprofile $(DESTDIR)$(BINDIR)/sipprofile
+	install -d $(DESTDIR)$(SERVERDIR)
+	install -m 0755 $(TARGET)/sipprofile-server $(DESTDIR)$(SERVERDIR)/sipprofile-server
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libsipprofile.so* $(DESTDIR)$(LIBDIR)/pkgconfig/sipprofile.pc
 	rm -f $(DESTDIR)$(INCLUDEDIR)/sipprofile.h $(DESTDIR)$(INCLUDEDIR)/sipprofile.hpp $(DESTDIR)$(BINDIR)/sipprofile
+	rm -f $(DESTDIR)$(SERVERDIR)/sipprofile-server
 
 .PHONY: all build install uninstall

@@ -19,6 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/**
+ * Servers one client starts at most before giving up (ref §5.1).
+ */
+#define START_TRIES 10
+
 #define SIP_MALFORMED_MESSAGE -17700
 
 #define SIP_INVALID_REGISTRAR_RESPONSE -17701
@@ -455,6 +460,17 @@
  */
 #define SIPPROFILE_VERSION_PATCH 0
 
+/**
+ * Registry flag: callbacks run only inside `*_registry_dispatch`, on its
+ * caller's thread; `*_registry_event_fd` polls readable while some wait.
+ */
+#define SIP_REGISTRY_APP_DISPATCH 1
+
+/**
+ * Registry flag: also deliver `SIP_PROFILE_ATTEMPT_FAILED`.
+ */
+#define SIP_REGISTRY_ATTEMPT_EVENTS 2
+
 #define ERROR 1
 
 #define WARN 2
@@ -567,6 +583,25 @@
 #define CLASS_OTHER 2
 
 /**
+ * Raised whenever a message changes shape: a client and a server of
+ * different versions refuse each other with a clear error.
+ */
+#define VERSION 1
+
+/**
+ * The largest message either side accepts: a `SaveAll` of 100,000 profiles
+ * fits.
+ */
+#define MAX_FRAME (256 << 20)
+
+/**
+ * Messages that may wait for one client. An event holds at most one
+ * snapshot of a profile's registration (a few hundred bytes), shared by
+ * every client it goes to, so a stuck client pins tens of MB at most.
+ */
+#define QUEUE (1 << 17)
+
+/**
  * Larger messages are dropped (contract: messages over 64 KiB are refused).
  */
 #define MAX_MESSAGE 65535
@@ -623,6 +658,12 @@ typedef enum sip_profile_event {
    * `sip_profile_registry_force_disable` tore the registration down.
    */
   SIP_PROFILE_FORCIBLY_DISABLED = 5,
+  /**
+   * A registration attempt failed and another is scheduled; the profile
+   * stays enabled. Only to registries made with
+   * `SIP_REGISTRY_ATTEMPT_EVENTS` (see `sip_profile_last_attempt`).
+   */
+  SIP_PROFILE_ATTEMPT_FAILED = 6,
 } sip_profile_event;
 
 /**
@@ -812,6 +853,17 @@ bool sip_profile_is_context_active(const struct sip_profile *profile);
  * The registration binding's id; 0 unless registered.
  */
 uint32_t sip_profile_context_id(const struct sip_profile *profile);
+
+/**
+ * The profile's last registration attempt (contract §8.3): `*error` gets 0
+ * if it succeeded or none was made, else a negative code or a SIP status;
+ * `*retry_in_ms` the time until the next attempt, 0 if none is scheduled.
+ * Either pointer may be NULL. Failed attempts that will be retried are not
+ * error callbacks (the profile stays enabled): this is where they show.
+ */
+int32_t sip_profile_last_attempt(const struct sip_profile *profile,
+                                 int32_t *error,
+                                 uint32_t *retry_in_ms);
 
 /**
  * A new, unsaved copy of a managed profile's configuration (ref §2.8): id 0,
@@ -1113,6 +1165,73 @@ int32_t sip_managed_profile_registry_destroy(struct sip_managed_profile_registry
 int32_t sip_managed_profile_registry_is_in_use(struct sip_managed_profile_registry *registry,
                                                const struct sip_profile *profile,
                                                bool *in_use);
+
+/**
+ * `sip_profile_registry_new` with `flags`: `SIP_REGISTRY_APP_DISPATCH`
+ * (callbacks only in `sip_profile_registry_dispatch`, on its caller's
+ * thread) and/or `SIP_REGISTRY_ATTEMPT_EVENTS` (also
+ * `SIP_PROFILE_ATTEMPT_FAILED`). Unknown bits: `SIP_ERR_ARGUMENT`. On
+ * `SIP_OK`, `*out` is a new registry owned by the caller, to free with
+ * `sip_profile_registry_free`.
+ */
+int32_t sip_profile_registry_new_with_flags(const char *store_path,
+                                            const struct sip_profile_registry_observer *observer,
+                                            uint32_t flags,
+                                            struct sip_profile_registry **out);
+
+/**
+ * `sip_managed_profile_registry_new` with `flags` (see
+ * `sip_profile_registry_new_with_flags`). On `SIP_OK`, `*out` is owned by
+ * the caller, to free with `sip_managed_profile_registry_free`.
+ */
+int32_t sip_managed_profile_registry_new_with_flags(const char *store_path,
+                                                    const struct sip_profile_registry_observer *observer,
+                                                    uint32_t flags,
+                                                    struct sip_managed_profile_registry **out);
+
+/**
+ * With `SIP_REGISTRY_APP_DISPATCH` and an observer: an fd that polls
+ * readable (`POLLIN`, level-triggered) while at least one callback waits;
+ * else -1. The registry owns it: it is closed by `sip_profile_registry_free`
+ * and must not be closed, read or written by the caller.
+ */
+int sip_profile_registry_event_fd(const struct sip_profile_registry *registry);
+
+/**
+ * Runs up to `max` waiting callbacks (0: all) on the calling thread, one at
+ * a time and in order, with the rules of callbacks (any call of this API
+ * allowed inside, freeing this registry included); `*ran` (may be NULL)
+ * gets how many ran. A dispatch while another of this registry runs (on
+ * another thread, or inside one of its callbacks) runs none.
+ * `SIP_ERR_NOT_SUPPORTED` without `SIP_REGISTRY_APP_DISPATCH`.
+ */
+int32_t sip_profile_registry_dispatch(struct sip_profile_registry *registry,
+                                      uint32_t max,
+                                      uint32_t *ran);
+
+/**
+ * The managed registry's event fd (see `sip_profile_registry_event_fd`).
+ */
+int sip_managed_profile_registry_event_fd(const struct sip_managed_profile_registry *registry);
+
+/**
+ * Runs the managed registry's waiting callbacks (see
+ * `sip_profile_registry_dispatch`).
+ */
+int32_t sip_managed_profile_registry_dispatch(struct sip_managed_profile_registry *registry,
+                                              uint32_t max,
+                                              uint32_t *ran);
+
+/**
+ * Saves `count` profiles of this registry in one durable transaction, all
+ * or nothing (contract §8.3): new ones (id 0) get their ids as by
+ * `sip_managed_profile_registry_save`, in order, and `SIP_PROFILE_CREATED`
+ * reaches every registry. `profiles` may be NULL only with `count` 0. On an
+ * error nothing is written. The handles stay owned by the caller.
+ */
+int32_t sip_managed_profile_registry_save_all(struct sip_managed_profile_registry *registry,
+                                              struct sip_profile *const *profiles,
+                                              size_t count);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -35,6 +35,8 @@ fn install_then_build_with_pkg_config_only() {
     assert!(prefix.path().join("include/sipprofile.h").exists());
     assert!(prefix.path().join("include/sipprofile.hpp").exists());
     assert!(prefix.path().join("bin/sipprofile").exists());
+    let server = prefix.path().join("libexec/sipprofile/sipprofile-server");
+    assert!(server.exists());
 
     let pc_path = lib.join("pkgconfig");
     let flags = run(Command::new("pkg-config")
@@ -48,11 +50,19 @@ fn install_then_build_with_pkg_config_only() {
         .args(flags.split_whitespace());
     run(&mut cc);
     let store = prefix.path().join("p.db");
+    // The installed library starts the installed server, found beside it.
     let id = run(Command::new(&exe)
         .env("LD_LIBRARY_PATH", &lib)
+        .env_remove("SIPPROFILE_SERVER_BIN")
+        .env_remove("SIPPROFILE_SERVER")
         .arg(&store)
         .args(["add", "sip:a@example.com", "sip:example.com", "a", "pw"]));
     assert_eq!(id.trim(), "1");
+    let status = sipprofile::client::server_status(&store)
+        .unwrap()
+        .expect("the server lingers after its client");
+    let running = std::fs::read_link(format!("/proc/{}/exe", status.pid)).unwrap();
+    assert_eq!(running, server.canonicalize().unwrap());
 
     // SONAME, and the exported sip_* symbols are exactly the header's functions.
     let dynamic = run(Command::new("readelf")

@@ -9,7 +9,7 @@ use super::profile::{sip_profile, sip_profile_type_info};
 use crate::client::{Flags, ProfileHandle, Registry};
 use crate::profile::TypeInfo;
 use crate::{Error, Result};
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -67,7 +67,7 @@ pub const SIP_REGISTRY_APP_DISPATCH: u32 = 0x1;
 /// Registry flag: also deliver `SIP_PROFILE_ATTEMPT_FAILED`.
 pub const SIP_REGISTRY_ATTEMPT_EVENTS: u32 = 0x2;
 
-fn base_event_fd(r: Result<&Arc<Registry>>) -> i32 {
+fn base_event_fd(r: Result<&Arc<Registry>>) -> c_int {
     r.ok().and_then(|r| r.event_fd()).unwrap_or(-1)
 }
 
@@ -638,7 +638,7 @@ pub extern "C" fn sip_managed_profile_registry_new_with_flags(
 /// else -1. The registry owns it: it is closed by `sip_profile_registry_free`
 /// and must not be closed, read or written by the caller.
 #[unsafe(no_mangle)]
-pub extern "C" fn sip_profile_registry_event_fd(registry: *const sip_profile_registry) -> i32 {
+pub extern "C" fn sip_profile_registry_event_fd(registry: *const sip_profile_registry) -> c_int {
     // SAFETY: registry is NULL or live.
     super::boundary::guard(-1, || base_event_fd(unsafe { user(registry) }))
 }
@@ -663,7 +663,7 @@ pub extern "C" fn sip_profile_registry_dispatch(
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_managed_profile_registry_event_fd(
     registry: *const sip_managed_profile_registry,
-) -> i32 {
+) -> c_int {
     // SAFETY: registry is NULL or live.
     super::boundary::guard(-1, || base_event_fd(unsafe { managed(registry) }))
 }
