@@ -540,7 +540,10 @@ fn ref_5_4_auto_registration_outlives_its_clients_and_restarts_with_the_server()
     unsafe { libc::kill(st.pid as i32, libc::SIGKILL) };
     let (u, rx) = registry(&path, false);
     let h = u.profile(id).unwrap();
-    let new_pid = sipprofile::client::server_status(&path).unwrap().unwrap().pid;
+    let new_pid = sipprofile::client::server_status(&path)
+        .unwrap()
+        .unwrap()
+        .pid;
     assert_ne!(new_pid, st.pid);
     assert!(
         wait_for(&rx, Seen::Event(id, Event::Registered), WAIT) || status(&h) == Status::Registered

@@ -72,6 +72,9 @@ enum Command {
     Import { file: PathBuf },
     /// List the key names `set` accepts
     Keys,
+    /// Whether the store's profile server runs: its process, its clients
+    /// and each profile's registration (starts no server)
+    Server,
 }
 
 #[derive(clap::Args)]
@@ -528,12 +531,8 @@ fn run(cli: Cli) -> Result<()> {
             let m = managed(&cli.store)?;
             let mut all: Vec<Value> = m.profiles()?.iter().map(profile_json).collect();
             if *with_passwords {
-                // Asked for explicitly: the store is the only place passwords live.
-                let path = match &cli.store {
-                    Some(p) => p.clone(),
-                    None => sipprofile::store::default_path()?,
-                };
-                let stored = sipprofile::store::Store::open(&path)?.load_all()?;
+                // Asked for explicitly: only the store's server has them.
+                let stored = m.export_with_passwords()?;
                 for p in &mut all {
                     if let Some(d) = stored
                         .iter()
@@ -549,6 +548,65 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_string_pretty(&Value::Array(all)).unwrap_or_default()
             );
             m.close();
+        }
+        Command::Server => {
+            let path = match &cli.store {
+                Some(p) => p.clone(),
+                None => sipprofile::store::default_path()?,
+            };
+            match sipprofile::client::server_status(&path)? {
+                None => out(
+                    format!("no profile server runs for {}", path.display()),
+                    json!({"running": false}),
+                ),
+                Some(st) => {
+                    let mut text = format!(
+                        "profile server pid {} ({}) for {}\n{} client(s)",
+                        st.pid,
+                        st.hosting,
+                        st.store,
+                        st.clients.len()
+                    );
+                    for c in &st.clients {
+                        text.push_str(&format!(
+                            "\n  pid {}: {} registr{}",
+                            c.pid,
+                            c.registries,
+                            if c.registries == 1 { "y" } else { "ies" }
+                        ));
+                    }
+                    for p in &st.profiles {
+                        text.push_str(&format!(
+                            "\nprofile {}: {}, enabled by {} registr{}{}{}",
+                            p.id,
+                            status_name(p.status),
+                            p.users,
+                            if p.users == 1 { "y" } else { "ies" },
+                            if p.auto_registration {
+                                ", auto-registration"
+                            } else {
+                                ""
+                            },
+                            if p.last_error != 0 {
+                                format!(", last error {}", p.last_error)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
+                    out(
+                        text,
+                        json!({
+                            "running": true,
+                            "pid": st.pid,
+                            "hosting": st.hosting,
+                            "store": st.store,
+                            "clients": st.clients.iter().map(|c| json!({"pid": c.pid, "registries": c.registries})).collect::<Vec<_>>(),
+                            "profiles": st.profiles.iter().map(|p| json!({"id": p.id, "status": status_name(p.status), "users": p.users, "auto_registration": p.auto_registration, "last_error": p.last_error})).collect::<Vec<_>>(),
+                        }),
+                    );
+                }
+            }
         }
         Command::Import { file } => {
             let text = std::fs::read_to_string(file)
@@ -568,6 +626,15 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn status_name(status: u32) -> &'static str {
+    match status {
+        4 => "registered",
+        3 => "registering",
+        2 => "unregistering",
+        _ => "unregistered",
+    }
 }
 
 fn main() -> ExitCode {

@@ -723,6 +723,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Every stored profile with its passwords, for `sipprofile export
+    /// --with-passwords` (managed registries only; never in the C API).
+    pub fn export_with_passwords(self: &Arc<Self>) -> Result<Vec<ProfileData>> {
+        self.check_open()?;
+        if !self.managed {
+            return Err(Error::AccessDenied);
+        }
+        expect(self.conn.call(Request::ExportWithPasswords), |r| match r {
+            Reply::Profiles(p) => Some(p),
+            _ => None,
+        })
+    }
+
     pub fn destroy(self: &Arc<Self>, h: &ProfileHandle) -> Result<()> {
         self.own(h)?;
         let id = {

@@ -134,6 +134,10 @@ pub enum Request {
     },
     /// What the server is doing: clients and registrations.
     Status,
+    /// Every stored profile, passwords included (`sipprofile export
+    /// --with-passwords`; not in the C API). The connection is the store
+    /// owner's own (SO_PEERCRED), who can read the store file anyway.
+    ExportWithPasswords,
 }
 
 /// One profile to save.
@@ -161,6 +165,7 @@ pub enum Reply {
     },
     InUse(bool),
     Status(ServerStatus),
+    Profiles(Vec<ProfileData>),
 }
 
 /// A failed request: the C status code and what went wrong, for

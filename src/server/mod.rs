@@ -349,6 +349,12 @@ impl Server {
                 Ok(Reply::Done)
             }
             Request::Status => Ok(Reply::Status(self.status(client))),
+            Request::ExportWithPasswords => {
+                let st = self.state.lock();
+                Ok(Reply::Profiles(
+                    st.profiles.values().map(|e| e.data.clone()).collect(),
+                ))
+            }
         }
     }
 
