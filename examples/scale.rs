@@ -1,5 +1,8 @@
-//! Scale benchmark driver (used by scripts/bench-scale.sh): N profiles in
-//! one process registered with a real registrar, measured.
+//! Scale benchmark driver (used by scripts/bench-scale.sh): N profiles
+//! registered from one client process with a real registrar, measured. The
+//! store's server runs as its own process by default (the figures add up
+//! both processes: CPU, RSS), or in this one with
+//! SIPPROFILE_SERVER=in-process.
 //!
 //!   scale STORE REGISTRAR N
 //!
@@ -40,14 +43,48 @@ impl Observer for CountingObserver {
     }
 }
 
+/// The store's server process, when it is not this one.
+fn server_pid(store: &std::path::Path) -> Option<u32> {
+    let st = sipprofile::client::server_status(store).ok()??;
+    (st.pid != std::process::id()).then_some(st.pid)
+}
+
 fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_kib("self", field)
+}
+
+fn proc_status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds of another process (user + system), from /proc.
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// This process's CPU seconds plus the server's.
+fn total_cpu(server: Option<u32>) -> f64 {
+    cpu_seconds() + server.map_or(0.0, proc_cpu_seconds)
+}
+
+/// This process's resident KiB plus the server's (`field`: VmRSS or VmHWM).
+fn total_kib(server: Option<u32>, field: &str) -> u64 {
+    status_kib(field) + server.map_or(0, |p| proc_status_kib(&p.to_string(), field))
 }
 
 fn cpu_seconds() -> f64 {
@@ -103,6 +140,18 @@ fn main() {
     }
     let save_s = t.elapsed().as_secs_f64();
     m.close();
+    // The server lingers after its last client (ref §5.1); the next step
+    // measures a start, so wait for it to go (run with
+    // SIPPROFILE_SERVER_LINGER_MS=0 to make that quick).
+    let gone = Instant::now();
+    while sipprofile::client::server_status(store)
+        .ok()
+        .flatten()
+        .is_some()
+        && gone.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // 2. Server start with N stored profiles.
     let counter = Arc::new(Counter {
@@ -119,11 +168,12 @@ fn main() {
     )
     .unwrap();
     let start_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let server = server_pid(store);
     let handles = u.profiles().unwrap();
-    let rss_before = status_kib("VmRSS:");
+    let rss_before = total_kib(server, "VmRSS:");
 
     // 3. Enable all; wait until every one is REGISTERED.
-    let cpu0 = cpu_seconds();
+    let cpu0 = total_cpu(server);
     let t = Instant::now();
     for h in &handles {
         u.enable(h).unwrap();
@@ -142,20 +192,28 @@ fn main() {
         }
     }
     let reg_s = t.elapsed().as_secs_f64();
-    let cpu_reg = cpu_seconds() - cpu0;
-    let rss_after = status_kib("VmRSS:");
+    let cpu_reg = total_cpu(server) - cpu0;
+    let rss_after = total_kib(server, "VmRSS:");
     let registered = counter.registered.load(Ordering::Relaxed);
 
     // 4. Idle (with the default expiry of 3600 s nothing is due within the
     // benchmark's 10 s; bench-refresh.sh makes the window a refresh period).
-    let cpu1 = cpu_seconds();
+    let cpu1 = total_cpu(server);
     std::thread::sleep(Duration::from_secs(idle_secs));
-    let idle_pct = (cpu_seconds() - cpu1) / idle_secs as f64 * 100.0;
+    let idle_pct = (total_cpu(server) - cpu1) / idle_secs as f64 * 100.0;
+    let peak_kib = total_kib(server, "VmHWM:");
 
-    // 5. Tear down: the last registry de-registers everything (bounded).
+    // 5. Tear down: the last registry gone, the server de-registers
+    // everything; timed until it reports nothing registered (or is gone).
     let t = Instant::now();
     drop(handles);
     u.close();
+    while let Some(st) = sipprofile::client::server_status(store).ok().flatten() {
+        if st.profiles.iter().all(|p| p.status == 1) || t.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let teardown_s = t.elapsed().as_secs_f64();
     println!(
         "n={n} registered={registered} errors={} save_s={save_s:.2} start_ms={start_ms:.1} \
@@ -163,7 +221,7 @@ fn main() {
          rss_per_profile_bytes={:.0} idle_cpu_pct={idle_pct:.3} teardown_s={teardown_s:.2}",
         counter.errors.load(Ordering::Relaxed),
         registered as f64 / reg_s,
-        status_kib("VmHWM:") as f64 / 1024.0,
+        peak_kib as f64 / 1024.0,
         (rss_after.saturating_sub(rss_before) * 1024) as f64 / n as f64,
     );
 }

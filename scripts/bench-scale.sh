@@ -15,10 +15,10 @@ scripts/install-deps.sh > /dev/null
 sizes=("${@:-100 1000 10000}")
 [ $# -gt 0 ] || sizes=(100 1000 10000)
 if [ "${BENCH_PROFILE:-release}" = debug ]; then
-    cargo build --example scale --quiet
+    cargo build --example scale --bin sipprofile-server --quiet
     scale=target/debug/examples/scale
 else
-    cargo build --release --example scale --quiet
+    cargo build --release --example scale --bin sipprofile-server --quiet
     scale=target/release/examples/scale
 fi
 status=0
@@ -46,7 +46,7 @@ for n in "${sizes[@]}"; do
     tests/peers/kamailio.sh stop "$run/kam"
     # -- sipprofile (fresh Kamailio: same users, no bindings) --
     tests/peers/kamailio.sh start "$run/kam" "$port" MD5 60 "$n" > /dev/null
-    SCALE_IDLE_SECONDS=${SCALE_IDLE_SECONDS:-10} "$scale" "$run/p.db" "sip:127.0.0.1:$port" "$n" > "$run/scale.out" &
+    SIPPROFILE_SERVER_LINGER_MS=${SIPPROFILE_SERVER_LINGER_MS:-0} SCALE_IDLE_SECONDS=${SCALE_IDLE_SECONDS:-10} "$scale" "$run/p.db" "sip:127.0.0.1:$port" "$n" > "$run/scale.out" &
     pid=$!
     # Bindings while registered (sampled after REGISTERED, during the idle window).
     while ! grep -q . "$run/scale.out" 2> /dev/null && kill -0 $pid 2> /dev/null; do

@@ -190,15 +190,27 @@ inline std::vector<Profile> take_all(sip_profile_list *l) {
 template <typename R, typename Fns>
 class RegistryBase {
 public:
-    RegistryBase(const char *store, Observer observer) : observer_(std::make_unique<Observer>(std::move(observer))) {
+    RegistryBase(const char *store, Observer observer, uint32_t flags = 0)
+        : observer_(std::make_unique<Observer>(std::move(observer))) {
         // Only the callbacks asked for: a registry with none starts no thread.
         sip_profile_registry_observer o{observer_.get(), observer_->on_event ? on_event : nullptr,
                                         observer_->on_error ? on_error : nullptr};
         R *r = nullptr;
-        check(Fns::make(store, &o, &r), "open registry");
+        check(Fns::make(store, &o, flags, &r), "open registry");
         r_.reset(r);
     }
     R *get() const noexcept { return r_.get(); }
+
+    /// With SIP_REGISTRY_APP_DISPATCH: the fd to poll (POLLIN while callbacks
+    /// wait; owned by the registry), else -1.
+    int event_fd() const noexcept { return Fns::event_fd(get()); }
+    /// With SIP_REGISTRY_APP_DISPATCH: runs up to `max` waiting callbacks
+    /// (0: all) on this thread; returns how many ran.
+    uint32_t dispatch(uint32_t max = 0) {
+        uint32_t ran = 0;
+        check(Fns::dispatch(get(), max, &ran), "dispatch");
+        return ran;
+    }
 
     Profile profile(uint32_t id) const { return one(Fns::profile(get(), id)); }
     Profile default_profile() const {
@@ -240,10 +252,14 @@ protected:
 };
 
 struct UserFns {
-    static int32_t make(const char *s, const sip_profile_registry_observer *o, sip_profile_registry **r) {
-        return sip_profile_registry_new(s, o, r);
+    static int32_t make(const char *s, const sip_profile_registry_observer *o, uint32_t f, sip_profile_registry **r) {
+        return sip_profile_registry_new_with_flags(s, o, f, r);
     }
     static void free(sip_profile_registry *r) { sip_profile_registry_free(r); }
+    static int event_fd(const sip_profile_registry *r) { return sip_profile_registry_event_fd(r); }
+    static int32_t dispatch(sip_profile_registry *r, uint32_t max, uint32_t *ran) {
+        return sip_profile_registry_dispatch(r, max, ran);
+    }
     static std::pair<int32_t, sip_profile *> profile(sip_profile_registry *r, uint32_t id) {
         sip_profile *p = nullptr;
         int32_t rc = sip_profile_registry_profile(r, id, &p);
@@ -265,10 +281,15 @@ struct UserFns {
 };
 
 struct ManagedFns {
-    static int32_t make(const char *s, const sip_profile_registry_observer *o, sip_managed_profile_registry **r) {
-        return sip_managed_profile_registry_new(s, o, r);
+    static int32_t make(const char *s, const sip_profile_registry_observer *o, uint32_t f,
+                        sip_managed_profile_registry **r) {
+        return sip_managed_profile_registry_new_with_flags(s, o, f, r);
     }
     static void free(sip_managed_profile_registry *r) { sip_managed_profile_registry_free(r); }
+    static int event_fd(const sip_managed_profile_registry *r) { return sip_managed_profile_registry_event_fd(r); }
+    static int32_t dispatch(sip_managed_profile_registry *r, uint32_t max, uint32_t *ran) {
+        return sip_managed_profile_registry_dispatch(r, max, ran);
+    }
     static std::pair<int32_t, sip_profile *> profile(sip_managed_profile_registry *r, uint32_t id) {
         sip_profile *p = nullptr;
         int32_t rc = sip_managed_profile_registry_profile(r, id, &p);
@@ -296,8 +317,9 @@ struct ManagedFns {
 /// CSIPProfileRegistry: enables and disables profiles. Move-only.
 class ProfileRegistry : public detail::RegistryBase<sip_profile_registry, detail::UserFns> {
 public:
-    explicit ProfileRegistry(const char *store = nullptr, Observer observer = {})
-        : RegistryBase(store, std::move(observer)) {}
+    /// `flags`: SIP_REGISTRY_APP_DISPATCH, SIP_REGISTRY_ATTEMPT_EVENTS.
+    explicit ProfileRegistry(const char *store = nullptr, Observer observer = {}, uint32_t flags = 0)
+        : RegistryBase(store, std::move(observer), flags) {}
     void enable(Profile &p) { check(sip_profile_registry_enable(get(), p.get()), "enable"); }
     void disable(Profile &p) { check(sip_profile_registry_disable(get(), p.get()), "disable"); }
     bool is_enabled(const Profile &p) const noexcept { return sip_profile_registry_is_enabled(get(), p.get()); }
@@ -308,8 +330,8 @@ public:
 /// CSIPManagedProfileRegistry: creates, saves and destroys profiles. Move-only.
 class ManagedProfileRegistry : public detail::RegistryBase<sip_managed_profile_registry, detail::ManagedFns> {
 public:
-    explicit ManagedProfileRegistry(const char *store = nullptr, Observer observer = {})
-        : RegistryBase(store, std::move(observer)) {}
+    explicit ManagedProfileRegistry(const char *store = nullptr, Observer observer = {}, uint32_t flags = 0)
+        : RegistryBase(store, std::move(observer), flags) {}
     Profile create(const ProfileType &t = ProfileType::ietf()) {
         auto c = t.c();
         sip_profile *p = nullptr;
@@ -317,6 +339,13 @@ public:
         return Profile(p);
     }
     void save(Profile &p) { check(sip_managed_profile_registry_save(get(), p.get()), "save"); }
+    /// Saves all of them in one durable transaction, all or nothing.
+    void save_all(std::vector<Profile> &ps) {
+        std::vector<sip_profile *> raw;
+        raw.reserve(ps.size());
+        for (auto &p : ps) raw.push_back(p.get());
+        check(sip_managed_profile_registry_save_all(get(), raw.data(), raw.size()), "save_all");
+    }
     void destroy(Profile &p) { check(sip_managed_profile_registry_destroy(get(), p.get()), "destroy"); }
     bool is_in_use(const Profile &p) const {
         bool v = false;

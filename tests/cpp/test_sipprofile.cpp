@@ -1,6 +1,9 @@
 // C++ wrapper test against Kamailio: RAII, exceptions with codes, observers
 // as std::function (one throwing), move-only handles.
 //   test_sipprofile STORE REGISTRAR
+#include <poll.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -110,6 +113,34 @@ int main(int argc, char **argv) {
         EXPECT(registry.profiles_by_aor("sip:alice@SIPPROFILE.test").size() == 1);
         EXPECT(registry.profiles().size() == 1);
     }  // registry and profile freed here, in any order
+
+    // Callbacks on this thread: the event fd polls readable while some wait,
+    // dispatch() runs them here, and no library thread ever calls them.
+    {
+        std::vector<Event> seen;
+        std::thread::id ran_on;
+        Observer here;
+        here.on_event = [&](uint32_t pid, Event e) {
+            if (pid == id) seen.push_back(e);
+            ran_on = std::this_thread::get_id();
+        };
+        ProfileRegistry registry(store, here, SIP_REGISTRY_APP_DISPATCH);
+        EXPECT(registry.event_fd() >= 0);
+        Profile p = registry.profile(id);
+        registry.enable(p);
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (std::find(seen.begin(), seen.end(), Event::Registered) == seen.end() &&
+               std::chrono::steady_clock::now() < until) {
+            pollfd pfd{registry.event_fd(), POLLIN, 0};
+            if (poll(&pfd, 1, 100) == 1) EXPECT(registry.dispatch() > 0);
+        }
+        EXPECT(std::find(seen.begin(), seen.end(), Event::Registered) != seen.end());
+        EXPECT(ran_on == std::this_thread::get_id());
+        pollfd pfd{registry.event_fd(), POLLIN, 0};
+        EXPECT(poll(&pfd, 1, 0) == 0);  // nothing left waiting
+        EXPECT(registry.dispatch() == 0);
+        registry.disable(p);
+    }
     if (failures) {
         std::fprintf(stderr, "cpp: %d failure(s)\n", failures);
         return 1;
