@@ -1,6 +1,6 @@
 //! Which typed getter or setter reads or writes which key, and the error for
 //! every other combination: ref §4.2 (getters) and §4.3 (setters), plus the
-//! library keys 1000–1008 (contract §5.1), which are typed strictly.
+//! library keys 1000–1010 (contract §5.1, §8.4), which are typed strictly.
 
 use super::keys::*;
 use super::model::{ProfileData, RegistrationInfo, Status};
@@ -57,6 +57,10 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
         }
         PUB_GRUU if !reg.pub_gruu.is_empty() => Ok(&reg.pub_gruu),
         TEMP_GRUU if !reg.temp_gruu.is_empty() => Ok(&reg.temp_gruu),
+        DIGEST_MIN_ALGORITHM => Ok(d
+            .ext_str
+            .get(&key)
+            .map_or(crate::sip::digest::Algorithm::Md5.name(), String::as_str)),
         INSTANCE_ID | TLS_CA_FILE => d
             .ext_str
             .get(&key)
@@ -193,6 +197,18 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
         }
         TLS_CA_FILE => {
             set_ext_str(d, key, value);
+            Ok(())
+        }
+        // One of the three names (stored as spelled by the contract); ""
+        // goes back to the default (MD5 until the registrar has shown
+        // SHA-256 or better), which differs from an explicit "MD5".
+        DIGEST_MIN_ALGORITHM => {
+            if value.is_empty() {
+                set_ext_str(d, key, value);
+                return Ok(());
+            }
+            let a = crate::sip::digest::Algorithm::from_name(value).ok_or(Error::Argument)?;
+            set_ext_str(d, key, a.name());
             Ok(())
         }
         k if is_library_key(k) => Err(Error::NotFound),

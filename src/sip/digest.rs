@@ -20,14 +20,24 @@ impl Algorithm {
             Algorithm::Sha512_256 => hex(&Sha512_256::digest(data)),
         }
     }
-    fn name(self) -> &'static str {
+    /// The algorithm's name as in a challenge and in
+    /// `SIP_KEY_DIGEST_MIN_ALGORITHM`.
+    pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
             Algorithm::Sha256 => "SHA-256",
             Algorithm::Sha512_256 => "SHA-512-256",
         }
     }
-    /// Preference when a response offers several challenges (RFC 8760 §2.4).
+    /// From a `SIP_KEY_DIGEST_MIN_ALGORITHM` value (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256]
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Preference when a response offers several challenges (RFC 8760 §2.4),
+    /// and the order `SIP_KEY_DIGEST_MIN_ALGORITHM` compares by.
     pub fn strength(self) -> u8 {
         match self {
             Algorithm::Md5 => 1,
@@ -72,6 +82,15 @@ pub enum ChallengeError {
     Malformed,
     UnsupportedAlgorithm,
     UnsupportedQop,
+    /// A value holds a control character (CR, LF, NUL…): copied into our
+    /// request it would inject header lines (issue 15).
+    ControlCharacter,
+}
+
+/// A control character other than HTAB (0x00-0x1f, 0x7f): never allowed in
+/// a value that goes from a peer into a request.
+pub fn has_control(s: &str) -> bool {
+    s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// Splits `a=b, c="d,e"` into pairs; quoted values unescaped.
@@ -105,8 +124,13 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
             while i < b.len() {
                 match b[i] {
                     b'\\' if i + 1 < b.len() => {
-                        // An escaped character may be any UTF-8 character.
+                        // An escaped character may be any UTF-8 character,
+                        // but never a control character (`\` CR would
+                        // carry a line break into our Authorization).
                         let ch = s[i + 1..].chars().next().ok_or(ChallengeError::Malformed)?;
+                        if ch.is_ascii_control() && ch != '\t' {
+                            return Err(ChallengeError::ControlCharacter);
+                        }
                         val.push(ch);
                         i += 1 + ch.len_utf8();
                     }
@@ -135,6 +159,9 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
         }
         if key.is_empty() {
             return Err(ChallengeError::Malformed);
+        }
+        if has_control(&key) || has_control(&val) {
+            return Err(ChallengeError::ControlCharacter);
         }
         out.push((key, val));
     }
@@ -235,7 +262,12 @@ pub fn response(c: &Challenge, r: &Request) -> String {
     }
 }
 
-fn quote(s: &str) -> String {
+/// A quoted-string; None when `s` holds a control character, which no
+/// escaping makes safe in a header line.
+fn quote(s: &str) -> Result<String, ChallengeError> {
+    if has_control(s) {
+        return Err(ChallengeError::ControlCharacter);
+    }
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for ch in s.chars() {
@@ -245,18 +277,19 @@ fn quote(s: &str) -> String {
         o.push(ch);
     }
     o.push('"');
-    o
+    Ok(o)
 }
 
-/// The whole Authorization / Proxy-Authorization header value.
-pub fn authorization(c: &Challenge, r: &Request) -> String {
+/// The whole Authorization / Proxy-Authorization header value; an error
+/// when any value would carry a control character into the request.
+pub fn authorization(c: &Challenge, r: &Request) -> Result<String, ChallengeError> {
     let resp = response(c, r);
     let mut v = format!(
         "Digest username={}, realm={}, nonce={}, uri={}, response=\"{resp}\", algorithm={}{}",
-        quote(r.username),
-        quote(&c.realm),
-        quote(&c.nonce),
-        quote(r.uri),
+        quote(r.username)?,
+        quote(&c.realm)?,
+        quote(&c.nonce)?,
+        quote(r.uri)?,
         c.algorithm.name(),
         if c.sess { "-sess" } else { "" }
     );
@@ -265,13 +298,13 @@ pub fn authorization(c: &Challenge, r: &Request) -> String {
             ", qop={}, nc={:08x}, cnonce={}",
             if q == Qop::Auth { "auth" } else { "auth-int" },
             r.nc,
-            quote(r.cnonce)
+            quote(r.cnonce)?
         ));
     }
     if let Some(o) = &c.opaque {
-        v.push_str(&format!(", opaque={}", quote(o)));
+        v.push_str(&format!(", opaque={}", quote(o)?));
     }
-    v
+    Ok(v)
 }
 
 /// `nextnonce` from an Authentication-Info header, if any.
@@ -334,7 +367,7 @@ mod tests {
             nc: 1,
         };
         assert_eq!(response(&c, &r), "6629fae49393a05397450978507c4ef1");
-        let h = authorization(&c, &r);
+        let h = authorization(&c, &r).unwrap();
         assert!(h.contains("nc=00000001") && h.contains("qop=auth,") && h.contains("opaque="));
     }
 

@@ -3,9 +3,9 @@
 //! responses, timer expiries and transport errors, and answers with
 //! `Action`s that the engine carries out (send, arm a timer, report).
 
-use super::digest::{self, Challenge};
+use super::digest::{self, Algorithm, Challenge, ChallengeError, has_control};
 use super::message::{Message, NameAddr};
-use super::timers::Timers;
+use super::timers::{MAX_WAIT, Timers, peer_seconds};
 use super::transport::Transport;
 use super::uri::{Scheme, Uri};
 use crate::error;
@@ -46,6 +46,10 @@ pub struct RegConfig {
     pub tls_ca_file: Option<std::path::PathBuf>,
     /// Network interface the traffic must leave through (contract §7.6).
     pub interface: Option<String>,
+    /// `SIP_KEY_DIGEST_MIN_ALGORITHM` if set. Unset means MD5, except that
+    /// once SHA-256 or better has succeeded at this registrar MD5 is refused;
+    /// set to MD5, MD5 is always answered.
+    pub digest_min: Option<Algorithm>,
 }
 
 impl RegConfig {
@@ -100,6 +104,18 @@ pub enum Action {
     Done,
 }
 
+/// What a later registration of the same profile continues (RFC 3261 §10.2:
+/// one Call-ID per registrar, CSeq increasing), and the strongest digest
+/// algorithm that succeeded at that registrar (no downgrade afterwards).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub call_id: String,
+    pub cseq: u32,
+    pub aor: String,
+    pub registrar: String,
+    pub strongest: Option<Algorithm>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Registering,
@@ -118,6 +134,8 @@ struct Transaction {
     interval: Duration,
     /// This request answered a challenge received in the same exchange.
     answers_challenge: bool,
+    /// The digest algorithm of its Authorization, if it carried one.
+    algorithm: Option<Algorithm>,
 }
 
 pub struct Registration {
@@ -141,6 +159,8 @@ pub struct Registration {
     interval_retries: u8,
     retries: u32,
     generation: [u64; 4],
+    /// The strongest digest algorithm that succeeded at this registrar.
+    strongest: Option<Algorithm>,
 }
 
 /// Retry codes of ref §5.11 (IETF agent) plus 503/504 (issue #4).
@@ -172,6 +192,7 @@ impl Registration {
             interval_retries: 0,
             retries: 0,
             generation: [0; 4],
+            strongest: None,
         }
     }
 
@@ -184,22 +205,25 @@ impl Registration {
         self.config.transport
     }
 
-    /// Continue an earlier binding's Call-ID and CSeq (RFC 3261 §10.2: one
-    /// Call-ID per registrar, CSeq increasing), e.g. re-registering after an
-    /// update or a re-enable.
-    pub fn continue_binding(&mut self, call_id: String, cseq: u32) {
-        self.call_id = call_id;
-        self.cseq = cseq;
+    /// Continue an earlier binding (re-registering after an update or a
+    /// re-enable) if it was with the same AOR at the same registrar.
+    pub fn continue_binding(&mut self, b: Binding) {
+        if b.aor == self.config.aor && b.registrar == self.config.registrar.to_string() {
+            self.call_id = b.call_id;
+            self.cseq = b.cseq;
+            self.strongest = b.strongest;
+        }
     }
 
-    /// (Call-ID, last CSeq, AOR, registrar) to continue this binding later.
-    pub fn binding(&self) -> (String, u32, String, String) {
-        (
-            self.call_id.clone(),
-            self.cseq,
-            self.config.aor.clone(),
-            self.config.registrar.to_string(),
-        )
+    /// What a later registration of this profile continues.
+    pub fn binding(&self) -> Binding {
+        Binding {
+            call_id: self.call_id.clone(),
+            cseq: self.cseq,
+            aor: self.config.aor.clone(),
+            registrar: self.config.registrar.to_string(),
+            strongest: self.strongest,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -215,9 +239,14 @@ impl Registration {
         self.generation[kind as usize]
     }
 
+    /// Every wait is at most [`MAX_WAIT`], whatever a peer asked for.
     fn arm(&mut self, kind: TimerKind, after: Duration, out: &mut Vec<Action>) {
         self.generation[kind as usize] += 1;
-        out.push(Action::Timer(kind, after, self.generation[kind as usize]));
+        out.push(Action::Timer(
+            kind,
+            after.min(MAX_WAIT),
+            self.generation[kind as usize],
+        ));
     }
 
     fn disarm(&mut self, kind: TimerKind) {
@@ -294,9 +323,21 @@ impl Registration {
     }
 
     fn send_register(&mut self, expires: u32, answers_challenge: bool, out: &mut Vec<Action>) {
-        self.cseq += 1;
+        self.cseq = self.cseq.wrapping_add(1).max(1);
         let branch = format!("z9hG4bK{}", crate::random::hex_token(10));
-        let data = self.build_register(&branch, expires).into_bytes();
+        let (data, algorithm) = match self.build_register(&branch, expires) {
+            Ok((text, algorithm)) => (text.into_bytes(), algorithm),
+            Err(_) => {
+                // Checked when the challenge was taken; this is what is left
+                // (e.g. a user name with a line break): send nothing.
+                crate::log::error(
+                    "a value for the Authorization header holds a control character: not sent",
+                );
+                self.tx = None;
+                self.finish(Report::Failed(error::SIP_MALFORMED_MESSAGE), out);
+                return;
+            }
+        };
         out.push(Action::Branch(branch.clone()));
         out.push(Action::Send(data.clone()));
         self.tx = Some(Transaction {
@@ -306,6 +347,7 @@ impl Registration {
             expires,
             interval: self.timers.t1,
             answers_challenge,
+            algorithm,
         });
         if !self.config.transport.is_reliable() {
             // Timer E: retransmit only over unreliable transports.
@@ -330,7 +372,13 @@ impl Registration {
         format!("{scheme}:{}@{addr}{transport}", self.config.contact_user)
     }
 
-    fn build_register(&mut self, branch: &str, expires: u32) -> String {
+    /// The REGISTER's text, and the digest algorithm of its Authorization.
+    fn build_register(
+        &mut self,
+        branch: &str,
+        expires: u32,
+    ) -> Result<(String, Option<Algorithm>), ChallengeError> {
+        let mut algorithm = None;
         let c = &self.config;
         let ruri = c.registrar.to_string();
         let mut m = String::with_capacity(640);
@@ -370,7 +418,7 @@ impl Registration {
         }
         if let Some((ch, proxy)) = self.challenge.clone() {
             if let Some(creds) = self.credentials_for(proxy, &ch.realm) {
-                self.nc += 1;
+                self.nc = self.nc.wrapping_add(1).max(1);
                 let cnonce = crate::random::hex_token(8);
                 let value = digest::authorization(
                     &ch,
@@ -383,7 +431,8 @@ impl Registration {
                         cnonce: &cnonce,
                         nc: self.nc,
                     },
-                );
+                )?;
+                algorithm = Some(ch.algorithm);
                 let name = if proxy {
                     "Proxy-Authorization"
                 } else {
@@ -401,7 +450,7 @@ impl Registration {
             env!("CARGO_PKG_VERSION")
         ));
         m.push_str("Content-Length: 0\r\n\r\n");
-        m
+        Ok((m, algorithm))
     }
 
     /// Credentials for a challenge (ref §4.4): registrar's for 401, proxy's
@@ -461,9 +510,7 @@ impl Registration {
             423 => self.on_interval_too_brief(msg, &tx, out),
             s if retryable(s) => {
                 let after = if s == 500 || s == 503 {
-                    msg.header("Retry-After")
-                        .and_then(|v| v.split([' ', ';', '(']).next())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
+                    msg.header("Retry-After").and_then(retry_after_seconds)
                 } else {
                     None
                 };
@@ -491,6 +538,20 @@ impl Registration {
             return;
         }
         let granted = self.granted(msg);
+        if granted_has_control(&granted) {
+            // The application copies these into its own requests.
+            crate::log::warn(
+                "the registrar's 2xx holds a control character in Contact, Service-Route, \
+                 GRUU or P-Associated-URI: refused",
+            );
+            self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
+            return;
+        }
+        if let Some(a) = tx.algorithm {
+            if self.strongest.is_none_or(|s| a.strength() > s.strength()) {
+                self.strongest = Some(a);
+            }
+        }
         if granted.expires == 0 {
             // The registrar kept no binding for our Contact.
             self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
@@ -603,13 +664,42 @@ impl Registration {
         } else {
             "WWW-Authenticate"
         };
-        let best = msg
+        let parsed: Vec<_> = msg
             .header_values(header)
             .into_iter()
-            .filter_map(|v| Challenge::parse(v).ok())
-            .max_by_key(|c| c.algorithm.strength());
+            .map(Challenge::parse)
+            .collect();
+        if parsed
+            .iter()
+            .any(|c| *c == Err(ChallengeError::ControlCharacter))
+        {
+            // Never copied into a request, never answered (issue 15).
+            crate::log::warn(&format!(
+                "{header} holds a control character (a header injection?): not answered"
+            ));
+            return self.on_failure(error::SIP_MALFORMED_MESSAGE, false, None, tx, out);
+        }
+        let offered: Vec<Challenge> = parsed.into_iter().filter_map(Result::ok).collect();
+        let floor = self.digest_floor();
+        let best = choose_challenge(&offered, floor);
         let Some(ch) = best else {
-            return self.on_failure(i32::from(status), false, None, tx, out);
+            if offered.is_empty() {
+                return self.on_failure(i32::from(status), false, None, tx, out);
+            }
+            crate::log::warn(&format!(
+                "{header}: the registrar offers only {}; {}: not answered",
+                offered
+                    .iter()
+                    .map(|c| format!(
+                        "{}{}",
+                        c.algorithm.name(),
+                        if c.qop.is_none() { " without qop" } else { "" }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.floor_reason(floor)
+            ));
+            return self.on_failure(crate::Error::PermissionDenied.code(), false, None, tx, out);
         };
         // Our credentials answered a challenge of this exchange and were
         // refused: wrong credentials. Never loop (issue #2, ref §5.7).
@@ -617,7 +707,7 @@ impl Registration {
             return self.on_failure(i32::from(status), false, None, tx, out);
         }
         if ch.stale {
-            self.stale_retries += 1;
+            self.stale_retries = self.stale_retries.saturating_add(1);
         }
         if self.credentials_for(proxy, &ch.realm).is_none() {
             return self.on_failure(i32::from(status), false, None, tx, out);
@@ -671,7 +761,7 @@ impl Registration {
         }
         self.retries += 1;
         let delay = match retry_after {
-            Some(s) => Duration::from_secs(s),
+            Some(s) => peer_seconds(s),
             None => retry_delay(self.config.retry_base, self.config.retry_max, self.retries),
         };
         crate::log::info(&format!(
@@ -706,6 +796,7 @@ impl Registration {
                     expires: if self.wanted { self.expires } else { 0 },
                     interval: self.timers.t1,
                     answers_challenge: false,
+                    algorithm: None,
                 });
                 self.on_failure(error::SIP_TRANSPORT_FAILURE, true, None, &tx, out);
             }
@@ -762,6 +853,74 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// The weakest digest algorithm answered now (see [`RegConfig::digest_min`]).
+    fn digest_floor(&self) -> Algorithm {
+        match self.config.digest_min {
+            Some(a) => a,
+            None if self
+                .strongest
+                .is_some_and(|s| s.strength() >= Algorithm::Sha256.strength()) =>
+            {
+                Algorithm::Sha256
+            }
+            None => Algorithm::Md5,
+        }
+    }
+
+    fn floor_reason(&self, floor: Algorithm) -> String {
+        match (self.config.digest_min, floor) {
+            (None, Algorithm::Md5) => "no digest is acceptable".into(),
+            (None, _) => format!(
+                "this registrar accepted {} before: no downgrade (set \
+                 SIP_KEY_DIGEST_MIN_ALGORITHM to MD5 to allow it)",
+                self.strongest.map_or("SHA-256", Algorithm::name)
+            ),
+            (Some(_), f) => format!(
+                "SIP_KEY_DIGEST_MIN_ALGORITHM is {}{}",
+                f.name(),
+                if f == Algorithm::Md5 {
+                    ""
+                } else {
+                    " (and answers without qop need MD5)"
+                }
+            ),
+        }
+    }
+}
+
+/// The challenge to answer: the strongest of those at least as strong as
+/// `floor`; one without qop (RFC 2069: no client nonce, so every input but
+/// the password is the challenger's) only when `floor` is MD5.
+pub fn choose_challenge(offered: &[Challenge], floor: Algorithm) -> Option<Challenge> {
+    offered
+        .iter()
+        .filter(|c| c.algorithm.strength() >= floor.strength())
+        .filter(|c| c.qop.is_some() || floor == Algorithm::Md5)
+        .max_by_key(|c| (c.algorithm.strength(), c.qop.is_some()))
+        .cloned()
+}
+
+/// Seconds of a Retry-After (`120`, `120;duration=60`, `120 (comment)`);
+/// a number too large for u64 is the largest (then clamped, see
+/// [`peer_seconds`]).
+fn retry_after_seconds(value: &str) -> Option<u64> {
+    let v = value.split([' ', ';', '(']).next()?.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse::<u64>().unwrap_or(u64::MAX))
+}
+
+/// Does a value the registrar granted hold a control character?
+fn granted_has_control(g: &Granted) -> bool {
+    [&g.contact, &g.pub_gruu, &g.temp_gruu]
+        .into_iter()
+        .chain(&g.aors)
+        .chain(&g.service_route)
+        .any(|v| has_control(v))
+}
+
 /// When to refresh a binding granted for `expires` seconds (ref §5.11): half
 /// of it up to 1200 s, else 600 s before expiry; then 0–10 % earlier at
 /// random so that profiles registered together do not refresh together.
@@ -806,6 +965,7 @@ mod tests {
             transport: Transport::Udp,
             tls_ca_file: None,
             interface: None,
+            digest_min: None,
         }
     }
 
