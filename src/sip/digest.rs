@@ -112,6 +112,9 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
         if i >= b.len() || b[i] != b'=' {
             return Err(ChallengeError::Malformed);
         }
+        if has_control(&s[ks..i]) {
+            return Err(ChallengeError::ControlCharacter);
+        }
         let key = s[ks..i].trim().to_ascii_lowercase();
         i += 1;
         while i < b.len() && b[i] == b' ' {
@@ -154,6 +157,10 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
             let vs = i;
             while i < b.len() && b[i] != b',' {
                 i += 1;
+            }
+            // Checked before trimming: trim() would drop a VT or FF silently.
+            if has_control(&s[vs..i]) {
+                return Err(ChallengeError::ControlCharacter);
             }
             val = s[vs..i].trim().to_owned();
         }
@@ -498,5 +505,65 @@ mod tests {
             };
             assert_eq!(response(&c, &r), *want, "{alg} {qop:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_everywhere() {
+        for header in [
+            "Digest realm=\"a\nX-Injected: yes\", nonce=\"n\"",
+            "Digest realm=\"a\", nonce=\"n\rX-Injected: yes\"",
+            "Digest realm=\"a\", nonce=\"n\\\r\"",
+            "Digest realm=\"a\", nonce=\"n\\\n\"",
+            "Digest realm=\"a\", nonce=\"n\", opaque=\"o\u{0}\"",
+            "Digest realm=\"a\", nonce=\"n\", opaque=o\u{7f}",
+            "Digest realm=\"a\", nonce=n\u{b}, qop=auth",
+            "Digest realm=\"a\", nonce=\"n\", algorithm=MD5\u{1b}",
+        ] {
+            assert_eq!(
+                Challenge::parse(header),
+                Err(ChallengeError::ControlCharacter),
+                "{header:?}"
+            );
+        }
+        // HTAB is allowed; an escaped ordinary character is unescaped.
+        let c = Challenge::parse("Digest realm=\"a\\\"\tb\", nonce=\"n\"").unwrap();
+        assert_eq!(c.realm, "a\"\tb");
+        assert_eq!(next_nonce("nextnonce=\"a\u{1}b\""), None);
+    }
+
+    #[test]
+    fn authorization_refuses_what_no_escaping_makes_safe() {
+        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=auth").unwrap();
+        let r = |username| Request {
+            method: "REGISTER",
+            uri: "sip:h",
+            body: b"",
+            username,
+            password: "p",
+            cnonce: "c",
+            nc: 1,
+        };
+        assert_eq!(quote("a\"b\\c"), Ok("\"a\\\"b\\\\c\"".to_owned()));
+        assert_eq!(quote("a\r\nb"), Err(ChallengeError::ControlCharacter));
+        assert!(authorization(&c, &r("alice")).is_ok());
+        assert_eq!(
+            authorization(&c, &r("al\r\nX-Injected: yes")),
+            Err(ChallengeError::ControlCharacter)
+        );
+        // Even a challenge built in code (not parsed) cannot inject.
+        let mut bad = c.clone();
+        bad.opaque = Some("o\nX: y".into());
+        assert!(authorization(&bad, &r("alice")).is_err());
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for a in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256] {
+            assert_eq!(Algorithm::from_name(a.name()), Some(a));
+            assert_eq!(Algorithm::from_name(&a.name().to_lowercase()), Some(a));
+        }
+        assert_eq!(Algorithm::from_name("SHA-1"), None);
+        assert_eq!(Algorithm::from_name("MD5-sess"), None);
+        assert_eq!(Algorithm::from_name(""), None);
     }
 }
