@@ -4,14 +4,31 @@
 
 use libfuzzer_sys::fuzz_target;
 use sipprofile::sip::message::{Message, NameAddr, split_list};
-use sipprofile::sip::transport::frame;
+use sipprofile::sip::message::masked_for_log;
+use sipprofile::sip::transport::{Frame, Framer, frame};
 use sipprofile::sip::uri::Uri;
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();
-    while let sipprofile::sip::transport::Frame::Message(m) = frame(&mut buf) {
+    while let Frame::Message(m) = frame(&mut buf) {
         let _ = Message::parse(&m);
     }
+    // The same bytes in uneven chunks frame the same messages.
+    let mut framer = Framer::default();
+    'chunks: for chunk in data.chunks(1 + data.first().map_or(0, |b| usize::from(*b) % 97)) {
+        framer.push(chunk);
+        loop {
+            match framer.next_frame() {
+                Frame::Message(m) => {
+                    let _ = Message::parse(&m);
+                }
+                Frame::NeedMore => break,
+                Frame::Invalid => break 'chunks, // the engine closes the stream
+            }
+        }
+    }
+    assert!(framer.examined <= 8 * data.len() as u64 + 8, "framing is not linear");
+    let _ = masked_for_log(&String::from_utf8_lossy(data));
     if let Ok(msg) = Message::parse(data) {
         let _ = msg.status();
         let _ = msg.cseq();
