@@ -14,7 +14,7 @@
 use super::message::{Message, masked_for_log};
 use super::registration::{Action, Binding, RegConfig, Registration, Report, TimerKind};
 use super::timers::{Timers, deadline};
-use super::transport::{StreamConn, StreamState, Transport, tls_config};
+use super::transport::{StreamConn, StreamState, Transport, is_outgoing_full, tls_config};
 use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::net::UdpSocket;
@@ -792,6 +792,14 @@ impl Core {
                     };
                     if let Err(err) = res {
                         log::warn(&format!("send to {dest} failed: {err}"));
+                        if is_outgoing_full(&err) {
+                            // The peer does not read: the flow goes, and each
+                            // profile on it gets a transport error (issue 15).
+                            if let Some(tok) = self.regs.get(&id).and_then(|e| e.conn) {
+                                self.drop_connection(tok, StreamState::Closed);
+                            }
+                            return;
+                        }
                         let mut out = Vec::new();
                         if let Some(e) = self.regs.get_mut(&id) {
                             e.reg.on_transport_error(&mut out);
