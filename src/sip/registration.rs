@@ -1111,4 +1111,720 @@ mod tests {
             assert!((900.0..1800.0 * 0.99 + 0.001).contains(&r));
         }
     }
+
+    // ----- The REGISTER state machine as one table (issue 15, item 10) -----
+
+    /// Where a row starts: the steps that led there.
+    #[derive(Debug, Clone, Copy)]
+    enum Setup {
+        /// The first REGISTER is out.
+        Registering,
+        /// A 401 was answered; the answer is out.
+        Challenged,
+        Registered,
+        /// Registered after a SHA-256 challenge.
+        RegisteredSha256,
+        /// Registered, the refresh is out.
+        Refreshing,
+        /// The first REGISTER timed out (408); waiting to retry.
+        RetryWait,
+        /// Registered, then disabled: the un-REGISTER is out.
+        Unregistering,
+        /// Disabled while the first REGISTER was out.
+        StoppedWhileRegistering,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Input {
+        /// A response to the last request: status line, extra headers.
+        Response(&'static str, &'static str),
+        Timer(TimerKind),
+        Stop,
+        RetryNow,
+        ConnectionLost,
+        TransportError,
+    }
+
+    struct Row {
+        setup: Setup,
+        min: Option<Algorithm>,
+        input: Input,
+        /// The one request sent must contain each of these; None: nothing sent.
+        sends: Option<&'static [&'static str]>,
+        /// Timers armed, in order, with the exact wait in seconds when given.
+        timers: &'static [(TimerKind, Option<u64>)],
+        /// The report, as its Debug text starts; None: no report.
+        report: Option<&'static str>,
+        state: State,
+    }
+
+    const OK_300: &str = "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062>;expires=300\r\n";
+    const SHA256: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n2\", qop=\"auth\", algorithm=SHA-256\r\n";
+    const MD5_2069: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n3\"\r\n";
+    const SHA256_2069: &str =
+        "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n4\", algorithm=SHA-256\r\n";
+    const BOTH: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"m\", qop=\"auth\"\r\n\
+        WWW-Authenticate: Digest realm=\"example.com\", nonce=\"s\", qop=\"auth\", algorithm=SHA-256\r\n";
+    const INJECTING: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n\\\u{b}X-Injected: yes\", qop=\"auth\"\r\n";
+    const PROXY: &str =
+        "Proxy-Authenticate: Digest realm=\"example.com\", nonce=\"p1\", qop=\"auth\"\r\n";
+
+    const SENT_CHALLENGE: &[(TimerKind, Option<u64>)] =
+        &[(TimerKind::Retransmit, None), (TimerKind::Timeout, None)];
+    const RETRY_ONLY: &[(TimerKind, Option<u64>)] = &[(TimerKind::Retry, None)];
+    const REFRESH_ONLY: &[(TimerKind, Option<u64>)] = &[(TimerKind::Refresh, None)];
+
+    fn rows() -> Vec<Row> {
+        use Input::*;
+        use Setup::*;
+        let row = |setup, input, sends, timers, report, state| Row {
+            setup,
+            min: None,
+            input,
+            sends,
+            timers,
+            report,
+            state,
+        };
+        let min = |min, input, sends, timers, report, state| Row {
+            setup: Registering,
+            min: Some(min),
+            input,
+            sends,
+            timers,
+            report,
+            state,
+        };
+        vec![
+            row(
+                Registering,
+                Response("200 OK", OK_300),
+                None,
+                REFRESH_ONLY,
+                Some("Registered("),
+                State::Registered,
+            ),
+            row(
+                Registering,
+                Response("100 Trying", ""),
+                None,
+                &[],
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", CHALLENGE),
+                Some(&[
+                    "Authorization: Digest username=\"alice\"",
+                    "algorithm=MD5",
+                    "qop=auth",
+                ]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Challenged,
+                Response("200 OK", OK_300),
+                None,
+                REFRESH_ONLY,
+                Some("Registered("),
+                State::Registered,
+            ),
+            row(
+                Challenged,
+                Response("401 Unauthorized", CHALLENGE),
+                None,
+                &[],
+                Some("Failed(401)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("407 Proxy Authentication Required", PROXY),
+                Some(&["Proxy-Authorization: Digest", "nonce=\"p1\""]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", ""),
+                None,
+                &[],
+                Some("Failed(401)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", INJECTING),
+                None,
+                &[],
+                Some("Failed(-17700)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", BOTH),
+                Some(&["algorithm=SHA-256", "nonce=\"s\""]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", MD5_2069),
+                Some(&["algorithm=MD5", "nonce=\"n3\""]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("423 Interval Too Brief", "Min-Expires: 1800\r\n"),
+                Some(&["Expires: 1800\r\n"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("423 Interval Too Brief", "Min-Expires: 10\r\n"),
+                None,
+                &[],
+                Some("Failed(423)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("403 Forbidden", ""),
+                None,
+                &[],
+                Some("Failed(403)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("404 Not Found", ""),
+                None,
+                &[],
+                Some("Failed(404)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("408 Request Timeout", ""),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("480 Temporarily Unavailable", ""),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("500 Server Error", "Retry-After: 7\r\n"),
+                None,
+                &[(TimerKind::Retry, Some(7))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("504 Timeout", ""),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response(
+                    "503 Unavailable",
+                    "Retry-After: 120 (maintenance);duration=60\r\n",
+                ),
+                None,
+                &[(TimerKind::Retry, Some(120))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("503 Unavailable", "Retry-After: 18446744073709551615\r\n"),
+                None,
+                &[(TimerKind::Retry, Some(86_400))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response(
+                    "503 Unavailable",
+                    "Retry-After: 99999999999999999999999999\r\n",
+                ),
+                None,
+                &[(TimerKind::Retry, Some(86_400))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("503 Unavailable", "Retry-After: -5\r\n"),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response(
+                    "200 OK",
+                    "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062>;expires=0\r\n",
+                ),
+                None,
+                &[],
+                Some("Failed(-17701)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("200 OK", "Expires: 4294967295\r\n"),
+                None,
+                &[(TimerKind::Refresh, Some(86_400))],
+                Some("Registered("),
+                State::Registered,
+            ),
+            row(
+                Registering,
+                Response("200 OK", "Service-Route: <sip:p\u{1}@x>\r\n"),
+                None,
+                &[],
+                Some("Failed(-17701)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Timer(TimerKind::Retransmit),
+                Some(&["CSeq: 1 REGISTER"]),
+                &[(TimerKind::Retransmit, None)],
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Timer(TimerKind::Timeout),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                TransportError,
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                ConnectionLost,
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Stop,
+                None,
+                &[],
+                Some("Unregistering"),
+                State::Unregistering,
+            ),
+            row(
+                StoppedWhileRegistering,
+                Response("200 OK", OK_300),
+                Some(&["Expires: 0\r\n", ";expires=0"]),
+                SENT_CHALLENGE,
+                None,
+                State::Unregistering,
+            ),
+            row(
+                Registered,
+                Timer(TimerKind::Refresh),
+                Some(&["Expires: 600\r\n", "CSeq: 2 REGISTER"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registered,
+            ),
+            row(
+                Registered,
+                Timer(TimerKind::Retry),
+                None,
+                &[],
+                None,
+                State::Registered,
+            ),
+            row(
+                Registered,
+                Stop,
+                Some(&["Expires: 0\r\n"]),
+                SENT_CHALLENGE,
+                Some("Unregistering"),
+                State::Unregistering,
+            ),
+            row(
+                Registered,
+                ConnectionLost,
+                None,
+                &[(TimerKind::Retry, Some(0))],
+                Some("Disconnected"),
+                State::RetryWait,
+            ),
+            row(Registered, RetryNow, None, &[], None, State::Registered),
+            row(
+                Refreshing,
+                Response("200 OK", OK_300),
+                None,
+                REFRESH_ONLY,
+                Some("Refreshed("),
+                State::Registered,
+            ),
+            row(
+                Refreshing,
+                Response("503 Unavailable", "Retry-After: 5\r\n"),
+                None,
+                &[(TimerKind::Retry, Some(5))],
+                Some("Disconnected"),
+                State::RetryWait,
+            ),
+            row(
+                Refreshing,
+                Response("403 Forbidden", ""),
+                None,
+                &[],
+                Some("Failed(403)"),
+                State::Done,
+            ),
+            row(
+                RetryWait,
+                Timer(TimerKind::Retry),
+                Some(&["REGISTER sip:"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                RetryWait,
+                RetryNow,
+                Some(&["REGISTER sip:"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                RetryWait,
+                Stop,
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            row(
+                RetryWait,
+                Response("200 OK", OK_300),
+                None,
+                &[],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Unregistering,
+                Response("200 OK", ""),
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            row(
+                Unregistering,
+                Response("408 Request Timeout", ""),
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            row(
+                Unregistering,
+                Response("401 Unauthorized", CHALLENGE),
+                Some(&["Expires: 0\r\n", "Authorization: Digest"]),
+                SENT_CHALLENGE,
+                None,
+                State::Unregistering,
+            ),
+            row(
+                Unregistering,
+                Timer(TimerKind::Timeout),
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            // Downgrades (SIP_KEY_DIGEST_MIN_ALGORITHM, issue 15 item 3).
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", CHALLENGE),
+                None,
+                &[],
+                Some("Failed(-46)"),
+                State::Done,
+            ),
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", SHA256),
+                Some(&["algorithm=SHA-256", "qop=auth"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", SHA256_2069),
+                None,
+                &[],
+                Some("Failed(-46)"),
+                State::Done,
+            ),
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", BOTH),
+                Some(&["algorithm=SHA-256"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            min(
+                Algorithm::Sha512_256,
+                Response("401 Unauthorized", SHA256),
+                None,
+                &[],
+                Some("Failed(-46)"),
+                State::Done,
+            ),
+            min(
+                Algorithm::Md5,
+                Response("401 Unauthorized", MD5_2069),
+                Some(&["algorithm=MD5"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            Row {
+                setup: RegisteredSha256,
+                min: None,
+                input: Timer(TimerKind::Refresh),
+                sends: Some(&["Authorization: Digest", "algorithm=SHA-256"]),
+                timers: SENT_CHALLENGE,
+                report: None,
+                state: State::Registered,
+            },
+        ]
+    }
+
+    /// The registration a row starts from, and the last request it sent.
+    fn set_up(setup: Setup, min: Option<Algorithm>) -> (Registration, String) {
+        let mut cfg = config();
+        cfg.digest_min = min;
+        let mut r = Registration::new(
+            cfg,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        let mut out = Vec::new();
+        r.start(&mut out);
+        let mut last = sent(&out).pop().unwrap();
+        let mut step = |r: &mut Registration, input: Input, last: &mut String| {
+            let mut out = Vec::new();
+            feed(r, input, last, &mut out);
+            if let Some(req) = sent(&out).pop() {
+                *last = req;
+            }
+        };
+        use Input::*;
+        match setup {
+            Setup::Registering => {}
+            Setup::Challenged => step(&mut r, Response("401 Unauthorized", CHALLENGE), &mut last),
+            Setup::Registered => step(&mut r, Response("200 OK", OK_300), &mut last),
+            Setup::RegisteredSha256 => {
+                step(&mut r, Response("401 Unauthorized", SHA256), &mut last);
+                step(&mut r, Response("200 OK", OK_300), &mut last);
+            }
+            Setup::Refreshing => {
+                step(&mut r, Response("200 OK", OK_300), &mut last);
+                step(&mut r, Timer(TimerKind::Refresh), &mut last);
+            }
+            Setup::RetryWait => step(&mut r, Response("408 Request Timeout", ""), &mut last),
+            Setup::Unregistering => {
+                step(&mut r, Response("200 OK", OK_300), &mut last);
+                step(&mut r, Stop, &mut last);
+            }
+            Setup::StoppedWhileRegistering => step(&mut r, Stop, &mut last),
+        }
+        (r, last)
+    }
+
+    fn feed(r: &mut Registration, input: Input, last: &str, out: &mut Vec<Action>) {
+        match input {
+            Input::Response(status, extra) => r.on_response(&respond(last, status, extra), out),
+            Input::Timer(kind) => {
+                let g = r.generation(kind);
+                r.on_timer(kind, g, out)
+            }
+            Input::Stop => r.stop(out),
+            Input::RetryNow => r.retry_now(out),
+            Input::ConnectionLost => r.on_connection_lost(out),
+            Input::TransportError => r.on_transport_error(out),
+        }
+    }
+
+    #[test]
+    fn register_state_machine_table() {
+        for (i, row) in rows().into_iter().enumerate() {
+            let what = format!(
+                "row {i}: {:?} + {:?} (min {:?})",
+                row.setup, row.input, row.min
+            );
+            let (mut r, last) = set_up(row.setup, row.min);
+            let mut out = Vec::new();
+            feed(&mut r, row.input, &last, &mut out);
+            let sent = sent(&out);
+            match row.sends {
+                None => assert!(sent.is_empty(), "{what}: sent {sent:?}"),
+                Some(parts) => {
+                    assert_eq!(sent.len(), 1, "{what}: sent {sent:?}");
+                    for p in parts {
+                        assert!(sent[0].contains(p), "{what}: {p:?} not in {}", sent[0]);
+                    }
+                }
+            }
+            for req in &sent {
+                assert!(!req.contains("X-Injected"), "{what}");
+                assert_eq!(req.replace("\r\n", "").find(['\r', '\n']), None, "{what}");
+            }
+            let timers: Vec<(TimerKind, Duration)> = out
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Timer(k, d, _) => Some((*k, *d)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(timers.len(), row.timers.len(), "{what}: timers {timers:?}");
+            for ((k, d), (want_k, want_s)) in timers.iter().zip(row.timers) {
+                assert_eq!(k, want_k, "{what}: timers {timers:?}");
+                if let Some(s) = want_s {
+                    assert_eq!(d.as_secs(), *s, "{what}: {k:?} in {d:?}");
+                }
+                assert!(*d <= MAX_WAIT, "{what}");
+            }
+            let reports: Vec<String> = out
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Report(r) => Some(format!("{r:?}")),
+                    _ => None,
+                })
+                .collect();
+            match row.report {
+                None => assert!(reports.is_empty(), "{what}: reports {reports:?}"),
+                Some(want) => {
+                    assert_eq!(reports.len(), 1, "{what}: reports {reports:?}");
+                    assert!(reports[0].starts_with(want), "{what}: reports {reports:?}");
+                }
+            }
+            assert_eq!(r.state, row.state, "{what}");
+            assert_eq!(
+                out.iter().any(|a| matches!(a, Action::Done)),
+                row.state == State::Done,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_downgrade_after_sha256_unless_the_key_says_md5() {
+        for (min, answered) in [(None, false), (Some(Algorithm::Md5), true)] {
+            let (mut r, _) = set_up(Setup::RegisteredSha256, min);
+            // The binding goes to the next registration of this profile.
+            let binding = r.binding();
+            assert_eq!(binding.strongest, Some(Algorithm::Sha256));
+            let mut out = Vec::new();
+            r.stop(&mut out);
+            let mut next = Registration::new(
+                r.config.clone(),
+                Timers::with_t1(Duration::from_millis(10)),
+                "127.0.0.1:5062".parse().unwrap(),
+            );
+            next.continue_binding(binding);
+            let mut out = Vec::new();
+            next.start(&mut out);
+            let req = sent(&out).pop().unwrap();
+            let mut out = Vec::new();
+            next.on_response(&respond(&req, "401 Unauthorized", CHALLENGE), &mut out);
+            assert_eq!(!sent(&out).is_empty(), answered, "min {min:?}");
+            if !answered {
+                assert!(
+                    out.iter()
+                        .any(|a| matches!(a, Action::Report(Report::Failed(-46))))
+                );
+            }
+        }
+        // Another registrar: nothing remembered.
+        let (r, _) = set_up(Setup::RegisteredSha256, None);
+        let mut cfg = r.config.clone();
+        cfg.registrar = Uri::parse("sip:127.0.0.2:5060").unwrap();
+        let mut other = Registration::new(
+            cfg,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        other.continue_binding(r.binding());
+        assert_eq!(other.digest_floor(), Algorithm::Md5);
+    }
+
+    #[test]
+    fn challenge_choice() {
+        let c = |h: &str| Challenge::parse(h).unwrap();
+        let md5 = c("Digest realm=\"r\", nonce=\"a\", qop=auth");
+        let md5_2069 = c("Digest realm=\"r\", nonce=\"b\"");
+        let sha = c("Digest realm=\"r\", nonce=\"c\", qop=auth, algorithm=SHA-256");
+        let sha_2069 = c("Digest realm=\"r\", nonce=\"d\", algorithm=SHA-256");
+        let sha512 = c("Digest realm=\"r\", nonce=\"e\", qop=auth, algorithm=SHA-512-256");
+        let all = [
+            md5.clone(),
+            md5_2069.clone(),
+            sha.clone(),
+            sha_2069.clone(),
+            sha512.clone(),
+        ];
+        use Algorithm::*;
+        assert_eq!(choose_challenge(&all, Md5), Some(sha512.clone()));
+        assert_eq!(choose_challenge(&all[..4], Md5), Some(sha.clone()));
+        assert_eq!(choose_challenge(&all[..4], Sha256), Some(sha.clone()));
+        assert_eq!(choose_challenge(&all[..4], Sha512_256), None);
+        assert_eq!(choose_challenge(&[md5_2069.clone()], Md5), Some(md5_2069));
+        assert_eq!(
+            choose_challenge(&[sha_2069.clone()], Md5),
+            Some(sha_2069.clone())
+        );
+        assert_eq!(choose_challenge(&[sha_2069], Sha256), None);
+        assert_eq!(choose_challenge(&[md5], Sha256), None);
+        assert_eq!(choose_challenge(&[], Md5), None);
+    }
 }
