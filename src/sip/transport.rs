@@ -117,7 +117,7 @@ pub struct StreamConn {
 /// transport error, rather than memory without end. 2 MiB: about 3,000
 /// REGISTERs, more than the engine ever has in flight at once
 /// (`MAX_STARTING` + refreshes), after the kernel's own buffers filled.
-pub const MAX_OUTGOING: usize = 2 << 20;
+pub(crate) const MAX_OUTGOING: usize = 2 << 20;
 
 /// The error of [`StreamConn::send`] when [`MAX_OUTGOING`] would be passed.
 #[derive(Debug)]
