@@ -669,10 +669,7 @@ impl Registration {
             .into_iter()
             .map(Challenge::parse)
             .collect();
-        if parsed
-            .iter()
-            .any(|c| *c == Err(ChallengeError::ControlCharacter))
-        {
+        if parsed.contains(&Err(ChallengeError::ControlCharacter)) {
             // Never copied into a request, never answered (issue 15).
             crate::log::warn(&format!(
                 "{header} holds a control character (a header injection?): not answered"
@@ -1651,7 +1648,7 @@ mod tests {
         let mut out = Vec::new();
         r.start(&mut out);
         let mut last = sent(&out).pop().unwrap();
-        let mut step = |r: &mut Registration, input: Input, last: &mut String| {
+        let step = |r: &mut Registration, input: Input, last: &mut String| {
             let mut out = Vec::new();
             feed(r, input, last, &mut out);
             if let Some(req) = sent(&out).pop() {
@@ -1818,9 +1815,12 @@ mod tests {
         assert_eq!(choose_challenge(&all[..4], Md5), Some(sha.clone()));
         assert_eq!(choose_challenge(&all[..4], Sha256), Some(sha.clone()));
         assert_eq!(choose_challenge(&all[..4], Sha512_256), None);
-        assert_eq!(choose_challenge(&[md5_2069.clone()], Md5), Some(md5_2069));
         assert_eq!(
-            choose_challenge(&[sha_2069.clone()], Md5),
+            choose_challenge(std::slice::from_ref(&md5_2069), Md5),
+            Some(md5_2069)
+        );
+        assert_eq!(
+            choose_challenge(std::slice::from_ref(&sha_2069), Md5),
             Some(sha_2069.clone())
         );
         assert_eq!(choose_challenge(&[sha_2069], Sha256), None);

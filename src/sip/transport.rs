@@ -491,8 +491,6 @@ mod tests {
         assert_eq!(interface_name(None, 999_999), Err(UnknownInterface));
     }
 
-    use std::io::Write as _;
-
     #[test]
     fn frames_stream_messages() {
         let mut b = b"\r\n\r\nSIP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhiSIP/2.0 100 Trying\r\nl: 0\r\n\r\nSIP/2.0"
