@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use sipprofile::sip::digest::{Challenge, Request, authorization, has_control, next_nonce};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = next_nonce(text);
     if let Ok(c) = Challenge::parse(text) {
         // Whatever a challenge holds, no control character reaches a request.

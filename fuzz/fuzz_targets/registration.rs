@@ -46,24 +46,53 @@ impl<'a> Input<'a> {
 }
 
 const STATUSES: [&str; 18] = [
-    "100 Trying", "200 OK", "202 Accepted", "301 Moved", "401 Unauthorized",
-    "407 Proxy Authentication Required", "423 Interval Too Brief", "403 Forbidden",
-    "404 Not Found", "408 Request Timeout", "480 Unavailable", "500 Error",
-    "503 Service Unavailable", "504 Timeout", "603 Decline", "401 Unauthorized",
-    "200 OK", "503 Service Unavailable",
+    "100 Trying",
+    "200 OK",
+    "202 Accepted",
+    "301 Moved",
+    "401 Unauthorized",
+    "407 Proxy Authentication Required",
+    "423 Interval Too Brief",
+    "403 Forbidden",
+    "404 Not Found",
+    "408 Request Timeout",
+    "480 Unavailable",
+    "500 Error",
+    "503 Service Unavailable",
+    "504 Timeout",
+    "603 Decline",
+    "401 Unauthorized",
+    "200 OK",
+    "503 Service Unavailable",
 ];
 
 const ALLOWED: [&str; 15] = [
-    "Via", "Max-Forwards", "From", "To", "Call-ID", "CSeq", "Contact", "Expires",
-    "Supported", "Route", "Authorization", "Proxy-Authorization", "X-Test",
-    "User-Agent", "Content-Length",
+    "Via",
+    "Max-Forwards",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Expires",
+    "Supported",
+    "Route",
+    "Authorization",
+    "Proxy-Authorization",
+    "X-Test",
+    "User-Agent",
+    "Content-Length",
 ];
 
 fn config(input: &mut Input) -> RegConfig {
     let flags = input.byte();
     let creds = Credentials {
         user: "alice".into(),
-        realm: if flags & 1 == 0 { String::new() } else { "example.com".into() },
+        realm: if flags & 1 == 0 {
+            String::new()
+        } else {
+            "example.com".into()
+        },
         password: "secret".into(),
     };
     RegConfig {
@@ -75,24 +104,38 @@ fn config(input: &mut Input) -> RegConfig {
         headers: vec!["X-Test: 1".into()],
         expires: 600,
         registrar_creds: creds.clone(),
-        proxy_creds: if flags & 4 != 0 { creds } else { Credentials::default() },
+        proxy_creds: if flags & 4 != 0 {
+            creds
+        } else {
+            Credentials::default()
+        },
         retry_base: 30,
         retry_max: 1800,
-        instance_id: (flags & 8 != 0).then(|| "urn:uuid:00000000-0000-4000-8000-000000000000".into()),
+        instance_id: (flags & 8 != 0)
+            .then(|| "urn:uuid:00000000-0000-4000-8000-000000000000".into()),
         ims: flags & 16 != 0,
-        transport: if flags & 32 != 0 { Transport::Tcp } else { Transport::Udp },
+        transport: if flags & 32 != 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
         tls_ca_file: None,
         interface: None,
         digest_min: [None, Some("MD5"), Some("SHA-256"), Some("SHA-512-256")]
             [usize::from(flags >> 6)]
-            .and_then(sipprofile::sip::digest::Algorithm::from_name),
+        .and_then(sipprofile::sip::digest::Algorithm::from_name),
     }
 }
 
 /// A response to `req` (matching it unless told not to), with headers made
 /// from the input.
 fn response(req: &str, input: &mut Input) -> Option<Message> {
-    let pick = |name: &str| req.lines().find(|l| l.starts_with(name)).unwrap_or("").to_owned();
+    let pick = |name: &str| {
+        req.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("")
+            .to_owned()
+    };
     let status = STATUSES[usize::from(input.byte()) % STATUSES.len()];
     let which = input.byte();
     let mut cseq = pick("CSeq:");
@@ -117,10 +160,20 @@ fn response(req: &str, input: &mut Input) -> Option<Message> {
         extra += &format!("Expires: {}\r\n", input.number());
     }
     if which & 16 != 0 {
-        let name = if input.byte() & 1 == 0 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
-        let alg = ["MD5", "SHA-256", "SHA-512-256", "MD5-sess", "SHA-1"][usize::from(input.byte() % 5)];
-        let qop = ["", ", qop=\"auth\"", ", qop=\"auth-int\"", ", qop=\"x\""][usize::from(input.byte() % 4)];
-        let stale = if input.byte() & 1 == 0 { "" } else { ", stale=true" };
+        let name = if input.byte() & 1 == 0 {
+            "WWW-Authenticate"
+        } else {
+            "Proxy-Authenticate"
+        };
+        let alg =
+            ["MD5", "SHA-256", "SHA-512-256", "MD5-sess", "SHA-1"][usize::from(input.byte() % 5)];
+        let qop = ["", ", qop=\"auth\"", ", qop=\"auth-int\"", ", qop=\"x\""]
+            [usize::from(input.byte() % 4)];
+        let stale = if input.byte() & 1 == 0 {
+            ""
+        } else {
+            ", stale=true"
+        };
         extra += &format!(
             "{name}: Digest realm=\"{}\", nonce=\"{}\", opaque=\"{}\", algorithm={alg}{qop}{stale}\r\n",
             input.text(),
@@ -154,7 +207,10 @@ fn check_sent(data: &[u8]) -> String {
     );
     let m = Message::parse(data).expect("what we send parses");
     for (name, _) in &m.headers {
-        assert!(ALLOWED.contains(&name.as_str()), "header {name} sent: {text:?}");
+        assert!(
+            ALLOWED.contains(&name.as_str()),
+            "header {name} sent: {text:?}"
+        );
     }
     assert_eq!(m.header_values("Content-Length").len(), 1);
     text.to_owned()
@@ -192,8 +248,12 @@ fuzz_target!(|data: &[u8]| {
                 4 | 5 => {
                     // The next timer of a kind, now or one already replaced.
                     let b = input.byte();
-                    let kind = [TimerKind::Retransmit, TimerKind::Timeout, TimerKind::Refresh, TimerKind::Retry]
-                        [usize::from(b % 4)];
+                    let kind = [
+                        TimerKind::Retransmit,
+                        TimerKind::Timeout,
+                        TimerKind::Refresh,
+                        TimerKind::Retry,
+                    ][usize::from(b % 4)];
                     let generation = armed[kind as usize].saturating_sub(u64::from(b >> 7));
                     reg.on_timer(kind, generation, &mut out);
                 }
@@ -217,7 +277,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(sends <= 1, "{sends} requests in one step");
         if from_response && sends > 0 {
             sends_from_responses += 1;
-            assert!(sends_from_responses <= 12, "responses alone keep it sending");
+            assert!(
+                sends_from_responses <= 12,
+                "responses alone keep it sending"
+            );
         } else if !from_response {
             sends_from_responses = 0;
         }

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sipprofile::sip::message::{Message, NameAddr, split_list};
 use sipprofile::sip::message::masked_for_log;
+use sipprofile::sip::message::{Message, NameAddr, split_list};
 use sipprofile::sip::transport::{Frame, Framer, frame};
 use sipprofile::sip::uri::Uri;
 
@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    assert!(framer.examined <= 8 * data.len() as u64 + 8, "framing is not linear");
+    assert!(
+        framer.examined <= 8 * data.len() as u64 + 8,
+        "framing is not linear"
+    );
     let _ = masked_for_log(&String::from_utf8_lossy(data));
     if let Ok(msg) = Message::parse(data) {
         let _ = msg.status();
@@ -44,7 +47,12 @@ fuzz_target!(|data: &[u8]| {
                 let _ = Uri::parse(na.uri).map(|u| u.to_string());
             }
         }
-        for h in ["Service-Route", "P-Associated-URI", "Min-Expires", "Retry-After"] {
+        for h in [
+            "Service-Route",
+            "P-Associated-URI",
+            "Min-Expires",
+            "Retry-After",
+        ] {
             for v in msg.header_list(h) {
                 let _ = split_list(v);
             }
