@@ -1077,6 +1077,36 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_whose_peer_does_not_read_is_closed() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut cfg = config(listener.local_addr().unwrap());
+        cfg.registrar = super::super::uri::Uri::parse(&format!(
+            "sip:{};transport=tcp",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        cfg.transport = Transport::Tcp;
+        let (_commands, rx) = unbounded();
+        let mut core = Core::new(Poll::new().unwrap(), rx, Arc::new(NoReports));
+        core.register(1, Box::new(cfg));
+        let _peer = listener.accept().unwrap(); // and never reads
+        assert_eq!(core.conns.len(), 1);
+        let big = vec![b'x'; super::super::transport::MAX_OUTGOING / 2 + 1];
+        core.apply(1, vec![Action::Send(big.clone())]);
+        assert_eq!(core.conns.len(), 1, "under the limit: kept");
+        core.apply(1, vec![Action::Send(big)]);
+        assert!(core.conns.is_empty(), "over the limit: closed");
+        assert!(core.conn_index.is_empty());
+        // Its profile lost the connection: it waits to retry, on a new one.
+        assert_eq!(core.regs[&1].conn, None);
+        assert!(
+            core.heap
+                .iter()
+                .any(|Reverse(t)| t.2 == 1 && t.3 == TimerKind::Retry as u8)
+        );
+    }
+
+    #[test]
     fn a_step_that_fires_timers_returns_before_the_wait() {
         let poll = Poll::new().unwrap();
         let (_commands, rx) = unbounded();
