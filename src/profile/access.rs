@@ -426,7 +426,7 @@ mod tests {
         );
         // Nothing changed; a password may hold anything (it is only hashed).
         assert_eq!(d.private_identity, "");
-        assert!(d.ext_str.get(&INSTANCE_ID).is_none());
+        assert!(!d.ext_str.contains_key(&INSTANCE_ID));
         set_server_str(&mut d, SERVER_REGISTRAR, DIGEST_PASSWORD, "p\u{1}w").unwrap();
         set_server_str(&mut d, SERVER_REGISTRAR, DIGEST_USER_NAME, "alice\tsmith").unwrap();
     }
@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(get(&d).as_deref(), Ok("MD5"));
         // "" goes back to the default (unset, MD5 until SHA-256 was seen).
         set_str(&mut d, DIGEST_MIN_ALGORITHM, "").unwrap();
-        assert!(d.ext_str.get(&DIGEST_MIN_ALGORITHM).is_none());
+        assert!(!d.ext_str.contains_key(&DIGEST_MIN_ALGORITHM));
         assert_eq!(
             set_u32(&mut d, DIGEST_MIN_ALGORITHM, 1),
             Err(Error::NotFound)
