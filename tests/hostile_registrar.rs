@@ -399,3 +399,70 @@ fn no_downgrade_to_md5_after_sha256_succeeded() {
         Err(sipprofile::Error::Argument)
     );
 }
+
+/// Issue 15 item 7: a TCP registrar answering the REGISTER with 999
+/// unrelated but valid 450-byte responses and then the 200, all in one
+/// write (450 KB, far over the 64 KiB of one message): the stream is framed
+/// message by message, the connection stays open, the profile registers,
+/// and its un-REGISTER goes over the same connection.
+#[test]
+fn a_burst_of_responses_on_tcp_keeps_the_connection() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = requests.clone();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        while answered < 2 {
+            let Ok(n) = conn.read(&mut buf) else { return };
+            if n == 0 {
+                return;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let req = String::from_utf8_lossy(&pending[..end + 4]).into_owned();
+                pending.drain(..end + 4);
+                seen.lock().unwrap().push(req.clone());
+                let mut burst = Vec::new();
+                if answered == 0 {
+                    for i in 0..999 {
+                        let mut m = format!(
+                            "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKother{i:06}\r\n\
+                             From: <sip:x@y>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nCall-ID: other-{i:06}\r\n\
+                             CSeq: 1 REGISTER\r\nContent-Length: 0\r\n"
+                        );
+                        let pad = 450 - m.len() - "X-Pad: \r\n\r\n".len();
+                        m += &format!("X-Pad: {}\r\n\r\n", "p".repeat(pad));
+                        assert_eq!(m.len(), 450);
+                        burst.extend_from_slice(m.as_bytes());
+                    }
+                }
+                burst.extend_from_slice(ok(&req).as_bytes());
+                conn.write_all(&burst).unwrap();
+                answered += 1;
+            }
+        }
+        // Hold the connection until the client is done with it.
+        let _ = conn.read(&mut buf);
+    });
+    let s = Setup::new();
+    let (id, h) = s.profile(&format!("sip:127.0.0.1:{port};transport=tcp"), "dave", None);
+    s.u.enable(&h).unwrap();
+    assert!(
+        wait_for(&s.rx, Seen::Event(id, Event::Registered), WAIT),
+        "not registered after the burst"
+    );
+    s.u.disable(&h).unwrap();
+    assert!(wait_for(&s.rx, Seen::Event(id, Event::Deregistered), WAIT));
+    let reqs = requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2, "one connection, two requests: {reqs:?}");
+    assert!(reqs[1].contains("Expires: 0\r\n"));
+    drop(s);
+    let _ = server.join();
+}
