@@ -460,49 +460,47 @@ impl Core {
     }
 
     fn command(&mut self, cmd: Command) {
-        {
-            match cmd {
-                Command::Register(id, cfg) => self.register(id, cfg),
-                Command::Update(id, cfg) => {
-                    if let Some(p) = self.pending.get_mut(&id) {
-                        *p = cfg; // re-registering anyway: with the newest data
-                    } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
-                        q.1 = cfg; // not started yet: start with the newest data
-                    } else {
-                        self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
-                    }
+        match cmd {
+            Command::Register(id, cfg) => self.register(id, cfg),
+            Command::Update(id, cfg) => {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    *p = cfg; // re-registering anyway: with the newest data
+                } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
+                    q.1 = cfg; // not started yet: start with the newest data
+                } else {
+                    self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
                 }
-                Command::Unregister(id) => {
-                    self.pending.remove(&id);
-                    if self.unqueue(id) {
-                        self.reporter.report(id, 0, Report::Unregistered);
-                    }
-                    // Paced like starts (`stop_queued`): freeing 10,000
-                    // handles must not burst 10,000 un-REGISTERs.
-                    if self.regs.contains_key(&id) {
-                        self.stop_queue.push_back(id);
-                    }
+            }
+            Command::Unregister(id) => {
+                self.pending.remove(&id);
+                if self.unqueue(id) {
+                    self.reporter.report(id, 0, Report::Unregistered);
                 }
-                Command::Forget(id) => {
-                    self.pending.remove(&id);
-                    self.unqueue(id);
-                    self.starting.remove(&id);
-                    if let Some(e) = self.regs.remove(&id) {
-                        if let Some(b) = &e.branch {
-                            self.branches.remove(b);
-                        }
-                        self.release_connection(id, e.conn);
-                    }
+                // Paced like starts (`stop_queued`): freeing 10,000
+                // handles must not burst 10,000 un-REGISTERs.
+                if self.regs.contains_key(&id) {
+                    self.stop_queue.push_back(id);
                 }
-                Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
-                Command::Shutdown(deadline) => {
-                    self.shutdown = Some(deadline);
-                    self.pending.clear();
-                    for (id, _) in std::mem::take(&mut self.queued) {
-                        self.reporter.report(id, 0, Report::Unregistered);
+            }
+            Command::Forget(id) => {
+                self.pending.remove(&id);
+                self.unqueue(id);
+                self.starting.remove(&id);
+                if let Some(e) = self.regs.remove(&id) {
+                    if let Some(b) = &e.branch {
+                        self.branches.remove(b);
                     }
-                    self.stop_queue = self.regs.keys().copied().collect();
+                    self.release_connection(id, e.conn);
                 }
+            }
+            Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
+            Command::Shutdown(deadline) => {
+                self.shutdown = Some(deadline);
+                self.pending.clear();
+                for (id, _) in std::mem::take(&mut self.queued) {
+                    self.reporter.report(id, 0, Report::Unregistered);
+                }
+                self.stop_queue = self.regs.keys().copied().collect();
             }
         }
     }
