@@ -684,7 +684,9 @@ impl Registration {
                 return self.on_failure(i32::from(status), false, None, tx, out);
             }
             crate::log::warn(&format!(
-                "{header}: the registrar offers only {}; {}: not answered",
+                "{} ({}): {header} offers only {}; {}: not answered",
+                self.config.registrar,
+                self.config.aor,
                 offered
                     .iter()
                     .map(|c| format!(
@@ -867,7 +869,7 @@ impl Registration {
 
     fn floor_reason(&self, floor: Algorithm) -> String {
         match (self.config.digest_min, floor) {
-            (None, Algorithm::Md5) => "no digest is acceptable".into(),
+            (None, Algorithm::Md5) => "nothing offered is acceptable".into(),
             (None, _) => format!(
                 "this registrar accepted {} before: no downgrade (set \
                  SIP_KEY_DIGEST_MIN_ALGORITHM to MD5 to allow it)",
