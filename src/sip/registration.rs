@@ -540,10 +540,11 @@ impl Registration {
         let granted = self.granted(msg);
         if granted_has_control(&granted) {
             // The application copies these into its own requests.
-            crate::log::warn(
-                "the registrar's 2xx holds a control character in Contact, Service-Route, \
+            crate::log::warn(&format!(
+                "{} ({}): the 2xx holds a control character in Contact, Service-Route, \
                  GRUU or P-Associated-URI: refused",
-            );
+                self.config.registrar, self.config.aor
+            ));
             self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
             return;
         }
@@ -672,7 +673,9 @@ impl Registration {
         if parsed.contains(&Err(ChallengeError::ControlCharacter)) {
             // Never copied into a request, never answered (issue 15).
             crate::log::warn(&format!(
-                "{header} holds a control character (a header injection?): not answered"
+                "{} ({}): {header} holds a control character (a header injection?): \
+                 not answered",
+                self.config.registrar, self.config.aor
             ));
             return self.on_failure(error::SIP_MALFORMED_MESSAGE, false, None, tx, out);
         }
