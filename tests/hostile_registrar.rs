@@ -5,9 +5,9 @@
 
 mod support;
 
+use sipprofile::client::Event;
+use sipprofile::client::{ProfileHandle, Registry};
 use sipprofile::profile::{Status, access, keys};
-use sipprofile::server::events::Event;
-use sipprofile::server::{ProfileHandle, Registry};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
