@@ -446,6 +446,15 @@
 #define SIP_KEY_TLS_CA_FILE 1008
 
 /**
+ * string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
+ * `SHA-512-256`; weaker challenges fail the attempt with
+ * `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
+ * `MD5`. Unset (or set to ""), MD5 is refused once SHA-256 or better has
+ * succeeded at the registrar; set to `MD5`, MD5 is always answered.
+ */
+#define SIP_KEY_DIGEST_MIN_ALGORITHM 1010
+
+/**
  * Major version of this header.
  */
 #define SIPPROFILE_VERSION_MAJOR 0
@@ -564,6 +573,12 @@
 #define INSTANCE_ID 1007
 
 #define TLS_CA_FILE 1008
+
+/**
+ * `MD5` (default), `SHA-256` or `SHA-512-256`: weaker digest challenges are
+ * not answered (contract §8.4).
+ */
+#define DIGEST_MIN_ALGORITHM 1010
 
 #define DEFAULT_EXPIRES_IETF 3600
 

@@ -137,6 +137,10 @@ const NAMES: &[(&str, Kind)] = &[
     ("instance_id", Kind::Str(keys::INSTANCE_ID)),
     ("tls_ca_file", Kind::Str(keys::TLS_CA_FILE)),
     (
+        "digest_min_algorithm",
+        Kind::Str(keys::DIGEST_MIN_ALGORITHM),
+    ),
+    (
         "registrar.address",
         Kind::Server(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS),
     ),

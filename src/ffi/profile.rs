@@ -140,6 +140,12 @@ pub const SIP_KEY_RETRY_MAX_SECONDS: u32 = 1006;
 pub const SIP_KEY_INSTANCE_ID: u32 = 1007;
 /// string: PEM file of extra trust anchors for TLS.
 pub const SIP_KEY_TLS_CA_FILE: u32 = 1008;
+/// string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
+/// `SHA-512-256`; weaker challenges fail the attempt with
+/// `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
+/// `MD5`. Unset (or set to ""), MD5 is refused once SHA-256 or better has
+/// succeeded at the registrar; set to `MD5`, MD5 is always answered.
+pub const SIP_KEY_DIGEST_MIN_ALGORITHM: u32 = 1010;
 
 /// Major version of this header.
 pub const SIPPROFILE_VERSION_MAJOR: u32 = 0;
@@ -547,6 +553,7 @@ mod tests {
         );
         assert_eq!(SIP_KEY_REGISTRATION_EXPIRES, keys::REGISTRATION_EXPIRES);
         assert_eq!(SIP_KEY_TLS_CA_FILE, keys::TLS_CA_FILE);
+        assert_eq!(SIP_KEY_DIGEST_MIN_ALGORITHM, keys::DIGEST_MIN_ALGORITHM);
         assert_eq!(
             (
                 SIPPROFILE_VERSION_MAJOR,

@@ -607,6 +607,10 @@ impl Server {
             transport,
             tls_ca_file: data.ext_str.get(&keys::TLS_CA_FILE).map(PathBuf::from),
             interface,
+            digest_min: data
+                .ext_str
+                .get(&keys::DIGEST_MIN_ALGORITHM)
+                .and_then(|a| crate::sip::digest::Algorithm::from_name(a)),
         })
     }
 
