@@ -44,6 +44,7 @@ enum class Event : uint32_t {
     Deregistered = SIP_PROFILE_DEREGISTERED,
     Destroyed = SIP_PROFILE_DESTROYED,
     ForciblyDisabled = SIP_PROFILE_FORCIBLY_DISABLED,
+    AttemptFailed = SIP_PROFILE_ATTEMPT_FAILED,
 };
 
 enum class Status : uint32_t {

@@ -59,11 +59,11 @@ impl ClientProfile {
 
     /// Applies what is newer in `s`; true if its registration state was.
     fn refresh(&mut self, s: &Snapshot) -> bool {
-        if let Some(d) = &s.data {
-            if s.revision > self.revision {
-                self.data = d.clone();
-                self.revision = s.revision;
-            }
+        if let Some(d) = &s.data
+            && s.revision > self.revision
+        {
+            self.data = d.clone();
+            self.revision = s.revision;
         }
         if s.seq <= self.seq {
             return false;
@@ -469,12 +469,12 @@ impl Registry {
             }
             Err(e) => {
                 let mut blocks = self.blocks.lock();
-                if let Some((_, n, t)) = blocks.get_mut(&id) {
-                    if *t == token {
-                        *n -= 1;
-                        if *n == 0 {
-                            blocks.remove(&id);
-                        }
+                if let Some((_, n, t)) = blocks.get_mut(&id)
+                    && *t == token
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        blocks.remove(&id);
                     }
                 }
                 Err(e)
@@ -836,15 +836,15 @@ impl Registry {
                 c.revision = 0;
                 was
             };
-            if was == Status::Registered {
-                if let Some(m) = &self.mailbox {
-                    m.push(Delivery::Event {
-                        id,
-                        event: Event::Deregistered,
-                        snapshot: None,
-                        published_ns: crate::protocol::monotonic_ns(),
-                    });
-                }
+            if was == Status::Registered
+                && let Some(m) = &self.mailbox
+            {
+                m.push(Delivery::Event {
+                    id,
+                    event: Event::Deregistered,
+                    snapshot: None,
+                    published_ns: crate::protocol::monotonic_ns(),
+                });
             }
         }
     }
@@ -903,14 +903,12 @@ impl Registry {
                 }
                 e
             };
-            if enabled {
-                if let Some(m) = &self.mailbox {
-                    m.push(Delivery::Error {
-                        id,
-                        code: Error::ServerTerminated.code(),
-                        snapshot: None,
-                    });
-                }
+            if enabled && let Some(m) = &self.mailbox {
+                m.push(Delivery::Error {
+                    id,
+                    code: Error::ServerTerminated.code(),
+                    snapshot: None,
+                });
             }
         }
     }

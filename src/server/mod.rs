@@ -300,10 +300,10 @@ impl Server {
                 token,
             } => {
                 let mut st = self.state.lock();
-                if let Some(e) = st.profiles.get_mut(&id) {
-                    if e.observers.get(&key(registry)) == Some(&token) {
-                        e.observers.remove(&key(registry));
-                    }
+                if let Some(e) = st.profiles.get_mut(&id)
+                    && e.observers.get(&key(registry)) == Some(&token)
+                {
+                    e.observers.remove(&key(registry));
                 }
                 Ok(Reply::Done)
             }
@@ -849,10 +849,8 @@ impl Server {
         e.observers.insert(registry, token);
         st.profiles.insert(id, e);
         Self::event(st, id, Event::Created);
-        if auto {
-            if let Err(e) = self.start_registration(st, id) {
-                log::warn(&format!("profile {id}: auto-registration not started: {e}"));
-            }
+        if auto && let Err(e) = self.start_registration(st, id) {
+            log::warn(&format!("profile {id}: auto-registration not started: {e}"));
         }
         id
     }
@@ -905,10 +903,8 @@ impl Server {
                     "profile {id}: not re-registered after update: {err}"
                 ));
             }
-        } else if in_engine {
-            if let Ok(cfg) = Self::registration_config(&st.profiles[&id].data) {
-                self.send(Command::Update(id, Box::new(cfg)));
-            }
+        } else if in_engine && let Ok(cfg) = Self::registration_config(&st.profiles[&id].data) {
+            self.send(Command::Update(id, Box::new(cfg)));
         }
         self.changed.notify_all();
         Self::snapshot_with(&mut st, id, true).ok_or(Error::General)

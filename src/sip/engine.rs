@@ -370,13 +370,13 @@ impl Core {
             self.fire_timers();
             self.start_queued();
             self.stop_queued();
-            if let Some(deadline) = self.shutdown {
-                if self.regs.is_empty() || Instant::now() >= deadline {
-                    for (id, e) in self.regs.drain() {
-                        self.reporter.report(id, e.context_id, Report::Unregistered);
-                    }
-                    return true;
+            if let Some(deadline) = self.shutdown
+                && (self.regs.is_empty() || Instant::now() >= deadline)
+            {
+                for (id, e) in self.regs.drain() {
+                    self.reporter.report(id, e.context_id, Report::Unregistered);
                 }
+                return true;
             }
             return false;
         }
@@ -390,11 +390,11 @@ impl Core {
             let left = d.saturating_duration_since(now);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
-        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                log::error(&format!("engine poll failed: {e}"));
-                return true;
-            }
+        if let Err(e) = self.poll.poll(&mut self.events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error(&format!("engine poll failed: {e}"));
+            return true;
         }
         for ev in self.events.iter() {
             let readable = ev.is_readable() || ev.is_read_closed();
@@ -598,11 +598,11 @@ impl Core {
             cfg.tls_ca_file.clone(),
             cfg.interface.clone(),
         );
-        if let Some(tok) = self.conn_index.get(&key) {
-            if let Some(c) = self.conns.get_mut(tok) {
-                c.users.insert(id);
-                return Ok(*tok);
-            }
+        if let Some(tok) = self.conn_index.get(&key)
+            && let Some(c) = self.conns.get_mut(tok)
+        {
+            c.users.insert(id);
+            return Ok(*tok);
         }
         let tls = match tls_name {
             Some(name) => {
@@ -695,11 +695,9 @@ impl Core {
                 return;
             };
             let mut state = StreamState::Open;
-            if writable {
-                if let Err(e) = conn.on_writable() {
-                    log::warn(&format!("connection to {}: {e}", conn.peer));
-                    state = StreamState::Closed;
-                }
+            if writable && let Err(e) = conn.on_writable() {
+                log::warn(&format!("connection to {}: {e}", conn.peer));
+                state = StreamState::Closed;
             }
             if readable && state == StreamState::Open {
                 state = conn.on_readable(&mut msgs);
@@ -819,10 +817,10 @@ impl Core {
                 }
                 Action::Branch(b) => {
                     // O(1): only this registration's previous branch goes.
-                    if let Some(e) = self.regs.get_mut(&id) {
-                        if let Some(old) = e.branch.replace(b.clone()) {
-                            self.branches.remove(&old);
-                        }
+                    if let Some(e) = self.regs.get_mut(&id)
+                        && let Some(old) = e.branch.replace(b.clone())
+                    {
+                        self.branches.remove(&old);
                     }
                     self.branches.insert(b, id);
                 }

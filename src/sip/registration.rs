@@ -416,30 +416,30 @@ impl Registration {
             }
             m.push_str(&format!("Route: <{r}>\r\n"));
         }
-        if let Some((ch, proxy)) = self.challenge.clone() {
-            if let Some(creds) = self.credentials_for(proxy, &ch.realm) {
-                self.nc = self.nc.wrapping_add(1).max(1);
-                let cnonce = crate::random::hex_token(8);
-                let value = digest::authorization(
-                    &ch,
-                    &digest::Request {
-                        method: "REGISTER",
-                        uri: &ruri,
-                        body: b"",
-                        username: &creds.user,
-                        password: &creds.password,
-                        cnonce: &cnonce,
-                        nc: self.nc,
-                    },
-                )?;
-                algorithm = Some(ch.algorithm);
-                let name = if proxy {
-                    "Proxy-Authorization"
-                } else {
-                    "Authorization"
-                };
-                m.push_str(&format!("{name}: {value}\r\n"));
-            }
+        if let Some((ch, proxy)) = self.challenge.clone()
+            && let Some(creds) = self.credentials_for(proxy, &ch.realm)
+        {
+            self.nc = self.nc.wrapping_add(1).max(1);
+            let cnonce = crate::random::hex_token(8);
+            let value = digest::authorization(
+                &ch,
+                &digest::Request {
+                    method: "REGISTER",
+                    uri: &ruri,
+                    body: b"",
+                    username: &creds.user,
+                    password: &creds.password,
+                    cnonce: &cnonce,
+                    nc: self.nc,
+                },
+            )?;
+            algorithm = Some(ch.algorithm);
+            let name = if proxy {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
+            m.push_str(&format!("{name}: {value}\r\n"));
         }
         for h in &self.config.headers {
             m.push_str(h);
@@ -498,11 +498,11 @@ impl Registration {
         let Some(tx) = self.tx.take() else { return };
         self.disarm(TimerKind::Retransmit);
         self.disarm(TimerKind::Timeout);
-        if let Some(info) = msg.header("Authentication-Info") {
-            if let (Some(next), Some((ch, _))) = (digest::next_nonce(info), &mut self.challenge) {
-                ch.nonce = next;
-                self.nc = 0;
-            }
+        if let Some(info) = msg.header("Authentication-Info")
+            && let (Some(next), Some((ch, _))) = (digest::next_nonce(info), &mut self.challenge)
+        {
+            ch.nonce = next;
+            self.nc = 0;
         }
         match status {
             200..=299 => self.on_success(msg, &tx, out),
@@ -548,10 +548,10 @@ impl Registration {
             self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
             return;
         }
-        if let Some(a) = tx.algorithm {
-            if self.strongest.is_none_or(|s| a.strength() > s.strength()) {
-                self.strongest = Some(a);
-            }
+        if let Some(a) = tx.algorithm
+            && self.strongest.is_none_or(|s| a.strength() > s.strength())
+        {
+            self.strongest = Some(a);
         }
         if granted.expires == 0 {
             // The registrar kept no binding for our Contact.
