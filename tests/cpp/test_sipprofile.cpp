@@ -91,6 +91,13 @@ int main(int argc, char **argv) {
             return false;
         });
     };
+    std::vector<std::pair<LogLevel, std::string>> logged;
+    set_log_handler(
+        [&](LogLevel level, const char *line) {
+            std::lock_guard<std::mutex> g(m);
+            logged.emplace_back(level, line);
+        },
+        LogLevel::Trace);
     {
         ProfileRegistry registry(store, obs);
         Profile p = registry.profile(id);
@@ -140,6 +147,20 @@ int main(int argc, char **argv) {
         EXPECT(poll(&pfd, 1, 0) == 0);  // nothing left waiting
         EXPECT(registry.dispatch() == 0);
         registry.disable(p);
+    }
+    set_log_handler({});  // back to stderr: nothing more reaches `logged`
+    {
+        std::lock_guard<std::mutex> g(m);
+        bool saw_register = false;
+        for (auto &entry : logged) {
+            if (entry.first == LogLevel::Trace && entry.second.find("REGISTER sip:") != std::string::npos)
+                saw_register = true;
+            EXPECT(entry.second.find("alicepw") == std::string::npos);
+        }
+        EXPECT(saw_register);
+        size_t n = logged.size();
+        { ManagedProfileRegistry again(store); }
+        EXPECT(logged.size() == n);
     }
     if (failures) {
         std::fprintf(stderr, "cpp: %d failure(s)\n", failures);
