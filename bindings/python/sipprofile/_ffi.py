@@ -23,20 +23,41 @@ class sip_profile_registry_observer(Structure):
     _fields_ = [("context", c_void_p), ("event_occurred", EVENT_CB), ("error_occurred", ERROR_CB)]
 
 
-def _find_library() -> str:
+HERE = Path(__file__).resolve().parent
+BUNDLED = HERE / "libsipprofile.so.0"  # put there by `pip install` (setup.py)
+
+_HOW = ("Point SIPPROFILE_LIB at a libsipprofile.so (in a clone of the repository, "
+        "`cargo build --release --lib` makes target/release/libsipprofile.so), "
+        "reinstall this package from a clone with `pip install ./bindings/python` "
+        "(it builds and bundles the library; Rust needed), "
+        "or install the library system-wide (`make install`, or the .deb of scripts/deb.sh).")
+
+
+def _load() -> "tuple[ctypes.CDLL, str]":
+    """The library: $SIPPROFILE_LIB if set, else the one bundled in this
+    package, else libsipprofile.so.0 on the loader path."""
     env = os.environ.get("SIPPROFILE_LIB")
     if env:
-        return env
-    here = Path(__file__).resolve().parent
-    for name in ("libsipprofile.so.0", "libsipprofile.so"):
-        if (here / name).exists():
-            return str(here / name)
-    return "libsipprofile.so.0"  # the loader path
+        try:
+            return ctypes.CDLL(env), env
+        except OSError as e:
+            raise ImportError(f"sipprofile: SIPPROFILE_LIB={env!r} cannot be loaded ({e}). {_HOW}") from e
+    if BUNDLED.exists():
+        try:
+            return ctypes.CDLL(str(BUNDLED)), str(BUNDLED)
+        except OSError as e:
+            raise ImportError(f"sipprofile: the bundled {BUNDLED} cannot be loaded ({e}). {_HOW}") from e
+    try:
+        return ctypes.CDLL("libsipprofile.so.0"), "libsipprofile.so.0"
+    except OSError as e:
+        raise ImportError(
+            "sipprofile: libsipprofile.so.0 not found: this package has no bundled library "
+            f"(installed with SIPPROFILE_NO_BUILD?) and the loader found none ({e}). {_HOW}") from e
 
 
 # CDLL (not PyDLL): calls release the GIL, so a free that waits for a running
 # callback (which needs the GIL) cannot deadlock.
-lib = ctypes.CDLL(_find_library())
+lib, LIBRARY_PATH = _load()
 
 P = c_void_p  # every opaque handle
 PP = POINTER(c_void_p)
