@@ -31,6 +31,13 @@ fi
 pyseconds=$(( $(date +%s) - pystart ))
 rm -rf "$venv"
 
+echo "== API reference (scripts/api-docs.sh: Doxygen from the headers' comments)"
+apilog=$(mktemp /tmp/sipprofile-apidocs.XXXXXX.log)
+if ! scripts/api-docs.sh target/doc/api > "$apilog" 2>&1; then
+    failed=1
+    cat "$apilog"
+fi
+
 echo "== fuzzing (coverage-guided, 15 s per target; scripts/fuzz.sh N for longer)"
 fuzzlog=$(mktemp /tmp/sipprofile-fuzz.XXXXXX.log)
 if ! scripts/fuzz.sh 15 > "$fuzzlog" 2>&1; then
@@ -54,6 +61,7 @@ for t in install::deb_installs_and_an_example_registers_through_it \
     cli::watch_json_prints_one_object_per_event cli::remove_alias_suggestions_and_man_pages; do
     grep -E "^test ${t#*::} \.\.\. " "$log" | sed "s/^test [^ ]* /${t%%::*}: ${t#*::} /" || echo "${t%%::*}: ${t#*::} did not run"
 done
+echo "api docs: $(grep -o 'sip_[a-z_0-9]*' target/doc/api/html/globals_func.html 2> /dev/null | sort -u | wc -l) C functions documented ($(tail -n 1 "$apilog"))"
 echo "pytest (fresh venv, bundled library, ${pyseconds} s with the install): $(tail -n 1 "$pylog")"
 grep -a -E '^Done [0-9]+ runs' "$fuzzlog" | sed 's/^/fuzz: /' || true
 grep -E '^200 ' "$benchlog" | sed 's/^/scale smoke: N=/' || true
