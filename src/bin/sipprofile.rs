@@ -546,27 +546,32 @@ fn watch(cli: &Cli) -> Result<()> {
         let (u, held, json_out) = (Arc::downgrade(&u), held.clone(), cli.json);
         std::thread::spawn(move || {
             for note in rx {
-                if let Note::Event(id, Event::Created) = note
-                    && let Some(Ok(h)) = u.upgrade().map(|u| u.profile(id))
-                {
-                    held.lock().map(|mut held| held.push(h)).ok();
-                }
-                if !json_out {
-                    println!("{}", note.human());
-                    continue;
-                }
-                let mut line = note.json();
                 let id = match note {
                     Note::Event(id, _) | Note::Error(id, _) => id,
                 };
-                if let Ok(held) = held.lock()
-                    && let Some(h) = held.iter().find(|h| h.block.read().data.id == id)
-                {
-                    let b = h.block.read();
-                    line["status"] = json!(status_label(b.info.status));
-                    if b.info.status == Status::Registered {
-                        line["contact"] = json!(b.info.registered_contact);
+                let line = if json_out {
+                    let mut line = note.json();
+                    // The profile's status as this registry sees it now.
+                    if let Some(b) = held.lock().ok().and_then(|h| {
+                        h.iter()
+                            .find(|h| h.block.read().data.id == id)
+                            .map(|h| h.block.clone())
+                    }) {
+                        let b = b.read();
+                        line["status"] = json!(status_label(b.info.status));
+                        if b.info.status == Status::Registered {
+                            line["contact"] = json!(b.info.registered_contact);
+                        }
                     }
+                    line.to_string()
+                } else {
+                    note.human()
+                };
+                // A profile created meanwhile is held too, from now on.
+                if let Note::Event(_, Event::Created) = note
+                    && let Some(Ok(h)) = u.upgrade().map(|u| u.profile(id))
+                {
+                    held.lock().map(|mut held| held.push(h)).ok();
                 }
                 println!("{line}");
             }
