@@ -367,6 +367,21 @@ fn watch_json_prints_one_object_per_event() {
             "--auto",
         ],
     );
+    cli_ok(
+        &store,
+        &[
+            "add",
+            "--aor",
+            "sip:bob@sipprofile.test",
+            "--registrar",
+            &reg,
+            "--user",
+            "bob",
+            "--password",
+            "wrong",
+            "--auto",
+        ],
+    );
     // Auto-registration starts when the watcher's registry opens the store.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipprofile"))
         .arg("--store")
@@ -376,13 +391,34 @@ fn watch_json_prints_one_object_per_event() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("an event").unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!(v["id"], 1, "{line}");
-    assert_eq!(v["event"], "registered", "{line}");
-    assert_eq!(v["status"], "registered", "{line}");
-    assert!(v["contact"].as_str().unwrap().contains("sip:"), "{line}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut registered, mut failed) = (None, None);
+    while registered.is_none() || failed.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("a REGISTERED line for profile 1 and an error line for profile 2");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match (v["id"].as_u64(), v["event"].as_str()) {
+            (Some(1), Some("Registered")) => registered = Some(v),
+            (Some(2), Some("Error")) => failed = Some(v),
+            _ => {}
+        }
+    }
+    let v = registered.unwrap();
+    assert_eq!(v["status"], "Registered", "{v}");
+    assert!(v["contact"].as_str().unwrap().contains("sip:"), "{v}");
+    let v = failed.unwrap();
+    assert_eq!(v["error"], 401, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("401"), "{v}");
+    assert!(v["status"].is_string(), "{v}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -160,37 +160,17 @@ impl Note {
         }
     }
 
-    /// One JSON object: `id`, `event` (snake_case), and for an error its
+    /// One JSON object: `id`, `event` (as `show` and `enable` name
+    /// statuses: "Registered"), and for an error (`event` "Error") its
     /// `error` code (negative: the C API's, positive: a SIP status) and
     /// `reason`.
     fn json(&self) -> Value {
         match self {
-            Note::Event(id, e) => json!({"id": id, "event": event_name(*e)}),
+            Note::Event(id, e) => json!({"id": id, "event": format!("{e:?}")}),
             Note::Error(id, code) => json!({
-                "id": id, "event": "error", "error": code, "reason": describe(*code),
+                "id": id, "event": "Error", "error": code, "reason": describe(*code),
             }),
         }
-    }
-}
-
-fn event_name(e: Event) -> &'static str {
-    match e {
-        Event::Created => "created",
-        Event::Updated => "updated",
-        Event::Registered => "registered",
-        Event::Deregistered => "deregistered",
-        Event::Destroyed => "destroyed",
-        Event::ForciblyDisabled => "forcibly_disabled",
-        Event::AttemptFailed => "attempt_failed",
-    }
-}
-
-fn status_label(s: Status) -> &'static str {
-    match s {
-        Status::Unregistered => "unregistered",
-        Status::UnregistrationInProgress => "unregistration_in_progress",
-        Status::RegistrationInProgress => "registration_in_progress",
-        Status::Registered => "registered",
     }
 }
 
@@ -558,7 +538,7 @@ fn watch(cli: &Cli) -> Result<()> {
                             .map(|h| h.block.clone())
                     }) {
                         let b = b.read();
-                        line["status"] = json!(status_label(b.info.status));
+                        line["status"] = json!(format!("{:?}", b.info.status));
                         if b.info.status == Status::Registered {
                             line["contact"] = json!(b.info.registered_contact);
                         }
