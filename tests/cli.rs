@@ -352,45 +352,39 @@ fn watch_json_prints_one_object_per_event() {
     let tmp = TempDir::new("cli-watch");
     let store = tmp.path().join("p.db");
     let reg = k.registrar();
-    cli_ok(
-        &store,
-        &[
-            "add",
-            "--aor",
-            "sip:alice@sipprofile.test",
-            "--registrar",
-            &reg,
-            "--user",
-            "alice",
-            "--password",
-            "alicepw",
-            "--auto",
-        ],
-    );
-    cli_ok(
-        &store,
-        &[
-            "add",
-            "--aor",
-            "sip:bob@sipprofile.test",
-            "--registrar",
-            &reg,
-            "--user",
-            "bob",
-            "--password",
-            "wrong",
-            "--auto",
-        ],
-    );
-    // Auto-registration starts when the watcher's registry opens the store.
+    for (user, password) in [("alice", "alicepw"), ("bob", "wrong")] {
+        cli_ok(
+            &store,
+            &[
+                "add",
+                "--aor",
+                &format!("sip:{user}@sipprofile.test"),
+                "--registrar",
+                &reg,
+                "--user",
+                user,
+                "--password",
+                password,
+            ],
+        );
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipprofile"))
         .arg("--store")
         .arg(&store)
         .args(["--json", "watch"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut said = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.starts_with("watching 2 profile(s)"), "{said}");
+    // Another process turns auto-registration on: the profile server (shared
+    // by every process of the store) registers both, and the watcher hears it.
+    cli_ok(&store, &["set", "1", "auto_registration", "yes"]);
+    cli_ok(&store, &["set", "2", "auto_registration", "yes"]);
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
