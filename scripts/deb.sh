@@ -1,8 +1,8 @@
 #!/bin/sh
 # Builds a Debian package of sipprofile with dpkg-deb: the library with its
 # SONAME link and development link, the headers, sipprofile.pc, the sipprofile
-# command with its man pages, and whatever else `make install` installs (the
-# profile server executable, once it exists). Prints the .deb's path.
+# command with its man pages, the profile server executable, and whatever else
+# `make install` installs. Prints the .deb's path.
 #
 #   scripts/deb.sh [OUTDIR]              release build, OUTDIR default target/debian
 #   PROFILE=debug scripts/deb.sh OUTDIR  package the debug build (the tests do)
@@ -21,7 +21,7 @@ root="$stage/root"
 make -s install PROFILE="$profile" DESTDIR="$root" PREFIX=/usr LIBDIR="/usr/lib/$multiarch" > /dev/null
 gzip -9n "$root"/usr/share/man/man1/*.1
 # As Debian ships binaries: without debug sections (the dynamic symbols stay).
-for f in "$root"/usr/bin/* "$root"/usr/lib/"$multiarch"/libsipprofile.so.*.* "$root"/usr/lib/"$multiarch"/sipprofile-server; do
+for f in "$root"/usr/bin/* "$root"/usr/lib/"$multiarch"/libsipprofile.so.*.* "$root"/usr/libexec/sipprofile/sipprofile-server; do
     [ -f "$f" ] && [ ! -L "$f" ] && strip --strip-unneeded "$f"
 done
 install -d "$root/usr/share/doc/sipprofile"
@@ -50,8 +50,8 @@ Description: SIP profiles (accounts) and SIP registration, as a C library
  libsipprofile brings the Symbian OS SIP Profile API to C, C++ and Python:
  persistent SIP profiles, observers, and real SIP registration (digest
  authentication, refresh, retry) over UDP, TCP and TLS. This package holds
- the library (libsipprofile.so.0), its headers and pkg-config file, and the
- sipprofile command.
+ the library (libsipprofile.so.0), its headers and pkg-config file, the
+ profile server it starts on demand, and the sipprofile command.
 CONTROL
 # Run ldconfig after installing or removing, as for any shared library.
 echo "activate-noawait ldconfig" > "$root/DEBIAN/triggers"

@@ -139,6 +139,10 @@ fn deb_installs_and_an_example_registers_through_it() {
         "./usr/include/sipprofile.h".into(),
         "./usr/include/sipprofile.hpp".into(),
         "./usr/bin/sipprofile".into(),
+        "./usr/libexec/sipprofile/sipprofile-server".into(),
+        format!(
+            "./{multiarch}/sipprofile/sipprofile-server -> ../../../libexec/sipprofile/sipprofile-server"
+        ),
         "./usr/share/man/man1/sipprofile.1.gz".into(),
         "./usr/share/man/man1/sipprofile-set.1.gz".into(),
     ] {
@@ -191,8 +195,12 @@ fn deb_installs_and_an_example_registers_through_it() {
     run(&mut cc);
     let k = Kamailio::start("MD5");
     let store = tmp.path().join("p.db");
+    // The library starts the profile server it finds beside itself: the
+    // installed one, as nothing points elsewhere.
     let printed = run(Command::new(&exe)
         .env("LD_LIBRARY_PATH", &libdir)
+        .env_remove("SIPPROFILE_SERVER")
+        .env_remove("SIPPROFILE_SERVER_BIN")
         .arg(&store)
         .args([
             &k.registrar(),
