@@ -210,6 +210,17 @@ fn deb_installs_and_an_example_registers_through_it() {
         ]));
     assert!(printed.contains("event: profile 1 REGISTERED"), "{printed}");
     assert!(printed.contains("done"), "{printed}");
+    let status = sipprofile::client::server_status(&store)
+        .unwrap()
+        .expect("the server lingers after its client");
+    let running = std::fs::read_link(format!("/proc/{}/exe", status.pid)).unwrap();
+    assert_eq!(
+        running,
+        sysroot
+            .join("usr/libexec/sipprofile/sipprofile-server")
+            .canonicalize()
+            .unwrap()
+    );
     // The library the example ran is the installed one.
     let ldd = run(Command::new("ldd")
         .arg(&exe)
