@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p,
-                    c_int32, c_size_t, c_uint32, c_void_p)
+                    c_int, c_int32, c_size_t, c_uint32, c_void_p)
 from pathlib import Path
 
 
@@ -104,6 +104,8 @@ SIGNATURES = {
     "sip_str_list_len": ([P], c_size_t),
     "sip_str_list_get": ([P, c_size_t], c_char_p),
     "sip_str_list_free": ([P], None),
+    "sip_profile_last_attempt": ([P, POINTER(c_int32), POINTER(c_uint32)], c_int32),
+    "sip_managed_profile_registry_save_all": ([P, PP, c_size_t], c_int32),
 }
 for _prefix in ("sip_profile_registry_", "sip_managed_profile_registry_"):
     SIGNATURES.update({
@@ -114,6 +116,9 @@ for _prefix in ("sip_profile_registry_", "sip_managed_profile_registry_"):
         _prefix + "profiles_by_aor": ([P, c_char_p, PP], c_int32),
         _prefix + "supported_types": ([P, TYPE, c_size_t, POINTER(c_size_t)], c_int32),
         _prefix + "last_registration_error": ([P, P], c_int32),
+        _prefix + "new_with_flags": ([c_char_p, OBS, c_uint32, PP], c_int32),
+        _prefix + "event_fd": ([P], c_int),
+        _prefix + "dispatch": ([P, c_uint32, POINTER(c_uint32)], c_int32),
     })
 
 for _name, (_args, _res) in SIGNATURES.items():
