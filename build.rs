@@ -43,14 +43,15 @@ fn unmangled_functions(dir: &Path, out: &mut Vec<String>) {
                 if line.contains("no_mangle") {
                     marked = true;
                 }
-                if marked && let Some((_, rest)) = line.split_once("fn ") {
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    out.push(name);
-                    marked = false;
-                }
+                let Some((_, rest)) = line.split_once("fn ").filter(|_| marked) else {
+                    continue;
+                };
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                out.push(name);
+                marked = false;
             }
         }
     }

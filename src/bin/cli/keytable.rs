@@ -185,9 +185,10 @@ pub fn resolve(key: &str, ext_type: Option<ExtType>) -> Result<Kind> {
     if let Some((_, kind)) = KEYS.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
         return Ok(*kind);
     }
-    if let Some((server, k)) = key.split_once('.')
-        && let (Some(s), Ok(k)) = (server_by_name(server), k.parse::<u32>())
-    {
+    let per_server = key
+        .split_once('.')
+        .and_then(|(server, k)| Some((server_by_name(server)?, k.parse::<u32>().ok()?)));
+    if let Some((s, k)) = per_server {
         return Ok(Kind::Server(s, k));
     }
     let Ok(n) = key.parse::<u32>() else {
