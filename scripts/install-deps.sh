@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the demo and the tests need on Debian, only when missing:
-# Kamailio (registrar, sqlite and TLS modules), SIPp, sqlite3, pkg-config.
+# Kamailio (registrar, sqlite and TLS modules), SIPp, sqlite3, pkg-config,
+# compilers and binutils, dpkg-deb, python3-venv, doxygen (scripts/api-docs.sh).
 set -eu
 need=""
 command -v kamailio > /dev/null 2>&1 || need="$need kamailio"
@@ -14,6 +15,10 @@ command -v valgrind > /dev/null 2>&1 || need="$need valgrind"
 command -v openssl > /dev/null 2>&1 || need="$need openssl"
 command -v readelf > /dev/null 2>&1 || need="$need binutils"
 command -v cc > /dev/null 2>&1 || need="$need gcc"
+command -v dpkg-deb > /dev/null 2>&1 || need="$need dpkg"
+command -v doxygen > /dev/null 2>&1 || need="$need doxygen"
+# The Python test makes a fresh virtualenv (Debian's python3 needs python3-venv).
+python3 -c 'import venv, ensurepip' > /dev/null 2>&1 || need="$need python3-venv"
 command -v c++ > /dev/null 2>&1 || need="$need g++"
 if [ -n "$need" ]; then
     sudo=""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -36,6 +37,7 @@ __all__ = [
     "SipProfileError", "NotFoundError", "ArgumentError", "InUseError", "AccessDeniedError",
     "PermissionDeniedError", "BadHandleError", "Profile", "ProfileRegistry",
     "ManagedProfileRegistry", "Notification", "version", "strerror",
+    "LogLevel", "set_log_handler", "log_to_logging",
 ]
 
 
@@ -175,6 +177,69 @@ def strerror(code: int) -> str:
 
 def _enc(s: str) -> bytes:
     return s.encode("utf-8")
+
+
+# ----- logging -------------------------------------------------------------------
+
+
+class LogLevel(IntEnum):
+    """The library's log levels (``sip_set_log_callback``)."""
+
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+    TRACE = 5  # every SIP message, digest responses masked; never a password
+
+
+TRACE = 5  # the logging level TRACE lines are logged at (below DEBUG)
+logging.addLevelName(TRACE, "TRACE")
+_TO_LOGGING = {LogLevel.ERROR: logging.ERROR, LogLevel.WARN: logging.WARNING,
+               LogLevel.INFO: logging.INFO, LogLevel.DEBUG: logging.DEBUG, LogLevel.TRACE: TRACE}
+
+_log_handler: Optional[Callable[[LogLevel, str], None]] = None
+
+
+@_ffi.LOG_CB
+def _on_log(_ctx, level, message):
+    handler = _log_handler
+    if handler is None:
+        return
+    try:
+        handler(LogLevel(level) if 1 <= level <= 5 else LogLevel.TRACE,
+                message.decode("utf-8", "replace") if message else "")
+    except BaseException:  # never let an exception unwind into the library
+        pass
+
+
+def set_log_handler(handler: Optional[Callable[[LogLevel, str], None]],
+                    max_level: LogLevel = LogLevel.INFO) -> None:
+    """Sends the library's log lines at ``max_level`` and below to
+    ``handler(level, message)``, called on whichever library thread logs: keep
+    it short, and call no sipprofile function from it. ``None`` logs to
+    stderr again, filtered by ``$SIPPROFILE_LOG`` (default warn)."""
+    global _log_handler
+    _log_handler = handler
+    if handler is None:
+        lib.sip_set_log_callback(_ffi.LOG_CB(), None, 0)
+    else:
+        lib.sip_set_log_callback(_on_log, None, int(max_level))
+
+
+def log_to_logging(logger: Union[str, logging.Logger] = "sipprofile",
+                   max_level: LogLevel = LogLevel.INFO) -> logging.Logger:
+    """Routes the library's log to the ``logging`` module: ``logger`` (a
+    name or a Logger, default ``"sipprofile"``) gets each line at the
+    matching level (ERROR, WARNING, INFO, DEBUG, and TRACE = 5 below DEBUG).
+    Returns the logger. ``set_log_handler(None)`` undoes it."""
+    log = logging.getLogger(logger) if isinstance(logger, str) else logger
+    set_log_handler(lambda level, message: log.log(_TO_LOGGING[level], "%s", message), max_level)
+    return log
+
+
+# Before _close_all is registered, so it runs after it: once Python is
+# finalizing, no library thread may call back into it.
+atexit.register(lambda: set_log_handler(None) if _log_handler is not None else None)
 
 
 # ----- profiles ----------------------------------------------------------------
@@ -393,11 +458,21 @@ class _Registry:
     _new = None
     _free = None
 
+    #: How many notifications ``events()`` keeps for a reader; past that the
+    #: oldest go, so a registry whose events nobody reads stays bounded.
+    EVENTS_KEPT = 1024
+
     def __init__(self, store: Optional[str] = None, observer: Optional[Observer] = None):
         self._key = next(_keys)
         self._observer = observer
-        self._queue: "queue.Queue[Notification]" = queue.Queue()
+        self._queue: "queue.Queue[Notification]" = queue.Queue(self.EVENTS_KEPT)
         self._cond = threading.Condition()
+        # Notifications delivered so far, and per profile the last error
+        # with its number: what wait_registered looks at, bounded by the
+        # number of profiles.
+        self._delivered = 0
+        self._last_error: "dict[int, tuple[int, int]]" = {}
+        self._enabled_at: "dict[int, int]" = {}
         with _registries_lock:
             _registries[self._key] = self
         obs = _ffi.sip_profile_registry_observer(self._key, _on_event, _on_error)
@@ -441,14 +516,26 @@ class _Registry:
             pass
 
     def _deliver(self, note: Notification) -> None:
-        self._queue.put(note)
+        while True:
+            try:
+                self._queue.put_nowait(note)
+                break
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()  # drop the oldest
+                except queue.Empty:
+                    pass
         with self._cond:
+            self._delivered += 1
+            if note.error is not None:
+                self._last_error[note.profile_id] = (self._delivered, note.error)
             self._cond.notify_all()
         if self._observer is not None:
             self._observer(note)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Notification]:
-        """Notifications as they arrive; ends after ``timeout`` s of silence."""
+        """Notifications as they arrive (the newest ``EVENTS_KEPT`` of those not
+        yet read); ends after ``timeout`` s of silence."""
         while True:
             try:
                 yield self._queue.get(timeout=timeout)
@@ -510,7 +597,14 @@ class ProfileRegistry(_Registry):
     _new = lib.sip_profile_registry_new
     _free = lib.sip_profile_registry_free
 
+    def _mark_enabled(self, p: Profile) -> None:
+        # Errors delivered before this (enable) are not this attempt's.
+        pid = p.id
+        with self._cond:
+            self._enabled_at[pid] = self._delivered
+
     def enable(self, p: Profile) -> None:
+        self._mark_enabled(p)
         _check(lib.sip_profile_registry_enable(self._handle, p._handle), "enable")
 
     def disable(self, p: Profile) -> None:
@@ -520,22 +614,26 @@ class ProfileRegistry(_Registry):
         return bool(lib.sip_profile_registry_is_enabled(self._handle, p._handle))
 
     def refresh_enable(self, p: Profile) -> None:
+        self._mark_enabled(p)
         _check(lib.sip_profile_registry_refresh_enable(self._handle, p._handle), "refresh_enable")
 
     def force_disable(self, p: Profile) -> None:
         _check(lib.sip_profile_registry_force_disable(self._handle, p._handle), "force_disable")
 
     def wait_registered(self, p: Profile, timeout: float = 10.0) -> None:
-        """Waits until ``p`` is registered; raises the registration's error if
-        it fails, TimeoutError if neither happens in time."""
+        """Waits until ``p`` is registered; raises the error of the registration
+        attempt started by the last ``enable`` (or ``refresh_enable``) if it
+        fails, TimeoutError if neither happens in time."""
         pid = p.id
+        with self._cond:
+            since = self._enabled_at.get(pid, 0)
         failed: List[int] = []
 
-        def done() -> bool:
-            for note in list(self._queue.queue):
-                if note.profile_id == pid and note.error is not None:
-                    failed.append(note.error)
-                    return True
+        def done() -> bool:  # called with self._cond held
+            seq, code = self._last_error.get(pid, (0, 0))
+            if seq > since:
+                failed.append(code)
+                return True
             return p.status == Status.REGISTERED
 
         if not self.wait_for(done, timeout):
