@@ -548,10 +548,10 @@ fn watch(cli: &Cli) -> Result<()> {
                     note.human()
                 };
                 // A profile created meanwhile is held too, from now on.
-                if let Note::Event(_, Event::Created) = note {
-                    if let Some(Ok(h)) = u.upgrade().map(|u| u.profile(id)) {
-                        held.lock().map(|mut held| held.push(h)).ok();
-                    }
+                if let Note::Event(_, Event::Created) = note
+                    && let Some(Ok(h)) = u.upgrade().map(|u| u.profile(id))
+                {
+                    held.lock().map(|mut held| held.push(h)).ok();
                 }
                 println!("{line}");
             }

@@ -120,7 +120,10 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("retry_max_seconds", Kind::U32(keys::RETRY_MAX_SECONDS)),
     ("instance_id", Kind::Str(keys::INSTANCE_ID)),
     ("tls_ca_file", Kind::Str(keys::TLS_CA_FILE)),
-    ("digest_min_algorithm", Kind::Str(keys::DIGEST_MIN_ALGORITHM)),
+    (
+        "digest_min_algorithm",
+        Kind::Str(keys::DIGEST_MIN_ALGORITHM),
+    ),
 ];
 
 /// `number  type` as `sipprofile keys` prints it.
