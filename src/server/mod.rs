@@ -382,6 +382,11 @@ impl Server {
         let _ = self.changed.wait_for(&mut st, timeout);
     }
 
+    /// Whether any client has connected yet.
+    pub fn ever_connected(&self) -> bool {
+        self.next_client.load(Ordering::Relaxed) > 1
+    }
+
     /// Clients connected now.
     pub fn client_count(&self) -> usize {
         self.state.lock().clients.len()
