@@ -16,6 +16,7 @@ the semantics of the Symbian OS SIP Profile API, over ``libsipprofile``.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import ctypes
 import itertools
@@ -24,10 +25,10 @@ import queue
 import threading
 import time
 import weakref
-from ctypes import byref, c_bool, c_char_p, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_bool, c_char_p, c_int32, c_size_t, c_uint32, c_void_p
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Callable, Iterator, List, Optional, Sequence, Union
+from typing import AsyncIterator, Callable, Iterator, List, Optional, Sequence, Union
 
 from . import _ffi
 from ._ffi import lib
@@ -37,8 +38,14 @@ __all__ = [
     "SipProfileError", "NotFoundError", "ArgumentError", "InUseError", "AccessDeniedError",
     "PermissionDeniedError", "BadHandleError", "Profile", "ProfileRegistry",
     "ManagedProfileRegistry", "Notification", "version", "strerror",
-    "LogLevel", "set_log_handler", "log_to_logging",
+    "LogLevel", "set_log_handler", "log_to_logging", "APP_DISPATCH", "ATTEMPT_EVENTS",
 ]
+
+
+#: Registry flags (``sip_*_registry_new_with_flags``); the keyword arguments
+#: ``app_dispatch`` and ``attempt_events`` set them.
+APP_DISPATCH = 0x1
+ATTEMPT_EVENTS = 0x2
 
 
 class Event(IntEnum):
@@ -48,6 +55,7 @@ class Event(IntEnum):
     DEREGISTERED = 3
     DESTROYED = 4
     FORCIBLY_DISABLED = 5
+    ATTEMPT_FAILED = 6
 
 
 class Status(IntEnum):
@@ -393,6 +401,15 @@ class Profile:
             return None
 
     @property
+    @property
+    def last_attempt(self) -> "tuple[int, float]":
+        """The last registration attempt: its error (0 if it succeeded or none
+        was made; a negative code or a SIP status) and the seconds until the
+        next attempt (0 if none is scheduled)."""
+        err, ms = c_int32(), c_uint32()
+        _check(lib.sip_profile_last_attempt(self._handle, byref(err), byref(ms)), "last_attempt")
+        return err.value, ms.value / 1000.0
+
     def type(self) -> ProfileType:
         t = _ffi.sip_profile_type_info()
         _check(lib.sip_profile_type(self._handle, byref(t)))
@@ -462,7 +479,12 @@ class _Registry:
     #: oldest go, so a registry whose events nobody reads stays bounded.
     EVENTS_KEPT = 1024
 
-    def __init__(self, store: Optional[str] = None, observer: Optional[Observer] = None):
+    def __init__(self, store: Optional[str] = None, observer: Optional[Observer] = None, *,
+                 app_dispatch: bool = False, attempt_events: bool = False):
+        """``app_dispatch``: callbacks run only in ``dispatch()`` (or ``aevents()``)
+        on the calling thread, never on a library thread; ``attempt_events``:
+        also deliver ``Event.ATTEMPT_FAILED`` for each failed attempt that will
+        be retried."""
         self._key = next(_keys)
         self._observer = observer
         self._queue: "queue.Queue[Notification]" = queue.Queue(self.EVENTS_KEPT)
@@ -477,7 +499,9 @@ class _Registry:
             _registries[self._key] = self
         obs = _ffi.sip_profile_registry_observer(self._key, _on_event, _on_error)
         out = c_void_p()
-        rc = type(self)._new(_enc(store) if store is not None else None, byref(obs), byref(out))
+        flags = (APP_DISPATCH if app_dispatch else 0) | (ATTEMPT_EVENTS if attempt_events else 0)
+        rc = getattr(lib, type(self)._prefix + "new_with_flags")(
+            _enc(store) if store is not None else None, byref(obs), flags, byref(out))
         if rc != 0:
             with _registries_lock:
                 _registries.pop(self._key, None)
@@ -541,6 +565,45 @@ class _Registry:
                 yield self._queue.get(timeout=timeout)
             except queue.Empty:
                 return
+
+    @property
+    def event_fd(self) -> int:
+        """With ``app_dispatch``: an fd that polls readable while callbacks wait
+        (owned by the registry: never close it); else -1."""
+        return self._fn("event_fd")(self._handle)
+
+    def fileno(self) -> int:
+        """``event_fd``, so that ``select``/``selectors`` take the registry itself."""
+        return self.event_fd
+
+    def dispatch(self, max_callbacks: int = 0) -> int:
+        """With ``app_dispatch``: runs up to ``max_callbacks`` waiting callbacks
+        (0: all) on this thread; returns how many ran."""
+        ran = c_uint32()
+        _check(self._fn("dispatch")(self._handle, max_callbacks, byref(ran)), "dispatch")
+        return ran.value
+
+    async def aevents(self) -> "AsyncIterator[Notification]":
+        """With ``app_dispatch``: the notifications, awaited on the running
+        asyncio loop; callbacks (and ``observer``) run on the loop's thread."""
+        loop = asyncio.get_running_loop()
+        fd = self.event_fd
+        if fd < 0:
+            raise SipProfileError(-5, "aevents needs a registry made with app_dispatch=True")
+        ready = asyncio.Event()
+        loop.add_reader(fd, ready.set)
+        try:
+            while self._h is not None:
+                try:
+                    yield self._queue.get_nowait()
+                    continue
+                except queue.Empty:
+                    pass
+                ready.clear()
+                if self.dispatch() == 0:
+                    await ready.wait()
+        finally:
+            loop.remove_reader(fd)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -654,6 +717,11 @@ class ManagedProfileRegistry(_Registry):
 
     def save(self, p: Profile) -> None:
         _check(lib.sip_managed_profile_registry_save(self._handle, p._handle), "save")
+
+    def save_all(self, profiles: Sequence[Profile]) -> None:
+        """Saves every profile in one durable transaction: all or nothing."""
+        arr = (c_void_p * len(profiles))(*[p._handle for p in profiles])
+        _check(lib.sip_managed_profile_registry_save_all(self._handle, arr, len(profiles)), "save_all")
 
     def destroy(self, p: Profile) -> None:
         _check(lib.sip_managed_profile_registry_destroy(self._handle, p._handle), "destroy")
