@@ -294,6 +294,12 @@ impl Server {
                 id,
                 token,
             } => self.lookup(key(registry), id, token).map(Reply::Snapshot),
+            Request::LookupMany { registry, items } => Ok(Reply::Found(
+                items
+                    .into_iter()
+                    .map(|(id, token)| self.lookup(key(registry), id, token).ok())
+                    .collect(),
+            )),
             Request::Unobserve {
                 registry,
                 id,
