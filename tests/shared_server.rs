@@ -1091,9 +1091,90 @@ fn app_dispatch_runs_callbacks_only_in_dispatch_and_the_fd_tells_when() {
     assert_eq!(heard, vec![format!("event user {id} UPDATED on=main"); 2]);
     assert_eq!(field(&app.ok(&format!("show {id}")), "provider"), "Two");
 
+    // The server dies: DEREGISTERED then REGISTERED, through dispatch too.
+    let m = app.mark();
+    let server = sipprofile::client::server_status(&s.store)
+        .unwrap()
+        .expect("a server runs")
+        .pid;
+    // SAFETY: kill(2) of the store's server, found by its status.
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
+    assert!(other.wait_event(&format!("event user {id} DEREGISTERED")));
+    let restored = wait_until(WAIT, || {
+        if app.ok("poll 100") == "readable" {
+            app.ok("dispatch");
+        }
+        app.heard(m, "").len() >= 2
+    });
+    assert!(restored, "{:?}", app.events);
+    assert_eq!(
+        app.heard(m, ""),
+        vec![
+            format!("event user {id} DEREGISTERED on=main"),
+            format!("event user {id} REGISTERED on=main")
+        ]
+    );
+    assert_eq!(app.ok("poll 0"), "idle");
+
     app.ok(&format!("disable {id}"));
     app.quit();
     other.quit();
+    s.finish();
+}
+
+// ----- a client that stops reading --------------------------------------------
+
+#[test]
+fn a_stopped_client_does_not_stall_the_others_and_gets_every_event_when_it_resumes() {
+    let s = Setup::new("mp-stopped");
+    let mut stopped = s.client("stopped");
+    let mut busy = s.client("busy");
+    s.open_both(&mut busy);
+    stopped.ok(&format!("open user {}", s.store()));
+    let id = s.add_user(&mut busy, 1);
+    let other = s.add_user(&mut busy, 2);
+    stopped.ok(&format!("hold {id}"));
+    // SAFETY: kill(2) of our own child process.
+    assert_eq!(
+        unsafe { libc::kill(stopped.pid() as i32, libc::SIGSTOP) },
+        0
+    );
+
+    // Far more than a socket buffer of UPDATED events for the stopped
+    // client (each carries the profile's data, a 1.8 KB name here).
+    const SAVES: usize = 600;
+    let pad = "x".repeat(1800);
+    let t0 = Instant::now();
+    for i in 1..=SAVES {
+        busy.send(&format!("save {id} provider {pad}{i}"));
+    }
+    for i in 1..=SAVES {
+        let r = busy.next_line(WAIT).expect("an answer");
+        assert_eq!(r, "ok", "save {i}");
+    }
+    let saving = t0.elapsed();
+    // Registrations go on meanwhile.
+    busy.ok(&format!("enable {other}"));
+    assert!(busy.wait_event(&format!("event user {other} REGISTERED")));
+    println!(
+        "{SAVES} saves with a stopped holder: {} ms; registered after {} ms",
+        saving.as_millis(),
+        t0.elapsed().as_millis()
+    );
+
+    // SAFETY: kill(2) of our own child process.
+    assert_eq!(
+        unsafe { libc::kill(stopped.pid() as i32, libc::SIGCONT) },
+        0
+    );
+    let last = format!("provider={pad}{SAVES}");
+    assert!(wait_until(WAIT, || {
+        stopped.heard(0, &format!("event user {id} UPDATED")).len() == SAVES
+    }));
+    assert!(stopped.ok(&format!("show {id}")).contains(&last));
+    busy.ok(&format!("disable {other}"));
+    busy.quit();
+    stopped.quit();
     s.finish();
 }
 

@@ -130,7 +130,7 @@ static void result(int32_t rc) {
 
 /* The profile's data on one line. */
 static void describe(const sip_profile *p) {
-    char aor[256] = "", provider[256] = "", contact[64] = "";
+    char aor[256] = "", provider[4096] = "", contact[64] = "";
     size_t len = 0;
     uint32_t id = 0;
     bool autoreg = false, dflt = false;
