@@ -505,7 +505,8 @@ fn changes_in_one_process_reach_the_others_and_an_empty_password_keeps_the_store
     s.open_both(&mut b);
 
     // CREATED from A reaches B's observers (both registries).
-    let alice = s.add_alice(&mut a, "alicepw", false);
+    // Saved with a wrong password, which A corrects later.
+    let alice = s.add_alice(&mut a, "not-alicepw", false);
     assert!(b.wait_event(&format!("event user {alice} CREATED on=library")));
     assert!(b.wait_event(&format!("event managed {alice} CREATED on=library")));
     let bob = s.add_bob(&mut a);
@@ -537,8 +538,10 @@ fn changes_in_one_process_reach_the_others_and_an_empty_password_keeps_the_store
     assert!(b.wait_event(&format!("event user {bob} DESTROYED")));
     assert_eq!(b.cmd(&format!("get {bob}")), "err -1");
 
-    // B renames alice with a handle that carries no password: the stored
-    // one is kept, so A's registration still authenticates.
+    // A corrects the password; then B renames alice with a handle that
+    // carries no password: A's newer password is kept, so the registration
+    // authenticates.
+    a.ok(&format!("save {alice} password alicepw"));
     b.ok(&format!("save {alice} provider RenamedByB"));
     assert_eq!(
         field(&a.ok(&format!("get {alice}")), "provider"),
