@@ -847,6 +847,77 @@ fn twenty_processes_opening_at_once_start_exactly_one_server() {
     s.finish();
 }
 
+/// BUG (lead, src/protocol/endpoint.rs `canonical`): only the directory is
+/// resolved, the file name is kept, so a store reached through a symlink
+/// (`alias.db -> p.db`) gets a second server on the same file: two
+/// writers, two registrations, no events between them.
+#[test]
+fn a_store_reached_through_a_symlink_has_the_same_server() {
+    let s = Setup::new("mp-symlink");
+    let alias = s.store.with_file_name("alias.db");
+    let mut a = s.client("a");
+    s.open_both(&mut a);
+    let id = s.add_alice(&mut a, "alicepw", false);
+    std::os::unix::fs::symlink(&s.store, &alias).unwrap();
+    let mut b = s.client("b");
+    b.ok(&format!("open user {}", alias.display()));
+    assert_eq!(field(&b.ok(&format!("get {id}")), "id"), id.to_string());
+    let servers = [s.server_pids(), server_processes(&alias)].concat();
+    let bob = s.add_bob(&mut a);
+    let heard = b.wait_event_after(
+        0,
+        &format!("event user {bob} CREATED"),
+        Duration::from_secs(2),
+    );
+    // Before the assertions: a second server must not outlive the test.
+    b.quit();
+    a.quit();
+    for pid in server_processes(&alias) {
+        // SAFETY: kill(2) of a server of this test's own store.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert_eq!(servers.len(), 1, "servers of one store file: {servers:?}");
+    assert!(heard.is_some(), "B did not hear A's CREATED");
+    s.finish();
+}
+
+/// The server is in a session of its own and not the application's child:
+/// Ctrl-C to the application's process group does not reach it, and the
+/// application has no zombie to reap.
+#[test]
+fn the_server_is_out_of_the_applications_process_group() {
+    let mut s = Setup::new("mp-session");
+    s.set_env("SIPPROFILE_SERVER_LINGER_MS", "3000");
+    let mut cmd = s.command(client_program());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut a = Client::spawn("a", cmd, s.tmp.path());
+    a.ok(&format!("open user {}", s.store()));
+    let server = s.server_pids();
+    assert_eq!(server.len(), 1);
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server[0])).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // state ppid pgrp session
+    let (ppid, pgrp, session) = (fields[1], fields[2], fields[3]);
+    assert_ne!(ppid, a.pid().to_string());
+    assert_eq!(pgrp, server[0].to_string(), "its own process group");
+    assert_eq!(session, server[0].to_string(), "its own session");
+    // SAFETY: kill(2) of the process group of our own child (its leader).
+    assert_eq!(unsafe { libc::kill(-(a.pid() as i32), libc::SIGINT) }, 0);
+    assert!(wait_until(WAIT, || a.child.try_wait().unwrap().is_some()));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        s.server_pids(),
+        server,
+        "Ctrl-C to the application stopped its server"
+    );
+    s.finish();
+}
+
 // ----- 7. the stop rule -------------------------------------------------------
 
 #[test]
