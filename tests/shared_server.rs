@@ -522,6 +522,13 @@ fn changes_in_one_process_reach_the_others_and_an_empty_password_keeps_the_store
             .is_some()
     );
     assert_eq!(field(&b.ok(&format!("show {alice}")), "provider"), "FromA");
+    // Ref §5.2: only holders hear UPDATED (B's managed registry holds none).
+    assert!(
+        b.heard(0, &format!("event managed {alice} UPDATED"))
+            .is_empty(),
+        "{:?}",
+        b.events
+    );
     assert_eq!(field(&b.ok(&format!("get {alice}")), "provider"), "FromA");
 
     // One default, the same in both processes, moved by either.
@@ -841,6 +848,26 @@ fn twenty_processes_opening_at_once_start_exactly_one_server() {
     // No other server ever served the store (each logs once when it does).
     let log = s.server_log();
     assert_eq!(log.matches("serving ").count(), 1, "{log}");
+
+    // The server dies: all 20 race to start the next one; one wins.
+    // SAFETY: kill(2) of the store's server, found by its status.
+    assert_eq!(unsafe { libc::kill(st.pid as i32, libc::SIGKILL) }, 0);
+    let replaced = wait_until(WAIT, || {
+        sipprofile::client::server_status(&s.store)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n.pid != st.pid && n.clients.len() == ours.len())
+    });
+    assert!(replaced, "the 20 clients did not all come back");
+    let st = sipprofile::client::server_status(&s.store)
+        .unwrap()
+        .unwrap();
+    let mut served: Vec<u32> = st.clients.iter().map(|c| c.pid).collect();
+    served.sort();
+    assert_eq!(served, ours);
+    assert_eq!(s.server_pids(), vec![st.pid]);
+    let log = s.server_log();
+    assert_eq!(log.matches("serving ").count(), 2, "{log}");
     for c in clients {
         c.quit();
     }
@@ -1183,6 +1210,8 @@ fn app_dispatch_runs_callbacks_only_in_dispatch_and_the_fd_tells_when() {
     assert_eq!(app.ok("poll 0"), "idle");
 
     // CREATED made in another process waits for dispatch.
+    // Without the flag there is nothing to dispatch.
+    assert_eq!(other.cmd("dispatch"), "err -5");
     let id = s.add_alice(&mut other, "alicepw", false);
     assert_eq!(app.ok("poll 5000"), "readable");
     std::thread::sleep(Duration::from_millis(200));
