@@ -9,7 +9,7 @@
 mod support;
 
 use sipprofile::protocol::endpoint::Endpoint;
-use sipprofile::protocol::frame::{read_message, send_message};
+use sipprofile::protocol::frame::read_message;
 use sipprofile::protocol::{Hello, MAGIC, VERSION, Welcome};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -1037,8 +1037,18 @@ fn socket_in(rt: &Path) -> PathBuf {
         .expect("the server's socket")
 }
 
+/// BUG (lead, src/server/listener.rs `session` with src/client/connect.rs
+/// `greet`): the server refuses another user as soon as it accepts, before
+/// reading the greeting, and closes. A client whose Hello is written after
+/// that close gets EPIPE, `greet` fails on the send and never reads the
+/// Refused waiting in its socket: the attempt counts as "no server", the
+/// client tries to start one of its own and reports
+/// SIP_ERR_SERVER_TERMINATED (-15) instead of the refusal (-5). It depends
+/// on timing (about one attempt in three here), so the test tries five
+/// times. Either side fixes it: the server reading the Hello before
+/// refusing, or the client reading the answer after a failed send.
 #[test]
-fn another_user_and_another_protocol_version_are_refused() {
+fn another_user_is_refused_and_the_server_goes_on_serving_its_user() {
     let mut s = Setup::new("mp-peers");
     let rt = s.tmp.path().join("rt");
     std::fs::create_dir(&rt).unwrap();
@@ -1086,7 +1096,9 @@ fn another_user_and_another_protocol_version_are_refused() {
     let mut intruder = Client::spawn("nobody", cmd, s.tmp.path());
     assert_eq!(intruder.ok("pid"), intruder.pid().to_string());
     // Refused by the server (SO_PEERCRED): a clear error, not a hang.
-    assert_eq!(intruder.cmd(&format!("open user {}", s.store())), "err -5");
+    let answers: Vec<String> = (0..5)
+        .map(|_| intruder.cmd(&format!("open user {}", s.store())))
+        .collect();
     intruder.quit();
     assert!(
         s.server_log()
@@ -1094,33 +1106,6 @@ fn another_user_and_another_protocol_version_are_refused() {
         "{}",
         s.server_log()
     );
-
-    // A client speaking another protocol version: a clear refusal.
-    let raw = UnixStream::connect(&socket).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let hello = Hello {
-        magic: MAGIC,
-        version: 999,
-        pid: std::process::id(),
-    };
-    send_message(&raw, &hello).unwrap();
-    match read_message::<Welcome>(&mut &raw).unwrap() {
-        Welcome::Refused { reason } => {
-            assert!(reason.contains("version 999"), "{reason}");
-            assert!(reason.contains(&format!("speaks {VERSION}")), "{reason}");
-        }
-        w => panic!("version 999 accepted: {w:?}"),
-    }
-    // Bytes that are no greeting at all: refused too, never garbage.
-    let raw = UnixStream::connect(&socket).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    (&raw)
-        .write_all(&[5, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb])
-        .unwrap();
-    match read_message::<Welcome>(&mut &raw).unwrap() {
-        Welcome::Refused { reason } => assert!(reason.contains("greeting"), "{reason}"),
-        w => panic!("garbage accepted: {w:?}"),
-    }
 
     // The server goes on serving its user.
     let id = s.add_alice(&mut a, "alicepw", false);
@@ -1130,6 +1115,55 @@ fn another_user_and_another_protocol_version_are_refused() {
     b.ok(&format!("open user {}", s.store()));
     assert_eq!(field(&b.ok(&format!("get {id}")), "status"), "4");
     b.quit();
+    a.quit();
+    s.finish();
+    assert_eq!(
+        answers,
+        vec!["err -5"; 5],
+        "another user's client: the refusal"
+    );
+}
+
+#[test]
+fn a_client_of_another_protocol_version_gets_a_clear_refusal() {
+    let s = Setup::new("mp-version");
+    let mut a = s.client("a");
+    a.ok(&format!("open user {}", s.store()));
+    let socket = Endpoint::for_store(&s.store).unwrap().socket;
+    let greet = |bytes: &[u8]| -> String {
+        let raw = UnixStream::connect(&socket).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (&raw).write_all(bytes).unwrap();
+        match read_message::<Welcome>(&mut &raw).unwrap() {
+            Welcome::Refused { reason } => reason,
+            w => panic!("accepted: {w:?}"),
+        }
+    };
+    let hello = |magic: [u8; 8], version: u32| {
+        sipprofile::protocol::frame::encode(&Hello {
+            magic,
+            version,
+            pid: std::process::id(),
+        })
+        .unwrap()
+    };
+    let reason = greet(&hello(MAGIC, 999));
+    assert!(reason.contains("version 999"), "{reason}");
+    assert!(reason.contains(&format!("speaks {VERSION}")), "{reason}");
+    // Bytes that are no greeting at all, or another program's: refused
+    // too, never garbage.
+    let reason = greet(&[5, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb]);
+    assert!(reason.contains("greeting"), "{reason}");
+    let reason = greet(&hello(*b"NOTSIPP\0", VERSION));
+    assert!(!reason.is_empty());
+    // The server still serves.
+    assert_eq!(a.ok("pid"), a.pid().to_string());
+    let id = s.add_bob(&mut {
+        let mut m = s.client("m");
+        m.ok(&format!("open managed {}", s.store()));
+        m
+    });
+    assert!(a.wait_event(&format!("event user {id} CREATED")));
     a.quit();
     s.finish();
 }
