@@ -1024,6 +1024,32 @@ fn an_auto_registration_profile_whose_registration_failed_does_not_keep_the_serv
     s.finish();
 }
 
+/// BUG (lead, src/server/host.rs `close_socket`): to stop, the server wakes
+/// its acceptor by connecting to its own socket *path*, then joins it. If
+/// the socket file is gone (the runtime directory cleaned: logout,
+/// systemd-tmpfiles, `rm -rf` of /tmp/sipprofile-$UID), the connect fails,
+/// the acceptor never wakes and the server hangs in the join forever: a
+/// process that never exits, holding the store open. Seen here on servers
+/// left by other test runs (main thread in `Host::close_socket` ->
+/// `JoinHandle::join`, acceptor in `accept4`).
+#[test]
+fn a_server_whose_socket_file_was_removed_still_exits() {
+    let mut s = Setup::new("mp-nosocket");
+    let rt = s.tmp.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    s.set_env("XDG_RUNTIME_DIR", rt.to_str().unwrap());
+    let mut a = s.client("a");
+    a.ok(&format!("open user {}", s.store()));
+    let server = s.server_pids();
+    assert_eq!(server.len(), 1);
+    std::fs::remove_file(socket_in(&rt)).unwrap();
+    a.quit();
+    // Nothing registered, no client: it should go after its linger.
+    let exited = wait_until(Duration::from_secs(8), || s.server_pids().is_empty());
+    assert!(exited, "the server {server:?} never exits");
+    s.finish();
+}
+
 // ----- 8. another user, another protocol version ---------------------------
 
 /// The only socket in the runtime directory `rt` (its name is a hash of
