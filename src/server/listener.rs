@@ -36,6 +36,9 @@ pub fn accept_loop(server: Arc<Server>, listener: UnixListener, stop: Arc<Atomic
                 }
             }
             Err(e) => {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
                 log::warn(&format!("accepting a client: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
             }
