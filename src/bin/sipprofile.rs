@@ -225,6 +225,14 @@ fn managed(store: &Option<PathBuf>) -> Result<Arc<Registry>> {
 }
 
 fn add_from(m: &Arc<Registry>, v: &Value) -> Result<u32> {
+    let h = unsaved_from(m, v)?;
+    m.save(&h)?;
+    let id = h.block.read().data.id;
+    Ok(id)
+}
+
+/// A new profile, not saved yet, from one object as `export` writes it.
+fn unsaved_from(m: &Arc<Registry>, v: &Value) -> Result<ProfileHandle> {
     let ims = v
         .pointer("/type/name")
         .and_then(Value::as_str)
@@ -235,9 +243,7 @@ fn add_from(m: &Arc<Registry>, v: &Value) -> Result<u32> {
         TypeInfo::ietf()
     })?;
     keytable::import(&mut h.block.write().data, v)?;
-    m.save(&h)?;
-    let id = h.block.read().data.id;
-    Ok(id)
+    Ok(h)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -490,10 +496,16 @@ fn run(cli: Cli) -> Result<()> {
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
             let m = managed(&cli.store)?;
-            let mut ids = Vec::new();
-            for item in v.as_array().cloned().unwrap_or_else(|| vec![v]) {
-                ids.push(add_from(&m, &item)?);
-            }
+            // Every profile in one durable transaction: all or nothing.
+            let handles = v
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| vec![v])
+                .iter()
+                .map(|item| unsaved_from(&m, item))
+                .collect::<Result<Vec<_>>>()?;
+            m.save_all(&handles.iter().collect::<Vec<_>>())?;
+            let ids: Vec<u32> = handles.iter().map(|h| h.id()).collect();
             out(
                 format!("imported {} profile(s): {ids:?}", ids.len()),
                 json!({"ids": ids}),
