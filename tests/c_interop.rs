@@ -199,3 +199,21 @@ fn c_stress_under_asan_then_valgrind() {
         assert!(stdout.contains("stress: all checks passed"));
     }
 }
+
+/// One list taken from by several threads at once hands each entry out
+/// exactly once; one handle set and read by several threads at once never
+/// shows a torn value (contract §1: every function is thread-safe).
+#[test]
+fn c_threads_share_one_list_and_one_handle() {
+    make("tests/c", &[]);
+    let tmp = TempDir::new("c-threads");
+    let out = Command::new(root().join("tests/c/build/threads"))
+        .arg(tmp.path().join("profiles.db"))
+        .output()
+        .expect("run threads");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C threads test failed");
+    assert!(stdout.contains("threads: all checks passed"));
+}

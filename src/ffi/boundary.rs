@@ -34,15 +34,6 @@ pub unsafe fn reference<'a, T>(p: *const T) -> Result<&'a T> {
     unsafe { p.as_ref() }.ok_or(Error::Argument)
 }
 
-/// A mutable reference from a C pointer; NULL is `SIP_ERR_ARGUMENT`.
-///
-/// # Safety
-/// `p` is NULL or points to a live `T` not aliased for `'a`.
-pub unsafe fn reference_mut<'a, T>(p: *mut T) -> Result<&'a mut T> {
-    // SAFETY: the caller guarantees p is NULL or valid and unaliased for 'a.
-    unsafe { p.as_mut() }.ok_or(Error::Argument)
-}
-
 /// A `&str` from a NUL-terminated C string; NULL or bad UTF-8 is
 /// `SIP_ERR_ARGUMENT`.
 ///

@@ -2,7 +2,7 @@
 //! its typed getters and setters (ref §4), and the key constants.
 
 use super::boundary::{
-    copy_out, guard, reference, reference_mut, status, string, type_info, type_info_out, write,
+    copy_out, guard, reference, status, string, type_info, type_info_out, write,
 };
 use super::lists::sip_str_list;
 use crate::client::ProfileHandle;
@@ -161,11 +161,14 @@ unsafe fn handle<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
     Ok(&unsafe { reference(p) }?.inner)
 }
 
+/// A handle that accepts setters. Shared access only: other threads may be
+/// reading the same handle, so every change goes through its block's lock.
+///
 /// # Safety
 /// `p` is NULL or a live profile of this library.
 unsafe fn managed<'a>(p: *mut sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    let h = &unsafe { reference_mut(p) }?.inner;
+    let h = &unsafe { reference(p.cast_const()) }?.inner;
     if !h.managed {
         return Err(Error::AccessDenied);
     }
