@@ -217,3 +217,17 @@ fn c_threads_share_one_list_and_one_handle() {
     assert!(out.status.success(), "C threads test failed");
     assert!(stdout.contains("threads: all checks passed"));
 }
+
+/// An application's own DEBUG, ERROR, PROFILE_ID... survive including the
+/// header: tests/c/macros.c builds with -Werror (a redefinition fails it).
+#[test]
+fn c_header_leaves_application_names_alone() {
+    make("tests/c", &[]);
+    let out = Command::new(root().join("tests/c/build/macros"))
+        .output()
+        .expect("run macros");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success(), "C macros test failed");
+    assert!(stdout.contains("macros: all checks passed"));
+}

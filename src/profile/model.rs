@@ -5,6 +5,12 @@ use super::keys;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Defaults of keys 1000, 1005 and 1006 (contract §5.1).
+pub const DEFAULT_EXPIRES_IETF: u32 = 3600;
+pub const DEFAULT_EXPIRES_IMS: u32 = 600_000;
+pub const DEFAULT_RETRY_BASE_SECONDS: u32 = 30;
+pub const DEFAULT_RETRY_MAX_SECONDS: u32 = 1800;
+
 /// Profile class of `sip_profile_type_info` (ref §3.3).
 pub const CLASS_INTERNET: u32 = 0;
 pub const CLASS_IMS: u32 = 1;
@@ -152,9 +158,9 @@ impl ProfileData {
             .get(&keys::REGISTRATION_EXPIRES)
             .copied()
             .unwrap_or(if self.type_info.is_ims() {
-                keys::DEFAULT_EXPIRES_IMS
+                DEFAULT_EXPIRES_IMS
             } else {
-                keys::DEFAULT_EXPIRES_IETF
+                DEFAULT_EXPIRES_IETF
             })
     }
 
@@ -162,14 +168,14 @@ impl ProfileData {
         self.ext_u32
             .get(&keys::RETRY_BASE_SECONDS)
             .copied()
-            .unwrap_or(keys::DEFAULT_RETRY_BASE_SECONDS)
+            .unwrap_or(DEFAULT_RETRY_BASE_SECONDS)
     }
 
     pub fn retry_max_seconds(&self) -> u32 {
         self.ext_u32
             .get(&keys::RETRY_MAX_SECONDS)
             .copied()
-            .unwrap_or(keys::DEFAULT_RETRY_MAX_SECONDS)
+            .unwrap_or(DEFAULT_RETRY_MAX_SECONDS)
     }
 
     /// Merges an update from a client: an empty password keeps the stored one (ref §4.4).
