@@ -628,6 +628,15 @@ extern "C" {
 const char *sip_strerror(int32_t code);
 
 /**
+ * A description of the last failed call of this API on the calling thread,
+ * naming the key, argument, path or peer and the reason, e.g. `key
+ * SIP_KEY_USER_AOR (7): "alice" is not a SIP URI`; "" if no call failed on
+ * this thread. Never NULL. Owned by the library: valid until the next call of
+ * this API on this thread.
+ */
+const char *sip_last_error_message(void);
+
+/**
  * The library version as "MAJOR.MINOR.PATCH". Static; never NULL.
  */
 const char *sip_version(void);

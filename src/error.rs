@@ -52,25 +52,49 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 thread_local! {
     /// What went wrong in the last failed call on this thread, in words
-    /// (`sip_last_error_message`).
-    static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// (`sip_last_error_message`), and the code it was said for (`None`:
+    /// whatever error the call returns).
+    static MESSAGE: std::cell::RefCell<(Option<i32>, String)> =
+        const { std::cell::RefCell::new((None, String::new())) };
 }
 
 /// Says, for this thread, what the error about to be returned means: which
-/// key, argument or peer, and why.
+/// key, argument, path or peer, and why. Never put a secret in it.
 pub fn set_message(message: impl Into<String>) {
     let m = message.into();
-    MESSAGE.with(|c| *c.borrow_mut() = m);
+    MESSAGE.with(|c| *c.borrow_mut() = (None, m));
+}
+
+/// Returns `error` after saying what it means (as `set_message`), for that
+/// error only: `message_for` of another code ignores it, so a message whose
+/// error was handled on the way never describes a later one. E.g.
+/// `Err(with_context(Error::Argument, format!("key {}: ...", keys::display(k))))`.
+pub fn with_context(error: Error, message: impl Into<String>) -> Error {
+    let m = message.into();
+    MESSAGE.with(|c| *c.borrow_mut() = (Some(error.code()), m));
+    error
 }
 
 /// The message set since the last `clear_message`, leaving it in place.
 pub fn message() -> String {
-    MESSAGE.with(|c| c.borrow().clone())
+    MESSAGE.with(|c| c.borrow().1.clone())
+}
+
+/// The message for a failure with `code`: the one set by `set_message`, or by
+/// `with_context` for that code; "" if none.
+pub fn message_for(code: i32) -> String {
+    MESSAGE.with(|c| {
+        let c = c.borrow();
+        match c.0 {
+            Some(said_for) if said_for != code => String::new(),
+            _ => c.1.clone(),
+        }
+    })
 }
 
 /// Forgets the message (at the start of each API call).
 pub fn clear_message() {
-    MESSAGE.with(|c| c.borrow_mut().clear());
+    MESSAGE.with(|c| *c.borrow_mut() = (None, String::new()));
 }
 
 // The status codes (contract §3), defined here once: the header's `SIP_OK`
@@ -229,6 +253,13 @@ impl Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         crate::log::error(&format!("store: {e}"));
+        let error = Self::from_sqlite(&e);
+        with_context(error, format!("profile store: {e}"))
+    }
+}
+
+impl Error {
+    fn from_sqlite(e: &rusqlite::Error) -> Self {
         match e {
             rusqlite::Error::SqliteFailure(f, _)
                 if f.code == rusqlite::ErrorCode::DatabaseBusy
@@ -247,6 +278,52 @@ impl From<rusqlite::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn a_message_goes_with_its_code_only() {
+        let e = with_context(Error::Argument, "key 7: not a URI");
+        assert_eq!(message_for(e.code()), "key 7: not a URI");
+        assert_eq!(message(), "key 7: not a URI");
+        let _ = with_context(Error::NotFound, "stale");
+        assert_eq!(message_for(Error::Argument.code()), "");
+        set_message("said without a code");
+        assert_eq!(message_for(Error::InUse.code()), "said without a code");
+        clear_message();
+        assert_eq!(message_for(Error::InUse.code()), "");
+        // Per thread.
+        let _ = with_context(Error::Locked, "here");
+        std::thread::spawn(|| assert_eq!(message_for(Error::Locked.code()), ""))
+            .join()
+            .unwrap();
+        assert_eq!(message_for(Error::Locked.code()), "here");
+    }
+
+    #[test]
+    fn every_variant_has_its_own_code() {
+        let all = [
+            Error::NotFound,
+            Error::General,
+            Error::Cancel,
+            Error::NoMemory,
+            Error::NotSupported,
+            Error::Argument,
+            Error::BadHandle,
+            Error::Overflow,
+            Error::AlreadyExists,
+            Error::InUse,
+            Error::ServerTerminated,
+            Error::AccessDenied,
+            Error::Locked,
+            Error::TimedOut,
+            Error::CouldNotConnect,
+            Error::Disconnected,
+            Error::TooBig,
+            Error::PermissionDenied,
+        ];
+        let codes: std::collections::HashSet<i32> = all.iter().map(|e| e.code()).collect();
+        assert_eq!(codes.len(), all.len());
+        assert!(codes.iter().all(|c| *c < 0));
+    }
+
     #[test]
     fn codes_are_symbian_values() {
         assert_eq!(Error::InUse.code(), -14);

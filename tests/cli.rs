@@ -421,3 +421,36 @@ fn watch_json_prints_one_object_per_event() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Errors say what is wrong: the key and the reason, the missing parts of a
+/// profile, the store path (issue 17 item 3).
+#[test]
+fn errors_name_the_key_and_the_reason() {
+    let tmp = TempDir::new("cli-errors");
+    let store = tmp.path().join("p.db");
+    let added = json(&cli(&store, &["--json", "add", "--provider", "x"]));
+    let id = added["ids"][0].as_u64().unwrap().to_string();
+    let out = cli(&store, &["set", &id, "aor", "alice"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("SIP_KEY_USER_AOR (7)")
+            && err.contains("\"alice\" is not a SIP URI")
+            && err.contains("(-6)"),
+        "{err}"
+    );
+    let out = cli(&store, &["enable", &id, "--timeout", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("profile {id} cannot register: it has no AOR")),
+        "{err}"
+    );
+    let link = tmp.path().join("link.db");
+    std::os::unix::fs::symlink(&store, &link).unwrap();
+    let out = cli(&link, &["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+}

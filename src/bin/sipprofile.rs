@@ -126,8 +126,10 @@ struct AddArgs {
 struct Failure(String);
 
 impl From<Error> for Failure {
+    /// The library's own description of what failed (the key, path or peer
+    /// and why), then the code's text and number.
     fn from(e: Error) -> Self {
-        Failure(describe(e.code()))
+        Failure(keytable::describe_api(e))
     }
 }
 

@@ -77,6 +77,16 @@ pub extern "C" fn sip_strerror(code: i32) -> *const c_char {
     describe(code).as_ptr()
 }
 
+/// A description of the last failed call of this API on the calling thread,
+/// naming the key, argument, path or peer and the reason, e.g. `key
+/// SIP_KEY_USER_AOR (7): "alice" is not a SIP URI`; "" if no call failed on
+/// this thread. Never NULL. Owned by the library: valid until the next call of
+/// this API on this thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_last_error_message() -> *const c_char {
+    super::boundary::guard(c"".as_ptr(), super::boundary::last_message)
+}
+
 /// Major version of this header (`sip_version` gives the library's).
 pub const SIP_VERSION_MAJOR: u32 = 0;
 /// Minor version of this header.

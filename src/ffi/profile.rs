@@ -2,7 +2,8 @@
 //! its typed getters and setters (ref §4), and the key constants.
 
 use super::boundary::{
-    copy_out, guard, reference, status, string, type_info, type_info_out, write,
+    argument, bad_argument, copy_out, guard, out_argument, status, string_argument, type_info,
+    type_info_out, write,
 };
 use super::lists::sip_str_list;
 use crate::client::ProfileHandle;
@@ -60,7 +61,7 @@ pub enum sip_profile_status {
 /// `p` is NULL or a live profile of this library.
 unsafe fn handle<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    Ok(&unsafe { reference(p) }?.inner)
+    Ok(&unsafe { argument(p, "profile") }?.inner)
 }
 
 /// A handle that accepts setters. Shared access only: other threads may be
@@ -70,9 +71,12 @@ unsafe fn handle<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
 /// `p` is NULL or a live profile of this library.
 unsafe fn managed<'a>(p: *mut sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    let h = &unsafe { reference(p.cast_const()) }?.inner;
+    let h = &unsafe { argument(p.cast_const(), "profile") }?.inner;
     if !h.managed {
-        return Err(Error::AccessDenied);
+        return Err(crate::error::with_context(
+            Error::AccessDenied,
+            "setters work only on profiles from a managed registry; this one is from a user registry",
+        ));
     }
     Ok(h)
 }
@@ -210,9 +214,7 @@ pub extern "C" fn sip_profile_clone(
     status(|| {
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         let c = h.clone_profile()?;
         // SAFETY: out checked non-NULL.
         unsafe { write(out, Box::into_raw(Box::new(sip_profile { inner: c }))) }
@@ -224,9 +226,7 @@ pub extern "C" fn sip_profile_clone(
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_get_u32(profile: *const sip_profile, key: u32, out: *mut u32) -> i32 {
     status(|| {
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         // SAFETY: NULL or valid.
         let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_u32(v, key)
@@ -244,9 +244,7 @@ pub extern "C" fn sip_profile_get_bool(
     out: *mut bool,
 ) -> i32 {
     status(|| {
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         // SAFETY: NULL or valid.
         let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_bool(v, key)
@@ -285,9 +283,7 @@ pub extern "C" fn sip_profile_get_str_array(
         let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_str_array(v, key)
         })?;
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         let l = Box::into_raw(Box::new(sip_str_list::from_strings(v)));
         // SAFETY: out checked non-NULL.
         unsafe { write(out, l) }
@@ -322,8 +318,12 @@ fn string_out(
     get: impl for<'v, 'a> FnOnce(&'v access::View<'a>) -> Result<&'a str>,
 ) -> i32 {
     status(|| {
-        if len.is_null() || (buf.is_null() && capacity != 0) {
-            return Err(Error::Argument);
+        out_argument(len, "len")?;
+        if buf.is_null() && capacity != 0 {
+            return Err(bad_argument(
+                "buf",
+                &format!("is NULL but capacity is {capacity}"),
+            ));
         }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
@@ -335,20 +335,19 @@ fn string_out(
     })
 }
 
+/// Applies `f` to the profile's data under its block's write lock.
 fn edit(
     profile: *mut sip_profile,
     f: impl FnOnce(&mut crate::profile::ProfileData) -> Result<()>,
-) -> i32 {
-    status(|| {
-        // SAFETY: NULL or valid.
-        let h = unsafe { managed(profile) }?;
-        let mut b = h.block.write();
-        // Apply to a copy so that a failed set changes nothing.
-        let mut d = b.data.clone();
-        f(&mut d)?;
-        b.data = d;
-        Ok(())
-    })
+) -> Result<()> {
+    // SAFETY: NULL or valid.
+    let h = unsafe { managed(profile) }?;
+    let mut b = h.block.write();
+    // Apply to a copy so that a failed set changes nothing.
+    let mut d = b.data.clone();
+    f(&mut d)?;
+    b.data = d;
+    Ok(())
 }
 
 /// Sets a u32 parameter on a managed profile (ref §4.3); saved by
@@ -356,13 +355,13 @@ fn edit(
 /// user-registry profile.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_set_u32(profile: *mut sip_profile, key: u32, value: u32) -> i32 {
-    edit(profile, |d| access::set_u32(d, key, value))
+    status(|| edit(profile, |d| access::set_u32(d, key, value)))
 }
 
 /// Sets a bool parameter on a managed profile (ref §4.3).
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_set_bool(profile: *mut sip_profile, key: u32, value: bool) -> i32 {
-    edit(profile, |d| access::set_bool(d, key, value))
+    status(|| edit(profile, |d| access::set_bool(d, key, value)))
 }
 
 /// Sets a string parameter on a managed profile (ref §4.3); "" removes an
@@ -373,11 +372,11 @@ pub extern "C" fn sip_profile_set_str(
     key: u32,
     value: *const c_char,
 ) -> i32 {
-    // SAFETY: value NULL or a C string.
-    match unsafe { string(value) } {
-        Ok(v) => edit(profile, |d| access::set_str(d, key, v)),
-        Err(e) => e.code(),
-    }
+    status(|| {
+        // SAFETY: value NULL or a C string.
+        let v = unsafe { string_argument(value, "value") }?;
+        edit(profile, |d| access::set_str(d, key, v))
+    })
 }
 
 /// Sets a string-array parameter on a managed profile (ref §4.3) from
@@ -390,23 +389,22 @@ pub extern "C" fn sip_profile_set_str_array(
     values: *const *const c_char,
     count: usize,
 ) -> i32 {
-    let collected = guard(Err(Error::General), || {
+    status(|| {
         if values.is_null() && count != 0 {
-            return Err(Error::Argument);
+            return Err(bad_argument(
+                "values",
+                &format!("is NULL but count is {count}"),
+            ));
         }
         let mut v = Vec::with_capacity(count.min(4096));
         for i in 0..count {
             // SAFETY: values points to count readable pointers (caller).
             let p = unsafe { *values.add(i) };
             // SAFETY: each is NULL or a C string.
-            v.push(unsafe { string(p) }?.to_owned());
+            v.push(unsafe { string_argument(p, &format!("values[{i}]")) }?.to_owned());
         }
-        Ok(v)
-    });
-    match collected {
-        Ok(v) => edit(profile, |d| access::set_str_array(d, key, v)),
-        Err(e) => e.code(),
-    }
+        edit(profile, |d| access::set_str_array(d, key, v))
+    })
 }
 
 /// Sets a per-server parameter of `server` on a managed profile (ref §4.3,
@@ -418,11 +416,11 @@ pub extern "C" fn sip_profile_set_server_str(
     key: u32,
     value: *const c_char,
 ) -> i32 {
-    // SAFETY: value NULL or a C string.
-    match unsafe { string(value) } {
-        Ok(v) => edit(profile, |d| access::set_server_str(d, server, key, v)),
-        Err(e) => e.code(),
-    }
+    status(|| {
+        // SAFETY: value NULL or a C string.
+        let v = unsafe { string_argument(value, "value") }?;
+        edit(profile, |d| access::set_server_str(d, server, key, v))
+    })
 }
 
 /// Sets the profile's type on a managed profile (checked at save).
@@ -431,12 +429,12 @@ pub extern "C" fn sip_profile_set_type(
     profile: *mut sip_profile,
     r#type: *const sip_profile_type_info,
 ) -> i32 {
-    // SAFETY: type NULL or readable.
-    match unsafe { type_info(r#type) } {
-        Ok(t) => edit(profile, |d| {
+    status(|| {
+        // SAFETY: type NULL or readable.
+        let t = unsafe { type_info(r#type) }?;
+        edit(profile, |d| {
             d.type_info = t;
             Ok(())
-        }),
-        Err(e) => e.code(),
-    }
+        })
+    })
 }

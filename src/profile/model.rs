@@ -188,23 +188,50 @@ impl ProfileData {
         }
     }
 
-    /// Checks what the profile's type needs before it can register (ref §5.10).
+    /// Checks what the profile's type needs before it can register (ref §5.10);
+    /// the error's message names what is missing.
     pub fn check_registrable(&self) -> crate::Result<()> {
-        use crate::Error;
-        if self.aor.is_empty() || self.registrar.address.is_empty() {
-            return Err(Error::Argument);
+        let mut missing = Vec::new();
+        if self.aor.is_empty() {
+            missing.push("an AOR (SIP_KEY_USER_AOR)");
+        }
+        if self.registrar.address.is_empty() {
+            missing.push("a registrar (SIP_KEY_SERVER_ADDRESS of SIP_SERVER_REGISTRAR)");
         }
         if self.type_info.is_ims() {
-            let proxy = &self.proxy.address;
-            if proxy.is_empty() {
-                return Err(Error::Argument);
+            if self.proxy.address.is_empty() {
+                missing.push(
+                    "an outbound proxy (SIP_KEY_SERVER_ADDRESS of SIP_SERVER_OUTBOUND_PROXY)",
+                );
             }
-            let user_ok = !self.private_identity.is_empty() || !self.registrar.user.is_empty();
-            if !user_ok || self.registrar.password.is_empty() {
-                return Err(Error::Argument);
+            if self.private_identity.is_empty() && self.registrar.user.is_empty() {
+                missing.push(
+                    "a private identity (SIP_KEY_PRIVATE_IDENTITY) or registrar digest user name",
+                );
+            }
+            if self.registrar.password.is_empty() {
+                missing.push("a registrar digest password");
             }
         }
-        Ok(())
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let which = if self.id == 0 {
+            "the profile".to_owned()
+        } else {
+            format!("profile {}", self.id)
+        };
+        Err(crate::error::with_context(
+            crate::Error::Argument,
+            format!(
+                "{which} cannot register: it has no {}",
+                missing
+                    .iter()
+                    .map(|m| m.trim_start_matches("a ").trim_start_matches("an "))
+                    .collect::<Vec<_>>()
+                    .join(", no ")
+            ),
+        ))
     }
 }
 
@@ -279,9 +306,17 @@ mod tests {
     #[test]
     fn registrable_needs_aor_and_registrar() {
         let mut p = ProfileData::new(TypeInfo::ietf());
-        assert!(p.check_registrable().is_err());
+        p.id = 4;
+        let e = p.check_registrable().unwrap_err();
+        assert_eq!(
+            crate::error::message_for(e.code()),
+            "profile 4 cannot register: it has no AOR (SIP_KEY_USER_AOR), \
+             no registrar (SIP_KEY_SERVER_ADDRESS of SIP_SERVER_REGISTRAR)"
+        );
         p.aor = "sip:a@example.com".into();
-        assert!(p.check_registrable().is_err());
+        let e = p.check_registrable().unwrap_err();
+        let m = crate::error::message_for(e.code());
+        assert!(m.contains("no registrar") && !m.contains("AOR"), "{m}");
         p.registrar.address = "sip:example.com".into();
         assert!(p.check_registrable().is_ok());
     }

@@ -37,7 +37,7 @@ __all__ = [
     "Event", "Status", "ProfileClass", "Key", "Server", "Code", "ProfileType", "IETF", "IMS",
     "SipProfileError", "NotFoundError", "ArgumentError", "InUseError", "AccessDeniedError",
     "PermissionDeniedError", "BadHandleError", "Profile", "ProfileRegistry",
-    "ManagedProfileRegistry", "Notification", "version", "strerror",
+    "ManagedProfileRegistry", "Notification", "version", "strerror", "last_error_message",
     "LogLevel", "set_log_handler", "log_to_logging", "APP_DISPATCH", "ATTEMPT_EVENTS",
 ]
 
@@ -181,12 +181,17 @@ IMS = ProfileType(ProfileClass.IMS, "ims")
 
 
 class SipProfileError(Exception):
-    """A negative status code of the C API (``code``), or a SIP status."""
+    """A negative status code of the C API (``code``), or a SIP status.
+    ``message`` is the library's description of the failed call (what
+    ``sip_last_error_message`` said: the key, argument, path or peer and the
+    reason), or "" when there is none."""
 
-    def __init__(self, code: int, what: str = ""):
+    def __init__(self, code: int, what: str = "", message: str = ""):
         self.code = code
+        self.message = message
         text = strerror(code)
-        super().__init__(f"{what}: {text} ({code})" if what else f"{text} ({code})")
+        detail = f"{message} ({text}, {code})" if message else f"{text} ({code})"
+        super().__init__(f"{what}: {detail}" if what else detail)
 
 
 class NotFoundError(SipProfileError, LookupError):
@@ -220,7 +225,8 @@ _ERRORS = {Code.NOT_FOUND: NotFoundError, Code.ARGUMENT: ArgumentError, Code.IN_
 
 def _check(code: int, what: str = "") -> None:
     if code != 0:
-        raise _ERRORS.get(code, SipProfileError)(code, what)
+        # Read at once, on the thread that made the failed call.
+        raise _ERRORS.get(code, SipProfileError)(code, what, last_error_message())
 
 
 def version() -> str:
@@ -229,6 +235,11 @@ def version() -> str:
 
 def strerror(code: int) -> str:
     return lib.sip_strerror(code).decode()
+
+
+def last_error_message() -> str:
+    """The library's description of the last failed call on this thread ("" if none)."""
+    return lib.sip_last_error_message().decode("utf-8", "replace")
 
 
 def _enc(s: str) -> bytes:
