@@ -231,3 +231,20 @@ fn c_header_leaves_application_names_alone() {
     assert!(out.status.success(), "C macros test failed");
     assert!(stdout.contains("macros: all checks passed"));
 }
+
+/// sip_last_error_message names the key, argument or path and the reason
+/// after a failed call, per thread (tests/c/errors.c).
+#[test]
+fn c_last_error_message_names_what_failed() {
+    make("tests/c", &[]);
+    let tmp = TempDir::new("c-errors");
+    let out = Command::new(root().join("tests/c/build/errors"))
+        .arg(tmp.path())
+        .output()
+        .expect("run errors");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C errors test failed");
+    assert!(stdout.contains("errors: all checks passed"));
+}
