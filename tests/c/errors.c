@@ -111,6 +111,9 @@ static void enable_without_aor(sip_managed_profile_registry *m, const char *stor
     sip_profile_free(q);
     EXPECT_RC(sip_profile_registry_profile(u, id, &q), SIP_OK);
     EXPECT_FAILURE(sip_profile_registry_enable(u, q), SIP_ERR_ARGUMENT, "no registrar");
+    EXPECT_FAILURE(sip_profile_registry_enable(NULL, q), SIP_ERR_ARGUMENT, "`registry`", "NULL");
+    sip_profile_list *l = NULL;
+    EXPECT_FAILURE(sip_profile_registry_profiles_by_aor(u, NULL, &l), SIP_ERR_ARGUMENT, "`aor`", "NULL");
     const char *m2 = sip_last_error_message();
     EXPECT(strstr(m2, "AOR") == NULL);
     sip_profile_free(q);
@@ -121,6 +124,9 @@ static void enable_without_aor(sip_managed_profile_registry *m, const char *stor
 static void store_failures(void) {
     char path[600], target[600];
     sip_managed_profile_registry *m = NULL;
+    EXPECT_FAILURE(sip_managed_profile_registry_new("", NULL, &m), SIP_ERR_ARGUMENT, "`store_path`", "empty");
+    EXPECT_FAILURE(sip_managed_profile_registry_new("caf\xc3", NULL, &m), SIP_ERR_ARGUMENT, "`store_path`",
+                   "UTF-8");
     /* A directory where the store file should be. */
     path_in(path, sizeof path, "is-a-directory.db");
     EXPECT(mkdir(path, 0700) == 0);
