@@ -30,6 +30,8 @@ pub mod protocol;
 /// cbindgen:ignore
 pub mod random;
 /// cbindgen:ignore
+pub mod secret;
+/// cbindgen:ignore
 pub mod server;
 /// cbindgen:ignore
 pub mod sip;

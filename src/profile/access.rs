@@ -444,7 +444,7 @@ pub fn set_server_str(d: &mut ProfileData, server: u32, key: u32, value: &str) -
         }
         DIGEST_USER_NAME => s.user = value.to_owned(),
         DIGEST_REALM => s.realm = value.to_owned(),
-        DIGEST_PASSWORD => s.password = value.to_owned(),
+        DIGEST_PASSWORD => s.password = value.into(),
         SERVER_ADDRESS => {
             check_uri(key, value)?;
             s.address = value.to_owned();

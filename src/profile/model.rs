@@ -54,8 +54,9 @@ pub struct ServerParams {
     pub address: String,
     pub user: String,
     pub realm: String,
-    /// Write-only: never handed to a client (see `ProfileData::without_passwords`).
-    pub password: String,
+    /// Write-only: never handed to a client (see `ProfileData::without_passwords`);
+    /// wiped from memory when dropped.
+    pub password: crate::secret::Secret,
     pub ext: BTreeMap<String, String>,
 }
 

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::fs::{DirBuilder, Metadata, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 pub const SCHEMA_VERSION: i64 = 1;
 const APPLICATION_ID: i64 = 0x5349_5050; // "SIPP"
@@ -90,7 +91,7 @@ impl Store {
         )
         .map_err(|e| {
             let error = Error::from(e);
-            let why = crate::error::take_context(error.code()).unwrap_or_default();
+            let why = crate::error::message_for(error.code());
             refuse(error, path, &format!("cannot open it: {why}"))
         })?;
         // The file SQLite opened is the one checked (not swapped meanwhile).
@@ -132,10 +133,16 @@ impl Store {
             tighten(file, meta)?;
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Deleted or replaced rows (old passwords) are overwritten with
+        // zeros, not left in free pages of the file.
+        conn.pragma_update(None, "secure_delete", true)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let mut store = Store { conn };
         store.migrate().map_err(|e| {
-            let why = crate::error::take_context(e.code()).unwrap_or_else(|| e.to_string());
+            let mut why = crate::error::message_for(e.code());
+            if why.is_empty() {
+                why = e.to_string();
+            }
             refuse(e, path, &why)
         })?;
         Ok(store)
@@ -176,7 +183,9 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, json) = row?;
-            match serde_json::from_str::<ProfileData>(&json) {
+            // The text holds the passwords: wiped once parsed.
+            let json = Zeroizing::new(json);
+            match serde_json::from_str::<ProfileData>(json.as_str()) {
                 Ok(mut p) => {
                     p.id = id;
                     out.push(p);
@@ -219,8 +228,10 @@ impl Store {
                 }
                 let mut stored = (*data).clone();
                 stored.id = id;
-                let json = serde_json::to_string(&stored).map_err(|_| Error::General)?;
-                insert.execute(params![id, json])?;
+                // The text holds the passwords: wiped once written.
+                let json =
+                    Zeroizing::new(serde_json::to_string(&stored).map_err(|_| Error::General)?);
+                insert.execute(params![id, json.as_str()])?;
                 if !has_default || data.make_default {
                     tx.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('default_id', ?1)",
@@ -241,11 +252,11 @@ impl Store {
     }
 
     pub fn update(&mut self, data: &ProfileData) -> Result<()> {
-        let json = serde_json::to_string(data).map_err(|_| Error::General)?;
+        let json = Zeroizing::new(serde_json::to_string(data).map_err(|_| Error::General)?);
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE profiles SET data = ?2 WHERE id = ?1",
-            params![data.id, json],
+            params![data.id, json.as_str()],
         )?;
         if n == 0 {
             return Err(Error::NotFound);
@@ -483,7 +494,9 @@ mod tests {
 
     fn refusal(r: Result<Store>) -> (Error, String) {
         let e = r.err().expect("refused");
-        (e, crate::error::take_context(e.code()).expect("a message"))
+        let m = crate::error::message_for(e.code());
+        assert!(!m.is_empty(), "a message");
+        (e, m)
     }
 
     fn mode_of(p: &Path) -> u32 {
@@ -531,7 +544,7 @@ mod tests {
         let other = current_uid().wrapping_add(1);
         let e = refuse_unsafe(&p, &meta, other).unwrap_err();
         assert_eq!(e, Error::AccessDenied);
-        let m = crate::error::take_context(e.code()).unwrap();
+        let m = crate::error::message_for(e.code());
         assert!(
             m.contains(&p.display().to_string())
                 && m.contains(&format!("uid {}", current_uid()))
@@ -608,5 +621,34 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (_, m) = refusal(Store::open(&dir));
         assert!(m.contains("not a regular file"), "{m}");
+    }
+
+    #[test]
+    fn a_replaced_password_leaves_no_trace_in_the_file() {
+        let p = tmp("secure-delete");
+        let mut s = Store::open(&p).unwrap();
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        d.registrar.password = "old-Secret-4711".into();
+        d.id = s.add(&d).unwrap();
+        d.registrar.password = "new".into();
+        s.update(&d).unwrap();
+        let mut gone = ProfileData::new(TypeInfo::ietf());
+        gone.provider_name = "x".repeat(300);
+        gone.registrar.password = "deleted-Secret-0815".into();
+        let gone_id = s.add(&gone).unwrap();
+        s.delete(gone_id).unwrap();
+        drop(s); // last connection: the WAL is checkpointed into the file
+        let mut bytes = std::fs::read(&p).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{}-wal", p.display())) {
+            bytes.extend(wal);
+        }
+        for needle in [&b"old-Secret-4711"[..], b"deleted-Secret-0815"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} left in the file",
+                String::from_utf8_lossy(needle)
+            );
+        }
+        assert!(bytes.windows(3).any(|w| w == b"new"));
     }
 }
