@@ -212,3 +212,81 @@ pub unsafe fn copy_out(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::codes::sip_last_error_message;
+    use crate::ffi::profile::{sip_profile_free, sip_profile_set_str, sip_profile_set_u32};
+    use crate::ffi::registry::{
+        sip_managed_profile_registry_create, sip_managed_profile_registry_free,
+        sip_managed_profile_registry_new,
+    };
+    use crate::profile::keys;
+
+    fn last() -> String {
+        // SAFETY: never NULL; valid until the next call on this thread.
+        unsafe { CStr::from_ptr(sip_last_error_message()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn status_records_the_core_message_or_the_code_text() {
+        assert_eq!(
+            status(|| Err(with_context(Error::Argument, "key 7: why"))),
+            -6
+        );
+        assert_eq!(last(), "key 7: why");
+        // A message left for another code is stale: the code's text instead.
+        assert_eq!(
+            status(|| {
+                let _ = with_context(Error::NotFound, "swallowed on the way");
+                Err(Error::InUse)
+            }),
+            -14
+        );
+        assert_eq!(last(), "profile in use");
+        // Success leaves the last failure's message alone.
+        assert_eq!(status(|| Ok(())), 0);
+        assert_eq!(last(), "profile in use");
+        assert_eq!(status(|| panic!("boom")), -2);
+        assert!(last().contains("panic"), "{}", last());
+    }
+
+    #[test]
+    fn a_bad_setter_through_the_c_api_names_the_key() {
+        let dir = std::env::temp_dir().join(format!(
+            "sipprofile-boundary-{}-{}",
+            std::process::id(),
+            crate::random::hex_token(4)
+        ));
+        let store = CString::new(dir.join("p.db").to_str().unwrap()).unwrap();
+        let mut m = std::ptr::null_mut();
+        assert_eq!(
+            sip_managed_profile_registry_new(store.as_ptr(), std::ptr::null(), &mut m),
+            0
+        );
+        let ietf = type_info_out(&TypeInfo::ietf());
+        let mut p = std::ptr::null_mut();
+        assert_eq!(sip_managed_profile_registry_create(m, &ietf, &mut p), 0);
+        assert_eq!(
+            sip_profile_set_str(p, keys::SIP_KEY_USER_AOR, c"bob".as_ptr()),
+            -6
+        );
+        assert_eq!(
+            last(),
+            "key SIP_KEY_USER_AOR (7): \"bob\" is not a SIP URI \
+             (sip:user@host[:port][;params], sips:... or tel:...)"
+        );
+        assert_eq!(sip_profile_set_u32(p, keys::SIP_KEY_USER_AOR, 1), -1);
+        assert_eq!(
+            last(),
+            "key SIP_KEY_USER_AOR (7) is a string key: use sip_profile_set_str"
+        );
+        sip_profile_free(p);
+        sip_managed_profile_registry_free(m);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
