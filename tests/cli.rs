@@ -461,7 +461,7 @@ fn stored_password(store: &std::path::Path, id: &str) -> Value {
     v.as_array()
         .unwrap()
         .iter()
-        .find(|p| p["id"].to_string() == id)
+        .find(|p| p["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
         .map(|p| p["registrar"]["password"].clone())
         .unwrap()
 }
