@@ -649,7 +649,8 @@ size_t sip_profile_list_len(const struct sip_profile_list *list);
 /**
  * Moves the profile at `index` out of the list: the caller owns it and
  * frees it with `sip_profile_free`. NULL if out of range, already taken, or
- * `list` is NULL.
+ * `list` is NULL. Threads may take from one list at once: each entry is
+ * handed out exactly once.
  */
 struct sip_profile *sip_profile_list_take(struct sip_profile_list *list, size_t index);
 

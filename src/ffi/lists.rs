@@ -80,7 +80,8 @@ pub extern "C" fn sip_profile_list_len(list: *const sip_profile_list) -> usize {
 
 /// Moves the profile at `index` out of the list: the caller owns it and
 /// frees it with `sip_profile_free`. NULL if out of range, already taken, or
-/// `list` is NULL.
+/// `list` is NULL. Threads may take from one list at once: each entry is
+/// handed out exactly once.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_list_take(
     list: *mut sip_profile_list,
