@@ -129,6 +129,8 @@ def test_every_value_matches_the_header(tmp_path):
             assert name in header, f"{enum.__name__}.{member.name}: no {name} in the header"
             assert header[name] == member.value, (name, header[name], member.value)
             named.add(name)
+    assert sipprofile.APP_DISPATCH == header["SIP_REGISTRY_APP_DISPATCH"]
+    assert sipprofile.ATTEMPT_EVENTS == header["SIP_REGISTRY_ATTEMPT_EVENTS"]
     # The other way: every status code and key of the header has its Python name.
     for name in header:
         if name.startswith(("SIP_ERR_", "SIP_KEY_", "SIP_SERVER_")) or name == "SIP_OK":
