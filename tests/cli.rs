@@ -446,14 +446,20 @@ fn errors_name_the_key_and_the_reason() {
         err.contains(&format!("profile {id} cannot register: it has no AOR")),
         "{err}"
     );
+    // A link to the store reaches the store itself (one server per file);
+    // a dangling one, which would create a file elsewhere, is refused.
     let link = tmp.path().join("link.db");
     std::os::unix::fs::symlink(&store, &link).unwrap();
+    assert!(cli(&link, &["list"]).status.success());
+    let link = tmp.path().join("dangling.db");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere.db"), &link).unwrap();
     let out = cli(&link, &["list"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&link.display().to_string()) && err.contains("symbolic link"),
         "{err}"
     );
+    assert!(!tmp.path().join("nowhere.db").exists());
 }
 
 fn stored_password(store: &std::path::Path, id: &str) -> Value {
