@@ -96,10 +96,16 @@ impl ClientLink {
         }
         match &self.outlet {
             Outlet::Channel(tx) => {
-                let full = match tx.lock().as_ref().map(|tx| tx.try_send(m)) {
-                    None | Some(Ok(())) => return,
-                    Some(Err(TrySendError::Full(_))) => true,
-                    Some(Err(TrySendError::Disconnected(_))) => false,
+                let full = {
+                    let tx = tx.lock();
+                    let Some(tx) = tx.as_ref() else {
+                        return;
+                    };
+                    match tx.try_send(m) {
+                        Ok(()) => return,
+                        Err(TrySendError::Full(_)) => true,
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
                 };
                 if full {
                     self.overflow();

@@ -253,7 +253,7 @@ impl Server {
     pub fn handle(&self, client: u64, request: Request) -> std::result::Result<Reply, Failure> {
         crate::error::clear_message();
         self.carry_out(client, request)
-            .map_err(|e| Failure::new(e, crate::error::message()))
+            .map_err(|e| Failure::new(e, crate::error::message_for(e.code())))
     }
 
     fn carry_out(&self, client: u64, request: Request) -> Result<Reply> {
