@@ -11,20 +11,21 @@
 //! [`Engine::hand_off`] lets a new thread carry on the engine while the old
 //! one is stuck.
 
+use super::connections::{Connections, Datagram, Origin};
 use super::message::{Message, masked_for_log};
 use super::registration::{Action, RegConfig, Registration, Report, TimerKind};
+use super::resolve::resolve;
 use super::timers::Timers;
-use super::transport::{StreamConn, StreamState, Transport, tls_config};
+use super::transport::{StreamState, Transport};
 use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -89,8 +90,6 @@ thread_local! {
 type TimerEntry = (Instant, u64, u32, u8, u64);
 
 const WAKER: Token = Token(0);
-/// A UDP socket per (IPv6?, network interface the profile is bound to).
-type UdpKey = (bool, Option<String>);
 
 impl Engine {
     pub fn start(reporter: Arc<dyn Reporter>) -> io::Result<Engine> {
@@ -98,7 +97,7 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = unbounded();
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(poll, rx, reporter.clone())),
+            core: Mutex::new(Core::new(poll, rx, reporter.clone())?),
             reporter,
             generation: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -231,17 +230,6 @@ struct Entry {
     branch: Option<String>,
 }
 
-/// Connections are shared by registrations with the same next hop.
-type ConnKey = (
-    Transport,
-    SocketAddr,
-    Option<String>,
-    Option<std::path::PathBuf>,
-    Option<String>,
-);
-
-const FIRST_CONN_TOKEN: usize = 16;
-
 /// New registrations started at once; the rest wait their turn, so that
 /// enabling 10,000 profiles does not overflow socket buffers (ours or the
 /// registrar's) and turn into a storm of retransmissions. A registrar's UDP
@@ -257,9 +245,6 @@ const MAX_STARTING: usize = 128;
 /// 3.9 s at 50 ms).
 const MAX_STOPPING: usize = 128;
 
-/// Socket buffers asked for (the kernel caps them at net.core.*mem_max).
-const SOCKET_BUFFER: usize = 4 << 20;
-
 struct Core {
     poll: Poll,
     events: Events,
@@ -272,8 +257,8 @@ struct Core {
     commands: Receiver<Command>,
     reporter: Arc<dyn Reporter>,
     timers: Timers,
-    udp: HashMap<UdpKey, (Token, UdpSocket)>,
-    udp_tokens: HashMap<Token, UdpKey>,
+    /// UDP sockets and stream flows.
+    conns: Connections,
     // Boxed: the map over-allocates slots, and an Entry is large.
     regs: HashMap<u32, Box<Entry>>,
     branches: HashMap<String, u32>,
@@ -283,10 +268,6 @@ struct Core {
     seq: u64,
     next_context: u32,
     shutdown: Option<Instant>,
-    local_cache: HashMap<(SocketAddr, Option<String>), SocketAddr>,
-    conns: HashMap<Token, StreamConn>,
-    conn_index: HashMap<ConnKey, Token>,
-    next_token: usize,
     /// Call-ID and CSeq of each profile's last binding, to continue them.
     bindings: HashMap<u32, (String, u32, String, String)>,
     /// Registrations waiting to start, and those started but not yet settled.
@@ -308,8 +289,13 @@ fn kind_from(k: u8) -> TimerKind {
 }
 
 impl Core {
-    fn new(poll: Poll, commands: Receiver<Command>, reporter: Arc<dyn Reporter>) -> Core {
-        Core {
+    fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        reporter: Arc<dyn Reporter>,
+    ) -> io::Result<Core> {
+        let registry = poll.registry().try_clone()?;
+        Ok(Core {
             poll,
             events: Events::with_capacity(64),
             ready: VecDeque::new(),
@@ -318,8 +304,7 @@ impl Core {
             commands,
             reporter,
             timers: Timers::from_env(),
-            udp: HashMap::new(),
-            udp_tokens: HashMap::new(),
+            conns: Connections::new(registry),
             regs: HashMap::new(),
             branches: HashMap::new(),
             pending: HashMap::new(),
@@ -327,16 +312,12 @@ impl Core {
             seq: 0,
             next_context: 0,
             shutdown: None,
-            local_cache: HashMap::new(),
-            conns: HashMap::new(),
-            conn_index: HashMap::new(),
-            next_token: FIRST_CONN_TOKEN,
             bindings: HashMap::new(),
             queued: VecDeque::new(),
             starting: HashSet::new(),
             stop_queue: VecDeque::new(),
             stopping: HashSet::new(),
-        }
+        })
     }
 
     /// One step: the next datagram, stream readiness or commands from the
@@ -350,7 +331,7 @@ impl Core {
                     self.ready.pop_front();
                     self.drain_commands();
                 }
-                t if self.udp_tokens.contains_key(&t) => {
+                t if self.conns.is_datagram(t) => {
                     if !self.receive_one(t) {
                         self.ready.pop_front();
                     }
@@ -443,7 +424,7 @@ impl Core {
                         if let Some(b) = &e.branch {
                             self.branches.remove(b);
                         }
-                        self.release_connection(id, e.conn);
+                        self.conns.release(id, e.conn);
                     }
                 }
                 Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
@@ -483,11 +464,14 @@ impl Core {
         };
         let conn = match cfg.transport {
             Transport::Udp => Ok(None),
-            _ => self.connection(id, &cfg, dest).map(Some),
+            _ => self.conns.stream(id, &cfg, dest).map(Some),
         };
         let local = match &conn {
-            Ok(Some(tok)) => Ok(self.conns[tok].local),
-            Ok(None) => self.local_addr_for(dest, cfg.interface.as_deref()),
+            Ok(Some(tok)) => self
+                .conns
+                .stream_local(*tok)
+                .ok_or_else(|| io::ErrorKind::NotConnected.into()),
+            Ok(None) => self.conns.local_addr_for(dest, cfg.interface.as_deref()),
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         };
         let Ok(local) = local else {
@@ -542,53 +526,6 @@ impl Core {
         before != self.queued.len()
     }
 
-    /// The stream connection for `cfg`'s next hop: an open one if any
-    /// (reused across profiles), else a new one (connecting).
-    fn connection(&mut self, id: u32, cfg: &RegConfig, dest: SocketAddr) -> io::Result<Token> {
-        let tls_name =
-            (cfg.transport == Transport::Tls).then(|| cfg.next_hop().host_unbracketed().to_owned());
-        let key: ConnKey = (
-            cfg.transport,
-            dest,
-            tls_name.clone(),
-            cfg.tls_ca_file.clone(),
-            cfg.interface.clone(),
-        );
-        if let Some(tok) = self.conn_index.get(&key) {
-            if let Some(c) = self.conns.get_mut(tok) {
-                c.users.insert(id);
-                return Ok(*tok);
-            }
-        }
-        let tls = match tls_name {
-            Some(name) => {
-                let config = tls_config(cfg.tls_ca_file.as_deref()).map_err(|e| {
-                    log::error(&format!("TLS configuration: {e}"));
-                    io::Error::other(e)
-                })?;
-                Some((config, name))
-            }
-            None => None,
-        };
-        let mut conn = StreamConn::connect(dest, tls, cfg.interface.as_deref())?;
-        let tok = Token(self.next_token);
-        self.next_token += 1;
-        self.poll.registry().register(
-            &mut conn.stream,
-            tok,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        conn.users.insert(id);
-        log::debug(&format!(
-            "{} connection to {dest} from {}",
-            cfg.transport.via_name(),
-            conn.local
-        ));
-        self.conns.insert(tok, conn);
-        self.conn_index.insert(key, tok);
-        Ok(tok)
-    }
-
     /// Gives a stream registration without a connection a new one.
     fn reconnect(&mut self, id: u32) {
         let Some(e) = self.regs.get(&id) else { return };
@@ -596,12 +533,14 @@ impl Core {
             return;
         }
         let (cfg, dest) = (e.reg.config.clone(), e.dest);
-        match self.connection(id, &cfg, dest) {
+        match self.conns.stream(id, &cfg, dest) {
             Ok(tok) => {
-                let local = self.conns[&tok].local;
+                let local = self.conns.stream_local(tok);
                 if let Some(e) = self.regs.get_mut(&id) {
                     e.conn = Some(tok);
-                    e.reg.set_local(local);
+                    if let Some(local) = local {
+                        e.reg.set_local(local);
+                    }
                 }
             }
             Err(err) => log::warn(&format!("connecting to {dest}: {err}")),
@@ -609,13 +548,7 @@ impl Core {
     }
 
     fn drop_connection(&mut self, tok: Token, state: StreamState) {
-        let Some(mut conn) = self.conns.remove(&tok) else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        self.conn_index.retain(|_, t| *t != tok);
-        log::info(&format!("connection to {} closed ({state:?})", conn.peer));
-        for id in conn.users {
+        for id in self.conns.close(tok, &state) {
             if let Some(e) = self.regs.get_mut(&id) {
                 e.conn = None;
             }
@@ -627,77 +560,16 @@ impl Core {
         }
     }
 
-    fn release_connection(&mut self, id: u32, tok: Option<Token>) {
-        let Some(tok) = tok else { return };
-        let empty = match self.conns.get_mut(&tok) {
-            Some(c) => {
-                c.users.remove(&id);
-                c.users.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            if let Some(mut c) = self.conns.remove(&tok) {
-                let _ = self.poll.registry().deregister(&mut c.stream);
-            }
-            self.conn_index.retain(|_, t| *t != tok);
-        }
-    }
-
     fn stream_event(&mut self, tok: Token, writable: bool, readable: bool) {
-        let mut msgs = Vec::new();
-        let state = {
-            let Some(conn) = self.conns.get_mut(&tok) else {
-                return;
-            };
-            let mut state = StreamState::Open;
-            if writable {
-                if let Err(e) = conn.on_writable() {
-                    log::warn(&format!("connection to {}: {e}", conn.peer));
-                    state = StreamState::Closed;
-                }
-            }
-            if readable && state == StreamState::Open {
-                state = conn.on_readable(&mut msgs);
-            }
-            state
+        let Some(ready) = self.conns.stream_ready(tok, writable, readable) else {
+            return;
         };
-        let from = self.conns[&tok].peer;
-        for m in msgs {
-            self.handle_datagram(&m, from);
+        for m in ready.messages {
+            self.handle_message(&m, ready.origin);
         }
-        if state != StreamState::Open {
-            self.drop_connection(tok, state);
+        if ready.state != StreamState::Open {
+            self.drop_connection(tok, ready.state);
         }
-    }
-
-    /// The address our socket is seen from when sending to `dest`.
-    fn local_addr_for(&mut self, dest: SocketAddr, iface: Option<&str>) -> io::Result<SocketAddr> {
-        let sock_port = self.socket(dest.is_ipv6(), iface)?.local_addr()?.port();
-        if let Some(ip) = self.local_cache.get(&(dest, iface.map(str::to_owned))) {
-            return Ok(SocketAddr::new(ip.ip(), sock_port));
-        }
-        let probe = udp_socket(dest.is_ipv6(), iface)?;
-        probe.connect(dest)?;
-        let ip = probe.local_addr()?;
-        self.local_cache
-            .insert((dest, iface.map(str::to_owned)), ip);
-        Ok(SocketAddr::new(ip.ip(), sock_port))
-    }
-
-    fn socket(&mut self, v6: bool, iface: Option<&str>) -> io::Result<&UdpSocket> {
-        let key: UdpKey = (v6, iface.map(str::to_owned));
-        if !self.udp.contains_key(&key) {
-            let mut s = UdpSocket::from_std(udp_socket(v6, iface)?);
-            let token = Token(self.next_token);
-            self.next_token += 1;
-            self.poll
-                .registry()
-                .register(&mut s, token, Interest::READABLE)?;
-            self.udp_tokens.insert(token, key.clone());
-            self.udp.insert(key.clone(), (token, s));
-        }
-        Ok(&self.udp[&key].1)
     }
 
     fn with_reg(&mut self, id: u32, f: impl FnOnce(&mut Registration, &mut Vec<Action>)) {
@@ -731,16 +603,13 @@ impl Core {
                         if e.conn.is_none() {
                             self.reconnect(id);
                         }
-                        let tok = self.regs.get(&id).and_then(|e| e.conn);
-                        match tok.and_then(|t| self.conns.get_mut(&t)) {
-                            Some(c) => c.send(&data),
+                        match self.regs.get(&id).and_then(|e| e.conn) {
+                            Some(tok) => self.conns.send_stream(tok, &data),
                             None => Err(io::ErrorKind::NotConnected.into()),
                         }
                     } else {
                         let iface = e.reg.config.interface.clone();
-                        self.socket(dest.is_ipv6(), iface.as_deref())
-                            .and_then(|s| s.send_to(&data, dest))
-                            .map(|_| ())
+                        self.conns.send_datagram(dest, iface.as_deref(), &data)
                     };
                     if let Err(err) = res {
                         log::warn(&format!("send to {dest} failed: {err}"));
@@ -791,7 +660,7 @@ impl Core {
                         if let Some(b) = &e.branch {
                             self.branches.remove(b);
                         }
-                        self.release_connection(id, e.conn);
+                        self.conns.release(id, e.conn);
                     }
                     if let Some(cfg) = self.pending.remove(&id) {
                         self.register(id, cfg);
@@ -820,27 +689,21 @@ impl Core {
     /// Reads and handles one datagram of the socket `token`; false once it
     /// has none (mio's readiness is edge-triggered: read until then).
     fn receive_one(&mut self, token: Token) -> bool {
-        let Some(sock) = self.udp_tokens.get(&token).and_then(|k| self.udp.get(k)) else {
-            return false;
-        };
-        let (n, from) = match sock.1.recv_from(&mut self.buf) {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) => {
-                // ICMP errors surface here on Linux; they are matched to
-                // nothing, so the transaction times out and retries.
-                log::debug(&format!("receive error: {e}"));
-                return true;
+        match self.conns.receive(token, &mut self.buf) {
+            Datagram::Received(n, origin) => {
+                let data = self.buf[..n].to_vec();
+                self.handle_message(&data, origin);
+                true
             }
-        };
-        let data = self.buf[..n].to_vec();
-        self.handle_datagram(&data, from);
-        true
+            Datagram::Failed => true,
+            Datagram::Empty => false,
+        }
     }
 
     /// One message from the network (a datagram or a framed stream message):
     /// a response goes to the registration whose branch it carries.
-    fn handle_datagram(&mut self, data: &[u8], from: SocketAddr) {
+    fn handle_message(&mut self, data: &[u8], origin: Origin) {
+        let from = origin.peer();
         if log::enabled(log::TRACE) {
             log::log(
                 log::TRACE,
@@ -875,46 +738,6 @@ impl Core {
     }
 }
 
-/// The next hop's address: an IP literal directly, a name through the
-/// system resolver (A/AAAA). Default port 5060, 5061 for `sips:`.
-fn resolve(uri: &super::uri::Uri) -> Result<SocketAddr, i32> {
-    let port = uri.port.unwrap_or(match uri.scheme {
-        super::uri::Scheme::Sips => 5061,
-        _ => 5060,
-    });
-    let host = uri.host_unbracketed();
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or(crate::error::SIP_RESOLVING_FAILURE)
-}
-
-/// A non-blocking UDP socket, bound to a network interface when asked
-/// (`SIP_KEY_ACCESS_POINT_*`, contract §7.6), with large buffers.
-fn udp_socket(v6: bool, iface: Option<&str>) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        if v6 { Domain::IPV6 } else { Domain::IPV4 },
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
-    if let Some(name) = iface {
-        s.bind_device(Some(name.as_bytes()))?;
-    }
-    s.set_nonblocking(true)?;
-    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
-    let any: SocketAddr = if v6 { "[::]:0" } else { "0.0.0.0:0" }
-        .parse()
-        .expect("literal");
-    s.bind(&any.into())?;
-    Ok(s.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -929,7 +752,7 @@ mod tests {
     fn a_step_that_fires_timers_returns_before_the_wait() {
         let poll = Poll::new().unwrap();
         let (_commands, rx) = unbounded();
-        let mut core = Core::new(poll, rx, Arc::new(NoReports));
+        let mut core = Core::new(poll, rx, Arc::new(NoReports)).unwrap();
         // A retransmission due now, of a registration that is gone: the
         // last timer. What a timer reports must be delivered before the
         // wait, which here has no end.
