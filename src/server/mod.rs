@@ -711,6 +711,13 @@ impl Server {
                     snapshot: s,
                 });
             }
+            Report::AttemptFailed { error, retry_in } => {
+                // Issue 16 item 5: the lead wires this to the API.
+                log::info(&format!(
+                    "profile {id}: attempt failed with {error}; next in {:.1} s",
+                    retry_in.as_secs_f64()
+                ));
+            }
         }
         self.changed.notify_all();
     }

@@ -13,8 +13,8 @@
 
 use super::connections::{Connections, Datagram, Origin};
 use super::message::{Message, masked_for_log};
-use super::registration::{Action, RegConfig, Registration, Report, TimerKind};
-use super::resolve::resolve;
+use super::registration::{Action, RegConfig, Registration, Report, Retarget, TimerKind};
+use super::resolve::{Names, Query, Resolution, Target};
 use super::timers::Timers;
 use super::transport::{StreamState, Transport};
 use crate::log;
@@ -97,7 +97,7 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = unbounded();
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(poll, rx, reporter.clone())?),
+            core: Mutex::new(Core::new(poll, rx, reporter.clone(), waker.clone())?),
             reporter,
             generation: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -222,6 +222,12 @@ impl Shared {
 
 struct Entry {
     reg: Registration,
+    /// What its next hop was located from, the targets found (best first)
+    /// until when, and the one in use.
+    query: Query,
+    targets: Vec<Target>,
+    valid_until: Instant,
+    target: usize,
     dest: SocketAddr,
     context_id: u32,
     /// The stream connection it uses (TCP/TLS), if any now.
@@ -259,6 +265,10 @@ struct Core {
     timers: Timers,
     /// UDP sockets and stream flows.
     conns: Connections,
+    /// Next hops' targets, and the lookups under way.
+    names: Names<Waiting>,
+    /// Registrations waiting for their next hop's lookup to start.
+    resolving: HashMap<u32, Box<RegConfig>>,
     // Boxed: the map over-allocates slots, and an Entry is large.
     regs: HashMap<u32, Box<Entry>>,
     branches: HashMap<String, u32>,
@@ -279,6 +289,13 @@ struct Core {
     stopping: HashSet<u32>,
 }
 
+/// Who waits for a lookup: a registration to start, or one to retry (with
+/// its Retry timer's generation) once its targets have expired.
+enum Waiting {
+    Start(u32),
+    Retry(u32, u64),
+}
+
 fn kind_from(k: u8) -> TimerKind {
     match k {
         0 => TimerKind::Retransmit,
@@ -293,8 +310,12 @@ impl Core {
         poll: Poll,
         commands: Receiver<Command>,
         reporter: Arc<dyn Reporter>,
+        waker: Arc<Waker>,
     ) -> io::Result<Core> {
         let registry = poll.registry().try_clone()?;
+        let wake = Arc::new(move || {
+            let _ = waker.wake();
+        });
         Ok(Core {
             poll,
             events: Events::with_capacity(64),
@@ -305,6 +326,8 @@ impl Core {
             reporter,
             timers: Timers::from_env(),
             conns: Connections::new(registry),
+            names: Names::new(wake),
+            resolving: HashMap::new(),
             regs: HashMap::new(),
             branches: HashMap::new(),
             pending: HashMap::new(),
@@ -330,6 +353,7 @@ impl Core {
                 WAKER => {
                     self.ready.pop_front();
                     self.drain_commands();
+                    self.take_answers();
                 }
                 t if self.conns.is_datagram(t) => {
                     if !self.receive_one(t) {
@@ -390,6 +414,10 @@ impl Core {
                 Report::Failed(crate::Error::General.code()),
             );
         }
+        for (id, _) in self.resolving.drain() {
+            self.reporter
+                .report(id, 0, Report::Failed(crate::Error::General.code()));
+        }
     }
 
     fn drain_commands(&mut self) {
@@ -397,7 +425,9 @@ impl Core {
             match cmd {
                 Command::Register(id, cfg) => self.register(id, cfg),
                 Command::Update(id, cfg) => {
-                    if let Some(p) = self.pending.get_mut(&id) {
+                    if self.resolving.contains_key(&id) {
+                        self.register(id, cfg); // not started: with the newest data
+                    } else if let Some(p) = self.pending.get_mut(&id) {
                         *p = cfg; // re-registering anyway: with the newest data
                     } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
                         q.1 = cfg; // not started yet: start with the newest data
@@ -407,7 +437,7 @@ impl Core {
                 }
                 Command::Unregister(id) => {
                     self.pending.remove(&id);
-                    if self.unqueue(id) {
+                    if self.unqueue(id) || self.unpark(id) {
                         self.reporter.report(id, 0, Report::Unregistered);
                     }
                     // Paced like starts (`stop_queued`): freeing 10,000
@@ -419,6 +449,7 @@ impl Core {
                 Command::Forget(id) => {
                     self.pending.remove(&id);
                     self.unqueue(id);
+                    self.unpark(id);
                     self.starting.remove(&id);
                     if let Some(e) = self.regs.remove(&id) {
                         if let Some(b) = &e.branch {
@@ -434,6 +465,10 @@ impl Core {
                     for (id, _) in std::mem::take(&mut self.queued) {
                         self.reporter.report(id, 0, Report::Unregistered);
                     }
+                    for (id, _) in std::mem::take(&mut self.resolving) {
+                        self.starting.remove(&id);
+                        self.reporter.report(id, 0, Report::Unregistered);
+                    }
                     self.stop_queue = self.regs.keys().copied().collect();
                 }
             }
@@ -444,7 +479,8 @@ impl Core {
         if self.shutdown.is_some() {
             return;
         }
-        if !self.regs.contains_key(&id) && self.starting.len() >= MAX_STARTING {
+        let parked = self.resolving.remove(&id).is_some();
+        if !parked && !self.regs.contains_key(&id) && self.starting.len() >= MAX_STARTING {
             self.queued.retain(|(q, _)| *q != id);
             self.queued.push_back((id, cfg));
             return;
@@ -455,13 +491,84 @@ impl Core {
             self.with_reg(id, |r, out| r.stop(out));
             return;
         }
-        let dest = match resolve(cfg.next_hop()) {
-            Ok(d) => d,
-            Err(code) => {
-                self.reporter.report(id, 0, Report::Failed(code));
-                return;
-            }
+        let Some(query) = Query::of(cfg.next_hop()) else {
+            self.starting.remove(&id);
+            self.reporter
+                .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
+            return;
         };
+        match self.names.locate(&query, Waiting::Start(id)) {
+            Some(Ok(found)) => self.begin(id, cfg, query, found),
+            Some(Err(code)) => {
+                self.starting.remove(&id);
+                self.reporter.report(id, 0, Report::Failed(code));
+            }
+            None => {
+                // Counted as starting while the lookup runs.
+                self.starting.insert(id);
+                self.resolving.insert(id, cfg);
+            }
+        }
+    }
+
+    /// Takes `id` out of those waiting for a lookup; true if it was there.
+    fn unpark(&mut self, id: u32) -> bool {
+        let parked = self.resolving.remove(&id).is_some();
+        if parked {
+            self.starting.remove(&id);
+        }
+        parked
+    }
+
+    /// Lookups that finished: registrations waiting for them go on.
+    fn take_answers(&mut self) {
+        for (query, result, waiting) in self.names.answered() {
+            for w in waiting {
+                match w {
+                    Waiting::Start(id) => {
+                        // Still waiting, and for this next hop (new data may
+                        // have asked for another since).
+                        let same = self
+                            .resolving
+                            .get(&id)
+                            .is_some_and(|c| Query::of(c.next_hop()).as_ref() == Some(&query));
+                        if !same {
+                            continue;
+                        }
+                        let Some(cfg) = self.resolving.remove(&id) else {
+                            continue;
+                        };
+                        match &result {
+                            Ok(found) => self.begin(id, cfg, query.clone(), found.clone()),
+                            Err(code) => {
+                                self.starting.remove(&id);
+                                self.reporter.report(id, 0, Report::Failed(*code));
+                            }
+                        }
+                    }
+                    Waiting::Retry(id, generation) => {
+                        if let Ok(found) = &result {
+                            self.set_targets(id, found.clone());
+                        }
+                        self.retry(id, generation);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a registration at the first of its next hop's targets.
+    fn begin(&mut self, id: u32, mut cfg: Box<RegConfig>, query: Query, found: Resolution) {
+        let mut targets = found.targets;
+        self.names.order(&mut targets);
+        let Some(&first) = targets.first() else {
+            self.starting.remove(&id);
+            self.reporter
+                .report(id, 0, Report::Failed(crate::error::SIP_RESOLVING_FAILURE));
+            return;
+        };
+        cfg.transport = first.transport;
+        let dest = first.addr;
         let conn = match cfg.transport {
             Transport::Udp => Ok(None),
             _ => self.conns.stream(id, &cfg, dest).map(Some),
@@ -474,10 +581,27 @@ impl Core {
             Ok(None) => self.conns.local_addr_for(dest, cfg.interface.as_deref()),
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         };
-        let Ok(local) = local else {
-            self.reporter
-                .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
-            return;
+        let local = match local {
+            Ok(l) => l,
+            Err(e) if targets.len() > 1 => {
+                // Unreachable from here (no route, refused at once): the
+                // registration starts and fails over at its first send.
+                log::warn(&format!("{dest}: {e}"));
+                SocketAddr::new(
+                    if dest.is_ipv6() {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv4Addr::UNSPECIFIED.into()
+                    },
+                    0,
+                )
+            }
+            Err(_) => {
+                self.starting.remove(&id);
+                self.reporter
+                    .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
+                return;
+            }
         };
         self.next_context = self.next_context.wrapping_add(1).max(1);
         let mut reg = Registration::new(*cfg, self.timers, local);
@@ -486,8 +610,13 @@ impl Core {
                 reg.continue_binding(call_id, cseq);
             }
         }
+        reg.set_failover(targets.len() > 1);
         let entry = Entry {
             reg,
+            query,
+            targets,
+            valid_until: found.valid_until,
+            target: 0,
             dest,
             context_id: self.next_context,
             conn: conn.ok().flatten(),
@@ -496,6 +625,121 @@ impl Core {
         self.regs.insert(id, Box::new(entry));
         self.starting.insert(id);
         self.with_reg(id, |r, out| r.start(out));
+    }
+
+    /// New targets for a registration (its old ones expired): the next
+    /// attempt goes to the best of them.
+    fn set_targets(&mut self, id: u32, found: Resolution) {
+        let Some(e) = self.regs.get_mut(&id) else {
+            return;
+        };
+        let mut targets = found.targets;
+        self.names.order(&mut targets);
+        if targets.is_empty() {
+            return;
+        }
+        let current = e.targets.get(e.target).copied();
+        e.targets = targets;
+        e.valid_until = found.valid_until;
+        e.target = 0;
+        if current != e.targets.first().copied() {
+            self.use_target(id, 0);
+        } else if let Some(e) = self.regs.get_mut(&id) {
+            e.reg.set_failover(e.targets.len() > 1);
+        }
+    }
+
+    /// Moves a registration to its target `index`: a new flow, its
+    /// transport, our address towards it.
+    fn use_target(&mut self, id: u32, index: usize) {
+        let Some(e) = self.regs.get_mut(&id) else {
+            return;
+        };
+        let Some(&t) = e.targets.get(index) else {
+            return;
+        };
+        e.target = index;
+        e.dest = t.addr;
+        let old = e.conn.take();
+        let iface = e.reg.config.interface.clone();
+        let more = index + 1 < e.targets.len();
+        self.conns.release(id, old);
+        let local = if t.transport.is_reliable() {
+            None // known once connected (`reconnect`)
+        } else {
+            self.conns.local_addr_for(t.addr, iface.as_deref()).ok()
+        };
+        if let Some(e) = self.regs.get_mut(&id) {
+            let local = local.unwrap_or(SocketAddr::new(t.addr.ip(), 0));
+            e.reg.retarget(t.transport, local);
+            e.reg.set_failover(more);
+            log::debug(&format!(
+                "profile {id}: next attempt to {} {}",
+                t.transport.via_name(),
+                t.addr
+            ));
+        }
+    }
+
+    /// A registration's attempt failed (RFC 3263 §4.3): where the next goes.
+    fn retarget(&mut self, id: u32, how: Retarget) {
+        let Some(e) = self.regs.get(&id) else { return };
+        let current = e.targets.get(e.target).copied();
+        match how {
+            Retarget::Next => {
+                if let Some(t) = current {
+                    self.names.avoid(t);
+                }
+                let next = e.target + 1;
+                self.use_target(id, next);
+            }
+            Retarget::First { failed } => {
+                if failed {
+                    if let Some(t) = current {
+                        self.names.avoid(t);
+                    }
+                }
+                let Some(e) = self.regs.get_mut(&id) else {
+                    return;
+                };
+                let mut targets = std::mem::take(&mut e.targets);
+                self.names.order(&mut targets);
+                let first = targets.first().copied();
+                if let Some(e) = self.regs.get_mut(&id) {
+                    e.targets = targets;
+                    if first == current {
+                        e.target = 0;
+                        e.reg.set_failover(e.targets.len() > 1);
+                    } else {
+                        self.use_target(id, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A registration's Retry timer fired: when its targets have expired,
+    /// looks them up again first (the answer resumes it).
+    fn retry(&mut self, id: u32, generation: u64) {
+        let Some(e) = self.regs.get(&id) else { return };
+        if e.reg.generation(TimerKind::Retry) != generation {
+            return;
+        }
+        if Instant::now() >= e.valid_until && e.query.numeric().is_none() {
+            let query = e.query.clone();
+            match self.names.locate(&query, Waiting::Retry(id, generation)) {
+                Some(Ok(found)) => self.set_targets(id, found),
+                Some(Err(_)) => {
+                    // Keep the old targets: better than none.
+                    if let Some(e) = self.regs.get_mut(&id) {
+                        e.valid_until = Instant::now() + Duration::from_secs(30);
+                    }
+                }
+                None => return,
+            }
+        }
+        self.reconnect(id);
+        self.with_reg(id, |r, out| r.on_timer(TimerKind::Retry, generation, out));
     }
 
     fn start_queued(&mut self) {
@@ -631,6 +875,7 @@ impl Core {
                         generation,
                     )));
                 }
+                Action::Retarget(how) => self.retarget(id, how),
                 Action::Branch(b) => {
                     // O(1): only this registration's previous branch goes.
                     if let Some(e) = self.regs.get_mut(&id) {
@@ -679,7 +924,11 @@ impl Core {
             }
             self.heap.pop();
             let kind = kind_from(kind);
-            if matches!(kind, TimerKind::Refresh | TimerKind::Retry) {
+            if kind == TimerKind::Retry {
+                self.retry(id, generation);
+                continue;
+            }
+            if kind == TimerKind::Refresh {
                 self.reconnect(id);
             }
             self.with_reg(id, |r, out| r.on_timer(kind, generation, out));
@@ -751,8 +1000,9 @@ mod tests {
     #[test]
     fn a_step_that_fires_timers_returns_before_the_wait() {
         let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
         let (_commands, rx) = unbounded();
-        let mut core = Core::new(poll, rx, Arc::new(NoReports)).unwrap();
+        let mut core = Core::new(poll, rx, Arc::new(NoReports), waker).unwrap();
         // A retransmission due now, of a registration that is gone: the
         // last timer. What a timer reports must be delivered before the
         // wait, which here has no end.

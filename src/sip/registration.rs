@@ -79,6 +79,12 @@ pub enum Report {
     Disconnected,
     /// Fatal: the registration ended with this code (negative or SIP status).
     Failed(i32),
+    /// An attempt failed with `error` (negative or SIP status) and the next
+    /// one follows in `retry_in` (zero: at once, at the next target).
+    AttemptFailed {
+        error: i32,
+        retry_in: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,8 +102,27 @@ pub enum Action {
     Report(Report),
     /// Responses with this branch now belong to this registration.
     Branch(String),
+    /// Where the next attempt goes (RFC 3263 §4.3).
+    Retarget(Retarget),
     /// The registration is over; the engine drops it.
     Done,
+}
+
+/// Which of the next hop's targets the next attempt goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retarget {
+    /// This one failed: the next one, at once.
+    Next,
+    /// Every one failed: after the retry delay, the best one again;
+    /// `failed`: the current one failed as a target (timeout, transport
+    /// error, 503) rather than answering.
+    First { failed: bool },
+}
+
+/// Failures that move an attempt to the next target (RFC 3263 §4.3): a
+/// timeout, a transport error, a 503.
+fn fails_over(code: i32) -> bool {
+    code == crate::Error::TimedOut.code() || code == error::SIP_TRANSPORT_FAILURE || code == 503
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +166,8 @@ pub struct Registration {
     interval_retries: u8,
     retries: u32,
     generation: [u64; 4],
+    /// Another target of the next hop is left to try (set by the engine).
+    failover: bool,
 }
 
 /// Retry codes of ref §5.11 (IETF agent) plus 503/504 (issue #4).
@@ -172,12 +199,27 @@ impl Registration {
             interval_retries: 0,
             retries: 0,
             generation: [0; 4],
+            failover: false,
         }
     }
 
     /// A new connection (stream transports) gives a new local address.
     pub fn set_local(&mut self, local: SocketAddr) {
         self.local = local;
+    }
+
+    /// Whether another target is left to fail over to.
+    pub fn set_failover(&mut self, more_targets: bool) {
+        self.failover = more_targets;
+    }
+
+    /// The next attempt goes to another target: its transport, and our
+    /// address towards it (what a registrar saw of the old one is void).
+    pub fn retarget(&mut self, transport: Transport, local: SocketAddr) {
+        self.config.transport = transport;
+        self.local = local;
+        self.public = None;
+        self.nat_checked = false;
     }
 
     pub fn transport(&self) -> Transport {
@@ -662,23 +704,40 @@ impl Registration {
             self.finish(Report::Unregistered, out);
             return;
         }
-        if !retry || self.retries >= MAX_RETRIES {
+        let failover = retry && self.failover && fails_over(code);
+        if !failover && (!retry || self.retries >= MAX_RETRIES) {
             self.finish(Report::Failed(code), out);
             return;
         }
         if self.state == State::Registered {
             out.push(Action::Report(Report::Disconnected));
         }
-        self.retries += 1;
-        let delay = match retry_after {
-            Some(s) => Duration::from_secs(s),
-            None => retry_delay(self.config.retry_base, self.config.retry_max, self.retries),
+        let delay = if failover {
+            crate::log::info(&format!(
+                "registration attempt failed with {code}; trying the next target"
+            ));
+            out.push(Action::Retarget(Retarget::Next));
+            Duration::ZERO
+        } else {
+            self.retries += 1;
+            let delay = match retry_after {
+                Some(s) => Duration::from_secs(s),
+                None => retry_delay(self.config.retry_base, self.config.retry_max, self.retries),
+            };
+            crate::log::info(&format!(
+                "registration failed with {code}; retry {} in {:.1} s",
+                self.retries,
+                delay.as_secs_f64()
+            ));
+            out.push(Action::Retarget(Retarget::First {
+                failed: fails_over(code),
+            }));
+            delay
         };
-        crate::log::info(&format!(
-            "registration failed with {code}; retry {} in {:.1} s",
-            self.retries,
-            delay.as_secs_f64()
-        ));
+        out.push(Action::Report(Report::AttemptFailed {
+            error: code,
+            retry_in: delay,
+        }));
         self.state = State::RetryWait;
         self.arm(TimerKind::Retry, delay, out);
     }
@@ -938,6 +997,81 @@ mod tests {
             })
             .unwrap();
         assert!(delay >= Duration::from_secs(30) && delay < Duration::from_secs(60));
+    }
+
+    fn attempt_failed(out: &[Action]) -> Option<(i32, Duration)> {
+        out.iter().find_map(|a| match a {
+            Action::Report(Report::AttemptFailed { error, retry_in }) => Some((*error, *retry_in)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_failed_attempt_moves_to_the_next_target_at_once() {
+        let (mut r, out) = new_reg();
+        r.set_failover(true);
+        let mut out2 = Vec::new();
+        r.on_response(
+            &respond(
+                &sent(&out)[0],
+                "503 Service Unavailable",
+                "Retry-After: 600\r\n",
+            ),
+            &mut out2,
+        );
+        assert!(
+            out2.iter()
+                .any(|a| matches!(a, Action::Retarget(Retarget::Next)))
+        );
+        assert_eq!(attempt_failed(&out2), Some((503, Duration::ZERO)));
+        assert!(
+            out2.iter()
+                .any(|a| matches!(a, Action::Timer(TimerKind::Retry, d, _) if d.is_zero()))
+        );
+        // The next target: a new transport and address, then the retry.
+        r.retarget(Transport::Tcp, "127.0.0.1:40000".parse().unwrap());
+        r.set_failover(false);
+        let mut out3 = Vec::new();
+        let g = r.generation(TimerKind::Retry);
+        r.on_timer(TimerKind::Retry, g, &mut out3);
+        let req = &sent(&out3)[0];
+        assert!(req.contains("Via: SIP/2.0/TCP 127.0.0.1:40000;"), "{req}");
+        // The last target timing out: back to the first after the delay.
+        let mut out4 = Vec::new();
+        let g = r.generation(TimerKind::Timeout);
+        r.on_timer(TimerKind::Timeout, g, &mut out4);
+        assert!(
+            out4.iter()
+                .any(|a| matches!(a, Action::Retarget(Retarget::First { failed: true })))
+        );
+        let (error, retry_in) = attempt_failed(&out4).unwrap();
+        assert_eq!(error, crate::Error::TimedOut.code());
+        assert!(retry_in >= Duration::from_secs(30), "{retry_in:?}");
+    }
+
+    #[test]
+    fn only_timeouts_transport_errors_and_503_fail_over() {
+        let (mut r, out) = new_reg();
+        r.set_failover(true);
+        let mut out2 = Vec::new();
+        r.on_response(
+            &respond(&sent(&out)[0], "480 Temporarily Unavailable", ""),
+            &mut out2,
+        );
+        assert!(
+            out2.iter()
+                .any(|a| matches!(a, Action::Retarget(Retarget::First { failed: false })))
+        );
+        assert!(attempt_failed(&out2).is_some_and(|(e, d)| e == 480 && !d.is_zero()));
+        let (mut r, out) = new_reg();
+        r.set_failover(true);
+        let mut out2 = Vec::new();
+        r.on_response(&respond(&sent(&out)[0], "403 Forbidden", ""), &mut out2);
+        assert!(
+            out2.iter()
+                .any(|a| matches!(a, Action::Report(Report::Failed(403))))
+        );
+        assert_eq!(attempt_failed(&out2), None);
     }
 
     #[test]
