@@ -550,7 +550,7 @@ impl Core {
                         if let Ok(found) = &result {
                             self.set_targets(id, found.clone());
                         }
-                        self.retry(id, generation);
+                        self.retry(id, generation, true);
                     }
                 }
             }
@@ -720,12 +720,12 @@ impl Core {
 
     /// A registration's Retry timer fired: when its targets have expired,
     /// looks them up again first (the answer resumes it).
-    fn retry(&mut self, id: u32, generation: u64) {
+    fn retry(&mut self, id: u32, generation: u64, looked_up: bool) {
         let Some(e) = self.regs.get(&id) else { return };
         if e.reg.generation(TimerKind::Retry) != generation {
             return;
         }
-        if Instant::now() >= e.valid_until && e.query.numeric().is_none() {
+        if !looked_up && Instant::now() >= e.valid_until && e.query.numeric().is_none() {
             let query = e.query.clone();
             match self.names.locate(&query, Waiting::Retry(id, generation)) {
                 Some(Ok(found)) => self.set_targets(id, found),
@@ -925,7 +925,7 @@ impl Core {
             self.heap.pop();
             let kind = kind_from(kind);
             if kind == TimerKind::Retry {
-                self.retry(id, generation);
+                self.retry(id, generation, false);
                 continue;
             }
             if kind == TimerKind::Refresh {

@@ -412,10 +412,18 @@ impl<W> Names<W> {
     }
 }
 
-/// "No such records" (go on to the next step) versus a failure to ask
-/// (stop: every next step would wait as long).
+/// An error that says nothing about the name (no server answered): the
+/// next steps would wait as long, so the lookup stops. Anything else (no
+/// such records, a server refusing a record type) goes on to the next step.
+fn unanswered(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Timeout | NetError::NoConnections | NetError::Io(_) | NetError::Busy
+    )
+}
+
 fn absent(e: &NetError) -> bool {
-    e.is_no_records_found() || e.is_nx_domain()
+    !unanswered(e)
 }
 
 struct Lookups<'a> {

@@ -407,3 +407,67 @@ impl Drop for Sipp {
         }
     }
 }
+
+/// dnsmasq (Debian package dnsmasq-base) serving only the records given, as
+/// dnsmasq options (`--srv-host=…`, `--host-record=…`, `--naptr-record=…`),
+/// on a free loopback port; names under `.test` it does not know are
+/// answered NXDOMAIN. Stopped on drop.
+pub struct Dnsmasq {
+    pub port: u16,
+    child: std::process::Child,
+    pub dir: TempDir,
+}
+
+impl Dnsmasq {
+    pub fn start(records: &[String]) -> Dnsmasq {
+        let dir = TempDir::new("dnsmasq");
+        let port = free_port();
+        let child = Command::new("/usr/sbin/dnsmasq")
+            .args(["--keep-in-foreground", "--conf-file=/dev/null"])
+            .args(["--no-resolv", "--no-hosts", "--local=/test/", "--pid-file="])
+            .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
+            .arg(format!("--port={port}"))
+            // As root it would switch to a user that may not exist here.
+            .args(is_root().then_some("--user=root"))
+            .arg("--log-queries")
+            .arg(format!(
+                "--log-facility={}",
+                dir.path().join("dnsmasq.log").display()
+            ))
+            .args(records)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("/usr/sbin/dnsmasq (Debian package dnsmasq-base)");
+        // Ready when its UDP port is taken (bounded: 5 s).
+        for _ in 0..50 {
+            if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Dnsmasq { port, child, dir }
+    }
+
+    /// For `SIPPROFILE_DNS_SERVERS`.
+    pub fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What it was asked (its query log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dnsmasq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
