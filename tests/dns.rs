@@ -271,3 +271,42 @@ fn a_dns_server_that_never_answers_delays_no_other_profile() {
     u.close();
     m.close();
 }
+
+#[test]
+fn targets_are_looked_up_again_once_their_ttl_has_run_out() {
+    let first = Kamailio::start("MD5");
+    let second = Kamailio::start("MD5");
+    let records = |k: &Kamailio| {
+        vec![
+            "--local-ttl=2".to_string(),
+            srv("_sip._tcp.ttl.test", "k.ttl.test", k.port, 10, 10),
+            host("k.ttl.test", "127.0.0.1"),
+        ]
+    };
+    let dns = Dnsmasq::start(&records(&first));
+    let _turn = dns_turn(&dns.server());
+    let tmp = TempDir::new("dns");
+    let store = tmp.path().join("p.db");
+    let (m, _mrx) = registry(&store, true);
+    let id = provision(&m, "sip:ttl.test;transport=tcp", "alice", "alicepw", 300);
+    let (u, rx) = registry(&store, false);
+    let h = u.profile(id).unwrap();
+    u.enable(&h).unwrap();
+    assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
+    let user = support::contact_user(&h);
+    assert!(first.bindings().contains(&user));
+    // The provider moves: DNS now names the second registrar, and the first
+    // goes away once the answer's 2 s are over. The flow's loss makes the
+    // profile register again, at what DNS says now.
+    let port = dns.port;
+    drop(dns);
+    let _dns = Dnsmasq::start_on(port, &records(&second));
+    std::thread::sleep(Duration::from_millis(2500));
+    first.stop();
+    assert!(wait_for(&rx, Seen::Event(id, Event::Deregistered), WAIT));
+    assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
+    assert!(second.bindings().contains(&user));
+    drop(h);
+    u.close();
+    m.close();
+}

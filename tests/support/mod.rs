@@ -420,8 +420,12 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     pub fn start(records: &[String]) -> Dnsmasq {
+        Self::start_on(free_port(), records)
+    }
+
+    /// On `port` (e.g. again, with other records, after the first is dropped).
+    pub fn start_on(port: u16, records: &[String]) -> Dnsmasq {
         let dir = TempDir::new("dnsmasq");
-        let port = free_port();
         let child = Command::new("/usr/sbin/dnsmasq")
             .args(["--keep-in-foreground", "--conf-file=/dev/null"])
             .args(["--no-resolv", "--no-hosts", "--local=/test/", "--pid-file="])
