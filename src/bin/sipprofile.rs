@@ -136,6 +136,7 @@ const NAMES: &[(&str, Kind)] = &[
     ("retry_max_seconds", Kind::U32(keys::RETRY_MAX_SECONDS)),
     ("instance_id", Kind::Str(keys::INSTANCE_ID)),
     ("tls_ca_file", Kind::Str(keys::TLS_CA_FILE)),
+    ("contact_uri", Kind::Str(keys::CONTACT_URI)),
     (
         "registrar.address",
         Kind::Server(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS),

@@ -140,6 +140,9 @@ pub const SIP_KEY_RETRY_MAX_SECONDS: u32 = 1006;
 pub const SIP_KEY_INSTANCE_ID: u32 = 1007;
 /// string: PEM file of extra trust anchors for TLS.
 pub const SIP_KEY_TLS_CA_FILE: u32 = 1008;
+/// string: the Contact to register instead of the library's own (the
+/// application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
+pub const SIP_KEY_CONTACT_URI: u32 = 1009;
 
 /// Major version of this header.
 pub const SIPPROFILE_VERSION_MAJOR: u32 = 0;
@@ -547,6 +550,7 @@ mod tests {
         );
         assert_eq!(SIP_KEY_REGISTRATION_EXPIRES, keys::REGISTRATION_EXPIRES);
         assert_eq!(SIP_KEY_TLS_CA_FILE, keys::TLS_CA_FILE);
+        assert_eq!(SIP_KEY_CONTACT_URI, keys::CONTACT_URI);
         assert_eq!(
             (
                 SIPPROFILE_VERSION_MAJOR,

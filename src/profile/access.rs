@@ -1,6 +1,6 @@
 //! Which typed getter or setter reads or writes which key, and the error for
 //! every other combination: ref §4.2 (getters) and §4.3 (setters), plus the
-//! library keys 1000–1008 (contract §5.1), which are typed strictly.
+//! library keys 1000–1009 (contract §5.1, §8.4), which are typed strictly.
 
 use super::keys::*;
 use super::model::{ProfileData, RegistrationInfo, Status};
@@ -57,7 +57,7 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
         }
         PUB_GRUU if !reg.pub_gruu.is_empty() => Ok(&reg.pub_gruu),
         TEMP_GRUU if !reg.temp_gruu.is_empty() => Ok(&reg.temp_gruu),
-        INSTANCE_ID | TLS_CA_FILE => d
+        INSTANCE_ID | TLS_CA_FILE | CONTACT_URI => d
             .ext_str
             .get(&key)
             .map(String::as_str)
@@ -195,12 +195,31 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
             set_ext_str(d, key, value);
             Ok(())
         }
+        CONTACT_URI => {
+            if !value.is_empty() && !is_contact_uri(value) {
+                return Err(Error::Argument);
+            }
+            set_ext_str(d, key, value);
+            Ok(())
+        }
         k if is_library_key(k) => Err(Error::NotFound),
         k => {
             set_ext_str(d, k, value);
             Ok(())
         }
     }
+}
+
+/// A `sip:` or `sips:` URI with a host that can stand in a Contact header
+/// between `<` and `>` (`SIP_KEY_CONTACT_URI`).
+fn is_contact_uri(value: &str) -> bool {
+    use crate::sip::uri::{Scheme, Uri};
+    !value.contains(['<', '>', '"', ','])
+        && Uri::parse(value).is_ok_and(|u| {
+            matches!(u.scheme, Scheme::Sip | Scheme::Sips)
+                && !u.host.is_empty()
+                && u.headers.is_empty()
+        })
 }
 
 fn set_ext_str(d: &mut ProfileData, key: u32, value: &str) {
@@ -327,6 +346,39 @@ mod tests {
         );
         assert_eq!(get_server_str(&v, 999, SERVER_ADDRESS), Ok(""));
         assert_eq!(get_server_str(&v, SERVER_REGISTRAR, 600), Ok(""));
+    }
+
+    #[test]
+    fn contact_uri_must_be_a_sip_uri() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        for bad in [
+            "alice@example.com",
+            "tel:+15550100",
+            "sip:a@b>;x=1",
+            "sip:a@b, <sip:c@d>",
+            "sip:a@b?Subject=x",
+            "sip:a@b c",
+        ] {
+            assert_eq!(
+                set_str(&mut d, CONTACT_URI, bad),
+                Err(Error::Argument),
+                "{bad}"
+            );
+        }
+        set_str(&mut d, CONTACT_URI, "sip:app@192.0.2.1:5080;transport=tcp").unwrap();
+        assert_eq!(set_str(&mut d, CONTACT_URI, "bad"), Err(Error::Argument));
+        let r = RegistrationInfo::default();
+        let v = View {
+            data: &d,
+            reg: &r,
+            is_default: false,
+        };
+        assert_eq!(
+            get_str(&v, CONTACT_URI),
+            Ok("sip:app@192.0.2.1:5080;transport=tcp")
+        );
+        set_str(&mut d, CONTACT_URI, "").unwrap();
+        assert!(!d.ext_str.contains_key(&CONTACT_URI));
     }
 
     #[test]

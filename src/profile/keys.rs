@@ -1,4 +1,4 @@
-//! Parameter key numbers (ref §4.1) and this library's own keys 1000–1008.
+//! Parameter key numbers (ref §4.1) and this library's own keys 1000–1009.
 
 pub const PROFILE_ID: u32 = 1;
 pub const PROVIDER_NAME: u32 = 2;
@@ -43,6 +43,7 @@ pub const RETRY_BASE_SECONDS: u32 = 1005;
 pub const RETRY_MAX_SECONDS: u32 = 1006;
 pub const INSTANCE_ID: u32 = 1007;
 pub const TLS_CA_FILE: u32 = 1008;
+pub const CONTACT_URI: u32 = 1009;
 
 pub const DEFAULT_EXPIRES_IETF: u32 = 3600;
 pub const DEFAULT_EXPIRES_IMS: u32 = 600_000;

@@ -607,6 +607,7 @@ impl Server {
             transport,
             tls_ca_file: data.ext_str.get(&keys::TLS_CA_FILE).map(PathBuf::from),
             interface,
+            network: crate::sip::registration::NetworkOptions::of(data),
         })
     }
 

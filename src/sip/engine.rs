@@ -17,6 +17,7 @@ use super::registration::{Action, RegConfig, Registration, Report, Retarget, Tim
 use super::resolve::{Names, Query, Resolution, Target};
 use super::timers::Timers;
 use super::transport::{StreamState, Transport};
+use super::uas;
 use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::{Events, Poll, Token, Waker};
@@ -269,6 +270,9 @@ struct Core {
     names: Names<Waiting>,
     /// Registrations waiting for their next hop's lookup to start.
     resolving: HashMap<u32, Box<RegConfig>>,
+    /// Contact users of registrations (entries of those gone linger, and
+    /// are checked against `regs`).
+    contacts: HashMap<String, u32>,
     // Boxed: the map over-allocates slots, and an Entry is large.
     regs: HashMap<u32, Box<Entry>>,
     branches: HashMap<String, u32>,
@@ -328,6 +332,7 @@ impl Core {
             conns: Connections::new(registry),
             names: Names::new(wake),
             resolving: HashMap::new(),
+            contacts: HashMap::new(),
             regs: HashMap::new(),
             branches: HashMap::new(),
             pending: HashMap::new(),
@@ -611,6 +616,9 @@ impl Core {
             }
         }
         reg.set_failover(targets.len() > 1);
+        if reg.config.network.contact_uri.is_none() {
+            self.contacts.insert(reg.config.contact_user.clone(), id);
+        }
         let entry = Entry {
             reg,
             query,
@@ -949,6 +957,35 @@ impl Core {
         }
     }
 
+    /// A request to our Contact: answered the way it came (OPTIONS 200,
+    /// anything else a final refusal), never left unanswered.
+    fn answer_request(&mut self, msg: &Message, origin: Origin) {
+        let regs = &self.regs;
+        let contacts = &self.contacts;
+        let is_ours = |user: &str| {
+            contacts.get(user).is_some_and(|id| {
+                regs.get(id)
+                    .is_some_and(|e| e.reg.config.contact_user == user)
+            })
+        };
+        let Some(response) = uas::answer(msg, origin.peer(), is_ours) else {
+            return;
+        };
+        if log::enabled(log::TRACE) {
+            log::log(
+                log::TRACE,
+                &format!(
+                    "answer to {}:\n{}",
+                    origin.peer(),
+                    String::from_utf8_lossy(&response)
+                ),
+            );
+        }
+        if let Err(e) = self.conns.reply(origin, &response) {
+            log::debug(&format!("answering {}: {e}", origin.peer()));
+        }
+    }
+
     /// One message from the network (a datagram or a framed stream message):
     /// a response goes to the registration whose branch it carries.
     fn handle_message(&mut self, data: &[u8], origin: Origin) {
@@ -970,7 +1007,8 @@ impl Core {
             }
         };
         if msg.status().is_none() {
-            return; // Requests (OPTIONS, NOTIFY…) are not served here.
+            self.answer_request(&msg, origin);
+            return;
         }
         let Some(branch) = msg
             .top_via()

@@ -9,4 +9,5 @@ pub mod registration;
 pub mod resolve;
 pub mod timers;
 pub mod transport;
+pub mod uas;
 pub mod uri;

@@ -46,6 +46,23 @@ pub struct RegConfig {
     pub tls_ca_file: Option<std::path::PathBuf>,
     /// Network interface the traffic must leave through (contract §7.6).
     pub interface: Option<String>,
+    pub network: NetworkOptions,
+}
+
+/// The profile's keys of contract §8.4 that shape the flow and the Contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// `SIP_KEY_CONTACT_URI`: the Contact to register instead of ours.
+    pub contact_uri: Option<String>,
+}
+
+impl NetworkOptions {
+    pub fn of(data: &crate::profile::model::ProfileData) -> NetworkOptions {
+        use crate::profile::keys;
+        NetworkOptions {
+            contact_uri: data.ext_str.get(&keys::CONTACT_URI).cloned(),
+        }
+    }
 }
 
 impl RegConfig {
@@ -359,6 +376,9 @@ impl Registration {
     }
 
     fn contact_uri(&self) -> String {
+        if let Some(uri) = &self.config.network.contact_uri {
+            return uri.clone();
+        }
         let scheme = match Uri::parse(&self.config.aor).map(|u| u.scheme) {
             Ok(Scheme::Sips) => "sips",
             _ => "sip",
@@ -554,7 +574,11 @@ impl Registration {
     /// Contact says, re-REGISTER once with the address it saw. Once only, so
     /// a registrar that keeps changing its mind cannot make a loop.
     fn correct_for_nat(&mut self, msg: &Message, out: &mut Vec<Action>) -> bool {
-        if self.nat_checked || self.config.transport != Transport::Udp {
+        // The application's own Contact is its own business.
+        if self.nat_checked
+            || self.config.transport != Transport::Udp
+            || self.config.network.contact_uri.is_some()
+        {
             return false;
         }
         self.nat_checked = true;
@@ -597,7 +621,11 @@ impl Registration {
             let Ok(uri) = Uri::parse(na.uri) else {
                 continue;
             };
-            if uri.user.as_deref() != Some(self.config.contact_user.as_str()) {
+            let ours = match &self.config.network.contact_uri {
+                Some(own) => Uri::parse(own).is_ok_and(|own| own.equivalent(&uri)),
+                None => uri.user.as_deref() == Some(self.config.contact_user.as_str()),
+            };
+            if !ours {
                 continue;
             }
             found = true;
@@ -865,6 +893,7 @@ mod tests {
             transport: Transport::Udp,
             tls_ca_file: None,
             interface: None,
+            network: NetworkOptions::default(),
         }
     }
 
@@ -1072,6 +1101,48 @@ mod tests {
                 .any(|a| matches!(a, Action::Report(Report::Failed(403))))
         );
         assert_eq!(attempt_failed(&out2), None);
+    }
+
+    #[test]
+    fn the_applications_contact_is_registered_instead_of_ours() {
+        let mut c = config();
+        c.network.contact_uri = Some("sip:app@192.0.2.7:5080;transport=tcp".into());
+        let mut r = Registration::new(
+            c,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        let mut out = Vec::new();
+        r.start(&mut out);
+        let req = &sent(&out)[0];
+        assert!(
+            req.contains("Contact: <sip:app@192.0.2.7:5080;transport=tcp>\r\n"),
+            "{req}"
+        );
+        // A registrar seeing us elsewhere (rport) changes nothing of it.
+        let ok = respond(
+            req,
+            "200 OK",
+            "Contact: <sip:app@192.0.2.7:5080;transport=TCP>;expires=120\r\n",
+        )
+        .headers;
+        let mut text = format!("SIP/2.0 200 OK\r\n");
+        for (n, v) in ok {
+            let v = if n == "Via" {
+                format!("{v};received=198.51.100.1;rport=7000")
+            } else {
+                v
+            };
+            text.push_str(&format!("{n}: {v}\r\n"));
+        }
+        text.push_str("\r\n");
+        let mut out2 = Vec::new();
+        r.on_response(&Message::parse(text.as_bytes()).unwrap(), &mut out2);
+        assert!(sent(&out2).is_empty());
+        assert!(out2.iter().any(|a| matches!(
+            a,
+            Action::Report(Report::Registered(g)) if g.expires == 120 && g.contact.contains("sip:app@192.0.2.7:5080")
+        )));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 #
 # Environment: KAMAILIO_IPV6=1 also listens on [::1]:PORT (UDP and TCP);
 # KAMAILIO_TLS_PORT=N with KAMAILIO_TLS_DIR holding server.pem/server.key
-# also listens for TLS on 127.0.0.1:N.
+# also listens for TLS on 127.0.0.1:N. KAMAILIO_KEEPALIVE=N: usrloc probes
+# every contact with OPTIONS each second and drops one silent for N s.
 #
 # Users: alice/alicepw, bob/bobpw in domain sipprofile.test, plus
 # user1..userUSERS with password pwN (for scale runs).
@@ -63,9 +64,16 @@ TLS
         tls="loadmodule \"tls.so\"
 modparam(\"tls\", \"config\", \"$rundir/tls.cfg\")"
     fi
+    keepalive=""
+    if [ -n "${KAMAILIO_KEEPALIVE:-}" ]; then
+        keepalive="modparam(\"usrloc\", \"timer_interval\", 1)
+modparam(\"usrloc\", \"ka_mode\", 1)
+modparam(\"usrloc\", \"ka_timeout\", $KAMAILIO_KEEPALIVE)
+modparam(\"usrloc\", \"ka_loglevel\", 1)"
+    fi
     sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" \
         -e "s|@ALGORITHM@|$algorithm|g" -e "s|@MIN_EXPIRES@|$min_expires|g" \
-        "$here/kamailio.cfg.in" | awk -v l="$listen" -v t="$tls" '{ if ($0 == "@LISTEN@") print l; else if ($0 == "@TLS@") print t; else print }' \
+        "$here/kamailio.cfg.in" | awk -v l="$listen" -v t="$tls" -v k="$keepalive" '{ if ($0 == "@LISTEN@") print l; else if ($0 == "@TLS@") print t; else if ($0 == "@KEEPALIVE@") print k; else print }' \
         > "$rundir/kamailio.cfg"
     kamailio -f "$rundir/kamailio.cfg" -DD -E -Y "$rundir" -P "$rundir/kamailio.pid" -w "$rundir" \
         > "$rundir/kamailio.log" 2>&1 &

@@ -300,11 +300,24 @@ impl Sipp {
     }
 
     pub fn start_file(scenario: &Path) -> Sipp {
+        Self::start_args(scenario, &[])
+    }
+
+    /// A UAC scenario sending to `target` (ip:port), `[service]` = `service`.
+    pub fn start_uac(scenario: &str, target: &str, service: &str) -> Sipp {
+        Self::start_args(
+            &root().join("tests/peers/sipp").join(scenario),
+            &[target, "-s", service],
+        )
+    }
+
+    fn start_args(scenario: &Path, extra: &[&str]) -> Sipp {
         let dir = TempDir::new("sipp");
         let port = free_port();
         let child = Command::new("sipp")
             .arg("-sf")
             .arg(scenario)
+            .args(extra)
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
             .args(["-trace_err", "-trace_msg"])

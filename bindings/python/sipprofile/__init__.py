@@ -107,6 +107,7 @@ class Key(IntEnum):
     RETRY_MAX_SECONDS = 1006
     INSTANCE_ID = 1007
     TLS_CA_FILE = 1008
+    CONTACT_URI = 1009
 
 
 @dataclass(frozen=True)
