@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 
 /// Tokens below this are the engine's own (its waker, and the like).
-pub const FIRST_CONNECTION_TOKEN: usize = 16;
+const FIRST_CONNECTION_TOKEN: usize = 16;
 
 /// Socket buffers asked for (the kernel caps them at net.core.*mem_max).
 const SOCKET_BUFFER: usize = 4 << 20;
