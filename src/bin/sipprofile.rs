@@ -137,6 +137,8 @@ const NAMES: &[(&str, Kind)] = &[
     ("instance_id", Kind::Str(keys::INSTANCE_ID)),
     ("tls_ca_file", Kind::Str(keys::TLS_CA_FILE)),
     ("contact_uri", Kind::Str(keys::CONTACT_URI)),
+    ("keepalive_seconds", Kind::U32(keys::KEEPALIVE_SECONDS)),
+    ("outbound", Kind::Bool(keys::OUTBOUND)),
     (
         "registrar.address",
         Kind::Server(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS),

@@ -143,6 +143,13 @@ pub const SIP_KEY_TLS_CA_FILE: u32 = 1008;
 /// string: the Contact to register instead of the library's own (the
 /// application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
 pub const SIP_KEY_CONTACT_URI: u32 = 1009;
+/// u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
+/// STUN on UDP), at most 3600; 0 = the library's default (the registrar's
+/// Flow-Timer if it sent one).
+pub const SIP_KEY_KEEPALIVE_SECONDS: u32 = 1011;
+/// bool: RFC 5626 outbound: register with `reg-id`, `+sip.instance` and
+/// `;ob`, keep the flow alive, register again on a new flow when it fails.
+pub const SIP_KEY_OUTBOUND: u32 = 1012;
 
 /// Major version of this header.
 pub const SIPPROFILE_VERSION_MAJOR: u32 = 0;
@@ -551,6 +558,8 @@ mod tests {
         assert_eq!(SIP_KEY_REGISTRATION_EXPIRES, keys::REGISTRATION_EXPIRES);
         assert_eq!(SIP_KEY_TLS_CA_FILE, keys::TLS_CA_FILE);
         assert_eq!(SIP_KEY_CONTACT_URI, keys::CONTACT_URI);
+        assert_eq!(SIP_KEY_KEEPALIVE_SECONDS, keys::KEEPALIVE_SECONDS);
+        assert_eq!(SIP_KEY_OUTBOUND, keys::OUTBOUND);
         assert_eq!(
             (
                 SIPPROFILE_VERSION_MAJOR,

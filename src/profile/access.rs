@@ -1,6 +1,6 @@
 //! Which typed getter or setter reads or writes which key, and the error for
 //! every other combination: ref §4.2 (getters) and §4.3 (setters), plus the
-//! library keys 1000–1009 (contract §5.1, §8.4), which are typed strictly.
+//! library keys 1000–1012 (contract §5.1, §8.4), which are typed strictly.
 
 use super::keys::*;
 use super::model::{ProfileData, RegistrationInfo, Status};
@@ -22,6 +22,7 @@ pub fn get_u32(v: &View, key: u32) -> Result<u32> {
         GRANTED_EXPIRES => Ok(v.reg.granted_expires),
         RETRY_BASE_SECONDS => Ok(d.retry_base_seconds()),
         RETRY_MAX_SECONDS => Ok(d.retry_max_seconds()),
+        KEEPALIVE_SECONDS => Ok(d.ext_u32.get(&key).copied().unwrap_or(0)),
         k if is_library_key(k) => Err(Error::NotFound),
         k => d.ext_u32.get(&k).copied().ok_or(Error::NotFound),
     }
@@ -35,6 +36,7 @@ pub fn get_bool(v: &View, key: u32) -> Result<bool> {
         AUTO_REGISTRATION => Ok(d.auto_registration),
         PROFILE_REGISTERED => Ok(v.reg.status == Status::Registered),
         DEFAULT_PROFILE => Ok(v.is_default),
+        OUTBOUND => Ok(d.ext_bool.get(&key).copied().unwrap_or(false)),
         k if is_library_key(k) => Err(Error::NotFound),
         k => d.ext_bool.get(&k).copied().ok_or(Error::NotFound),
     }
@@ -113,6 +115,15 @@ pub fn set_u32(d: &mut ProfileData, key: u32, value: u32) -> Result<()> {
             d.ext_u32.insert(key, value);
             Ok(())
         }
+        KEEPALIVE_SECONDS if value > MAX_KEEPALIVE_SECONDS => Err(Error::Argument),
+        KEEPALIVE_SECONDS => {
+            if value == 0 {
+                d.ext_u32.remove(&key);
+            } else {
+                d.ext_u32.insert(key, value);
+            }
+            Ok(())
+        }
         k if is_library_key(k) => Err(Error::NotFound),
         k => {
             d.ext_u32.insert(k, value);
@@ -155,6 +166,14 @@ pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
         | 20
         | 21
         | 22 => Err(Error::NotFound),
+        OUTBOUND => {
+            if value {
+                d.ext_bool.insert(key, true);
+            } else {
+                d.ext_bool.remove(&key);
+            }
+            Ok(())
+        }
         k if is_library_key(k) => Err(Error::NotFound),
         k => {
             d.ext_bool.insert(k, value);
@@ -346,6 +365,37 @@ mod tests {
         );
         assert_eq!(get_server_str(&v, 999, SERVER_ADDRESS), Ok(""));
         assert_eq!(get_server_str(&v, SERVER_REGISTRAR, 600), Ok(""));
+    }
+
+    #[test]
+    fn keepalive_and_outbound_keys() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        let r = RegistrationInfo::default();
+        let get = |d: &ProfileData| {
+            let v = View {
+                data: d,
+                reg: &r,
+                is_default: false,
+            };
+            (get_u32(&v, KEEPALIVE_SECONDS), get_bool(&v, OUTBOUND))
+        };
+        assert_eq!(get(&d), (Ok(0), Ok(false)));
+        set_u32(&mut d, KEEPALIVE_SECONDS, 30).unwrap();
+        set_bool(&mut d, OUTBOUND, true).unwrap();
+        assert_eq!(get(&d), (Ok(30), Ok(true)));
+        assert_eq!(
+            set_u32(&mut d, KEEPALIVE_SECONDS, MAX_KEEPALIVE_SECONDS + 1),
+            Err(Error::Argument)
+        );
+        assert_eq!(get(&d), (Ok(30), Ok(true)));
+        assert_eq!(
+            set_str(&mut d, KEEPALIVE_SECONDS, "x"),
+            Err(Error::NotFound)
+        );
+        set_u32(&mut d, KEEPALIVE_SECONDS, 0).unwrap();
+        set_bool(&mut d, OUTBOUND, false).unwrap();
+        assert_eq!(get(&d), (Ok(0), Ok(false)));
+        assert!(d.ext_u32.is_empty() && d.ext_bool.is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Parameter key numbers (ref §4.1) and this library's own keys 1000–1009.
+//! Parameter key numbers (ref §4.1) and this library's own keys 1000–1012.
 
 pub const PROFILE_ID: u32 = 1;
 pub const PROVIDER_NAME: u32 = 2;
@@ -44,6 +44,11 @@ pub const RETRY_MAX_SECONDS: u32 = 1006;
 pub const INSTANCE_ID: u32 = 1007;
 pub const TLS_CA_FILE: u32 = 1008;
 pub const CONTACT_URI: u32 = 1009;
+pub const KEEPALIVE_SECONDS: u32 = 1011;
+pub const OUTBOUND: u32 = 1012;
+
+/// The longest keep-alive period `KEEPALIVE_SECONDS` takes.
+pub const MAX_KEEPALIVE_SECONDS: u32 = 3600;
 
 pub const DEFAULT_EXPIRES_IETF: u32 = 3600;
 pub const DEFAULT_EXPIRES_IMS: u32 = 600_000;

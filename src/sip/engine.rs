@@ -11,9 +11,9 @@
 //! [`Engine::hand_off`] lets a new thread carry on the engine while the old
 //! one is stuck.
 
-use super::connections::{Connections, Datagram, Origin};
+use super::connections::{Connections, Datagram, Flow, FlowFailure, Origin};
 use super::message::{Message, masked_for_log};
-use super::registration::{Action, RegConfig, Registration, Report, Retarget, TimerKind};
+use super::registration::{Action, Granted, RegConfig, Registration, Report, Retarget, TimerKind};
 use super::resolve::{Names, Query, Resolution, Target};
 use super::timers::Timers;
 use super::transport::{StreamState, Transport};
@@ -375,6 +375,7 @@ impl Core {
         if !self.timers_done {
             self.timers_done = true;
             self.fire_timers();
+            self.keep_alives();
             self.start_queued();
             self.stop_queued();
             if let Some(deadline) = self.shutdown {
@@ -395,6 +396,10 @@ impl Core {
             .map(|Reverse((t, ..))| t.saturating_duration_since(now));
         if let Some(d) = self.shutdown {
             let left = d.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        if let Some(k) = self.conns.next_keep_alive() {
+            let left = k.saturating_duration_since(now);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
@@ -461,6 +466,7 @@ impl Core {
                             self.branches.remove(b);
                         }
                         self.conns.release(id, e.conn);
+                        self.conns.leave(id);
                     }
                 }
                 Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
@@ -672,6 +678,7 @@ impl Core {
         let iface = e.reg.config.interface.clone();
         let more = index + 1 < e.targets.len();
         self.conns.release(id, old);
+        self.conns.leave(id);
         let local = if t.transport.is_reliable() {
             None // known once connected (`reconnect`)
         } else {
@@ -686,6 +693,53 @@ impl Core {
                 t.transport.via_name(),
                 t.addr
             ));
+        }
+    }
+
+    /// A registration is bound: its flow is kept alive (RFC 5626 §4.4):
+    /// every `SIP_KEY_KEEPALIVE_SECONDS`, else the registrar's Flow-Timer,
+    /// else 120 s on streams and 29 s on UDP. UDP flows only when asked
+    /// for (the key, outbound, or a Flow-Timer): a registrar without STUN
+    /// would take the requests for garbage.
+    fn keep_flow_alive(&mut self, id: u32, g: &Granted) {
+        let Some(e) = self.regs.get(&id) else { return };
+        let n = &e.reg.config.network;
+        let stream = e.reg.transport().is_reliable();
+        let seconds = match (n.keepalive_seconds, g.flow_timer) {
+            (0, Some(ft)) => ft,
+            (0, None) if stream => 120,
+            (0, None) => 29,
+            (s, _) => s,
+        };
+        let period = Duration::from_secs(u64::from(seconds));
+        let flow = match e.conn {
+            Some(tok) if stream => Flow::Stream(tok),
+            _ if stream => return,
+            _ if n.keepalive_seconds > 0 || n.outbound || g.flow_timer.is_some() => {
+                Flow::Datagram(e.dest, e.reg.config.interface.clone())
+            }
+            _ => return,
+        };
+        self.conns.keep_alive(id, flow, period, g.outbound);
+    }
+
+    /// Pings due go out; flows that missed their answer have failed, and
+    /// their registrations register again at once on a new one.
+    fn keep_alives(&mut self) {
+        for failure in self.conns.keep_alives(self.timers.t1 * 20) {
+            match failure {
+                FlowFailure::Stream(tok) => {
+                    log::info(
+                        "a flow missed its keep-alive answer: registering again on a new one",
+                    );
+                    self.drop_connection(tok, StreamState::Closed);
+                }
+                FlowFailure::Datagram(ids) => {
+                    for id in ids {
+                        self.with_reg(id, |r, out| r.on_flow_failed(out));
+                    }
+                }
+            }
         }
     }
 
@@ -894,6 +948,10 @@ impl Core {
                     self.branches.insert(b, id);
                 }
                 Action::Report(r) => {
+                    if let Report::Registered(g) | Report::Refreshed(g) = &r {
+                        self.keep_flow_alive(id, g);
+                    }
+                    let Some(e) = self.regs.get(&id) else { return };
                     if !matches!(r, Report::Registering | Report::Unregistering) {
                         self.starting.remove(&id);
                     }
@@ -914,6 +972,7 @@ impl Core {
                             self.branches.remove(b);
                         }
                         self.conns.release(id, e.conn);
+                        self.conns.leave(id);
                     }
                     if let Some(cfg) = self.pending.remove(&id) {
                         self.register(id, cfg);
@@ -953,6 +1012,12 @@ impl Core {
                 true
             }
             Datagram::Failed => true,
+            Datagram::Remapped(ids) => {
+                for id in ids {
+                    self.with_reg(id, |r, out| r.on_flow_failed(out));
+                }
+                true
+            }
             Datagram::Empty => false,
         }
     }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod message;
 pub mod registration;
 pub mod resolve;
+pub mod stun;
 pub mod timers;
 pub mod transport;
 pub mod uas;

@@ -54,6 +54,10 @@ pub struct RegConfig {
 pub struct NetworkOptions {
     /// `SIP_KEY_CONTACT_URI`: the Contact to register instead of ours.
     pub contact_uri: Option<String>,
+    /// `SIP_KEY_KEEPALIVE_SECONDS`: 0 = the default (or the Flow-Timer).
+    pub keepalive_seconds: u32,
+    /// `SIP_KEY_OUTBOUND`: RFC 5626.
+    pub outbound: bool,
 }
 
 impl NetworkOptions {
@@ -61,6 +65,12 @@ impl NetworkOptions {
         use crate::profile::keys;
         NetworkOptions {
             contact_uri: data.ext_str.get(&keys::CONTACT_URI).cloned(),
+            keepalive_seconds: data
+                .ext_u32
+                .get(&keys::KEEPALIVE_SECONDS)
+                .copied()
+                .unwrap_or(0),
+            outbound: data.ext_bool.get(&keys::OUTBOUND).copied().unwrap_or(false),
         }
     }
 }
@@ -81,6 +91,10 @@ pub struct Granted {
     pub service_route: Vec<String>,
     pub pub_gruu: String,
     pub temp_gruu: String,
+    /// RFC 5626: the registrar keeps this flow (`Require: outbound`) and
+    /// wants a keep-alive at least every `flow_timer` seconds.
+    pub outbound: bool,
+    pub flow_timer: Option<u32>,
 }
 
 /// Status changes the engine passes on to the profile server.
@@ -375,6 +389,13 @@ impl Registration {
         self.arm(TimerKind::Timeout, f, out);
     }
 
+    /// RFC 5626 outbound asked for (it needs an instance id, and our own
+    /// Contact: the application's flows are its own).
+    fn uses_outbound(&self) -> bool {
+        let n = &self.config.network;
+        n.outbound && n.contact_uri.is_none() && self.config.instance_id.is_some()
+    }
+
     fn contact_uri(&self) -> String {
         if let Some(uri) = &self.config.network.contact_uri {
             return uri.clone();
@@ -407,7 +428,12 @@ impl Registration {
         m.push_str(&format!("To: <{}>\r\n", c.aor));
         m.push_str(&format!("Call-ID: {}\r\n", self.call_id));
         m.push_str(&format!("CSeq: {} REGISTER\r\n", self.cseq));
-        let mut contact = format!("<{}>", self.contact_uri());
+        let outbound = self.uses_outbound();
+        let mut contact = if outbound {
+            format!("<{};ob>", self.contact_uri())
+        } else {
+            format!("<{}>", self.contact_uri())
+        };
         for p in &c.contact_params {
             contact.push(';');
             contact.push_str(p);
@@ -415,12 +441,17 @@ impl Registration {
         if let Some(inst) = &c.instance_id {
             contact.push_str(&format!(";+sip.instance=\"<{inst}>\""));
         }
+        if outbound {
+            contact.push_str(";reg-id=1");
+        }
         if expires == 0 {
             contact.push_str(";expires=0");
         }
         m.push_str(&format!("Contact: {contact}\r\n"));
         m.push_str(&format!("Expires: {expires}\r\n"));
-        if c.instance_id.is_some() {
+        if outbound {
+            m.push_str("Supported: outbound, path, gruu\r\n");
+        } else if c.instance_id.is_some() {
             m.push_str("Supported: path, gruu\r\n");
         }
         if let Some(proxy) = &c.proxy {
@@ -657,6 +688,15 @@ impl Registration {
             .iter()
             .map(|s| s.to_string())
             .collect();
+        g.outbound = self.uses_outbound()
+            && msg
+                .header_list("Require")
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case("outbound"));
+        g.flow_timer = msg
+            .header("Flow-Timer")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|s| *s > 0);
         g
     }
 
@@ -797,6 +837,15 @@ impl Registration {
                 self.on_failure(error::SIP_TRANSPORT_FAILURE, true, None, &tx, out);
             }
         }
+    }
+
+    /// The UDP flow under this registration failed (no answer to its
+    /// keep-alive, or a NAT mapping it anew): register again at once, and
+    /// learn our public address afresh.
+    pub fn on_flow_failed(&mut self, out: &mut Vec<Action>) {
+        self.public = None;
+        self.nat_checked = false;
+        self.on_connection_lost(out);
     }
 
     /// The TLS peer's certificate was refused: final (never fall back).
@@ -1143,6 +1192,52 @@ mod tests {
             a,
             Action::Report(Report::Registered(g)) if g.expires == 120 && g.contact.contains("sip:app@192.0.2.7:5080")
         )));
+    }
+
+    #[test]
+    fn outbound_register_and_what_the_registrar_grants() {
+        let mut c = config();
+        c.instance_id = Some("urn:uuid:00000000-0000-0000-0000-000000000001".into());
+        c.network.outbound = true;
+        let mut r = Registration::new(
+            c,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        let mut out = Vec::new();
+        r.start(&mut out);
+        let req = &sent(&out)[0];
+        assert!(
+            req.contains(
+                "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062;ob>;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\";reg-id=1\r\n"
+            ),
+            "{req}"
+        );
+        assert!(req.contains("Supported: outbound, path, gruu\r\n"));
+        let mut out2 = Vec::new();
+        r.on_response(
+            &respond(
+                req,
+                "200 OK",
+                "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062;ob>;expires=300\r\nRequire: outbound\r\nFlow-Timer: 25\r\n",
+            ),
+            &mut out2,
+        );
+        assert!(out2.iter().any(|a| matches!(
+            a,
+            Action::Report(Report::Registered(g)) if g.outbound && g.flow_timer == Some(25)
+        )));
+        // Without an instance id there is no outbound.
+        let mut c = config();
+        c.network.outbound = true;
+        let mut r = Registration::new(
+            c,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        let mut out = Vec::new();
+        r.start(&mut out);
+        assert!(!sent(&out)[0].contains("reg-id"));
     }
 
     #[test]

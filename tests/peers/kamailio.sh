@@ -11,6 +11,8 @@
 # KAMAILIO_TLS_PORT=N with KAMAILIO_TLS_DIR holding server.pem/server.key
 # also listens for TLS on 127.0.0.1:N. KAMAILIO_KEEPALIVE=N: usrloc probes
 # every contact with OPTIONS each second and drops one silent for N s.
+# KAMAILIO_OUTBOUND=N: RFC 5626 outbound (outbound and stun modules) with a
+# Flow-Timer of N s.
 #
 # Users: alice/alicepw, bob/bobpw in domain sipprofile.test, plus
 # user1..userUSERS with password pwN (for scale runs).
@@ -70,6 +72,13 @@ modparam(\"tls\", \"config\", \"$rundir/tls.cfg\")"
 modparam(\"usrloc\", \"ka_mode\", 1)
 modparam(\"usrloc\", \"ka_timeout\", $KAMAILIO_KEEPALIVE)
 modparam(\"usrloc\", \"ka_loglevel\", 1)"
+    fi
+    if [ -n "${KAMAILIO_OUTBOUND:-}" ]; then
+        keepalive="$keepalive
+loadmodule \"outbound.so\"
+loadmodule \"stun.so\"
+modparam(\"registrar\", \"outbound_mode\", 1)
+modparam(\"registrar\", \"flow_timer\", $KAMAILIO_OUTBOUND)"
     fi
     sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" \
         -e "s|@ALGORITHM@|$algorithm|g" -e "s|@MIN_EXPIRES@|$min_expires|g" \

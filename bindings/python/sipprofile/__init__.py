@@ -108,6 +108,8 @@ class Key(IntEnum):
     INSTANCE_ID = 1007
     TLS_CA_FILE = 1008
     CONTACT_URI = 1009
+    KEEPALIVE_SECONDS = 1011
+    OUTBOUND = 1012
 
 
 @dataclass(frozen=True)
