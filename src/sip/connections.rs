@@ -127,7 +127,7 @@ impl KeepAlive {
     }
 
     fn due(&self) -> Instant {
-        self.waiting.map_or(self.next, |(d, _)| d.min(self.next))
+        self.waiting.map_or(self.next, |(d, _)| d)
     }
 
     /// Was the last ping answered in time? `false` once it is late.
@@ -235,7 +235,9 @@ impl Connections {
         if flow.alive.stun_id != id {
             return Datagram::Failed; // not our last request's answer
         }
-        flow.alive.last_heard = Some(Instant::now());
+        let now = Instant::now();
+        flow.alive.last_heard = Some(now);
+        flow.alive.check(now);
         let before = flow.alive.mapped;
         if mapped.is_some() {
             flow.alive.mapped = mapped;
@@ -253,6 +255,10 @@ impl Connections {
     /// `expect`: the registrar took it as an outbound flow (RFC 5626), so
     /// a missed answer is a failure from the first ping on.
     pub fn keep_alive(&mut self, id: u32, flow: Flow, period: Duration, expect: bool) {
+        log::debug(&format!(
+            "profile {id}: keep-alive of {flow:?} every {period:?}{}",
+            if expect { ", answers required" } else { "" }
+        ));
         match flow {
             Flow::Stream(token) => {
                 if !self.streams.contains_key(&token) {
@@ -318,11 +324,13 @@ impl Connections {
                 failed.push(FlowFailure::Stream(token));
                 continue;
             }
-            if now < ka.next {
+            // One ping at a time: the next after its answer (or failure).
+            if now < ka.next || ka.waiting.is_some() {
                 continue;
             }
             ka.next = now + jitter(ka.period);
             ka.waiting = Some((now + answer_within, now));
+            log::log(log::TRACE, &format!("keep-alive ping on {token:?}"));
             // RFC 5626 §4.4.1: a double CRLF ping; the pong is a CRLF.
             if let Some(conn) = self.streams.get_mut(&token) {
                 if conn.send(b"\r\n\r\n").is_err() {
@@ -341,7 +349,7 @@ impl Connections {
                 f.alive.next = now + jitter(f.alive.period);
                 continue;
             }
-            if now < f.alive.next {
+            if now < f.alive.next || f.alive.waiting.is_some() {
                 continue;
             }
             f.alive.next = now + jitter(f.alive.period);
@@ -532,7 +540,9 @@ impl Connections {
             state = conn.on_readable(&mut messages);
             // Data came back: a pong, or a message; either way it lives.
             if let Some(ka) = self.stream_alive.get_mut(&token) {
-                ka.last_heard = Some(Instant::now());
+                let now = Instant::now();
+                ka.last_heard = Some(now);
+                ka.check(now);
             }
         }
         Some(StreamReady {
