@@ -1175,7 +1175,7 @@ mod tests {
             "Contact: <sip:app@192.0.2.7:5080;transport=TCP>;expires=120\r\n",
         )
         .headers;
-        let mut text = format!("SIP/2.0 200 OK\r\n");
+        let mut text = "SIP/2.0 200 OK\r\n".to_string();
         for (n, v) in ok {
             let v = if n == "Via" {
                 format!("{v};received=198.51.100.1;rport=7000")

@@ -107,7 +107,12 @@ mod tests {
         let id = [1u8; 12];
         // 192.0.2.1:32853 XORed with the cookie (RFC 5769 style).
         let port = 32853u16 ^ 0x2112;
-        let ip = [192 ^ 0x21, 0 ^ 0x12, 2 ^ 0xA4, 1 ^ 0x42];
+        let cookie = MAGIC.to_be_bytes();
+        let ip: Vec<u8> = [192u8, 0, 2, 1]
+            .iter()
+            .zip(cookie)
+            .map(|(b, c)| b ^ c)
+            .collect();
         let mut attr = vec![0x00, 0x20, 0x00, 0x08, 0x00, 0x01];
         attr.extend_from_slice(&port.to_be_bytes());
         attr.extend_from_slice(&ip);
