@@ -827,6 +827,17 @@ void sip_str_list_free(struct sip_str_list *list);
 void sip_set_log_callback(sip_log_callback callback, void *context, int32_t max_level);
 
 /**
+ * Tells the library that the network changed (an address, a link, a
+ * route). The library also watches addresses and links by itself; this
+ * makes it look again at once. Each registration whose way to its next
+ * hop now leaves from another address registers again from there; one
+ * waiting to retry retries now; no other is touched. Returns at once; the
+ * work runs on the library's own thread. Safe from any thread, and from a
+ * callback.
+ */
+void sip_network_changed(void);
+
+/**
  * Frees a profile handle. The last handle of a profile in a registry
  * disables it for that registry and stops its events there. NULL is a no-op.
  */

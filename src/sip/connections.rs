@@ -417,6 +417,11 @@ impl Connections {
         Ok(SocketAddr::new(ip.ip(), sock_port))
     }
 
+    /// The network changed: which address goes where is asked anew.
+    pub fn forget_routes(&mut self) {
+        self.local_cache.clear();
+    }
+
     fn socket(&mut self, v6: bool, iface: Option<&str>) -> io::Result<&(Token, UdpSocket)> {
         let key: UdpKey = (v6, iface.map(str::to_owned));
         if !self.udp.contains_key(&key) {

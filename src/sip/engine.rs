@@ -13,6 +13,7 @@
 
 use super::connections::{Connections, Datagram, Flow, FlowFailure, Origin};
 use super::message::{Message, masked_for_log};
+use super::netwatch::{Change, NetWatch};
 use super::registration::{Action, Granted, RegConfig, Registration, Report, Retarget, TimerKind};
 use super::resolve::{Names, Query, Resolution, Target};
 use super::timers::Timers;
@@ -91,6 +92,25 @@ thread_local! {
 type TimerEntry = (Instant, u64, u32, u8, u64);
 
 const WAKER: Token = Token(0);
+const NETWATCH: Token = Token(1);
+
+/// Every engine of the process, for `network_changed`: its "look again"
+/// flag and its waker.
+type EngineLink = (std::sync::Weak<AtomicBool>, std::sync::Weak<Waker>);
+static ENGINES: Mutex<Vec<EngineLink>> = Mutex::new(Vec::new());
+
+/// The application says the network changed (`sip_network_changed`): every
+/// engine of this process looks again at where its registrations go.
+pub fn network_changed() {
+    let mut engines = ENGINES.lock();
+    engines.retain(|(flag, waker)| {
+        let (Some(flag), Some(waker)) = (flag.upgrade(), waker.upgrade()) else {
+            return false;
+        };
+        flag.store(true, Ordering::Release);
+        waker.wake().is_ok()
+    });
+}
 
 impl Engine {
     pub fn start(reporter: Arc<dyn Reporter>) -> io::Result<Engine> {
@@ -270,6 +290,10 @@ struct Core {
     names: Names<Waiting>,
     /// Registrations waiting for their next hop's lookup to start.
     resolving: HashMap<u32, Box<RegConfig>>,
+    /// Address and link changes, when they can be watched.
+    netwatch: Option<NetWatch>,
+    /// Set by `network_changed` (the application's word).
+    look_again: Arc<AtomicBool>,
     /// Contact users of registrations (entries of those gone linger, and
     /// are checked against `regs`).
     contacts: HashMap<String, u32>,
@@ -317,9 +341,32 @@ impl Core {
         waker: Arc<Waker>,
     ) -> io::Result<Core> {
         let registry = poll.registry().try_clone()?;
+        let engine_waker = Arc::downgrade(&waker);
         let wake = Arc::new(move || {
             let _ = waker.wake();
         });
+        let look_again = Arc::new(AtomicBool::new(false));
+        ENGINES
+            .lock()
+            .push((Arc::downgrade(&look_again), engine_waker));
+        let netwatch = if std::env::var("SIPPROFILE_WATCH_NETWORK").as_deref() == Ok("0") {
+            None
+        } else {
+            match NetWatch::open() {
+                Ok(w) => {
+                    poll.registry().register(
+                        &mut mio::unix::SourceFd(&w.fd()),
+                        NETWATCH,
+                        mio::Interest::READABLE,
+                    )?;
+                    Some(w)
+                }
+                Err(e) => {
+                    log::warn(&format!("network changes not watched: {e}"));
+                    None
+                }
+            }
+        };
         Ok(Core {
             poll,
             events: Events::with_capacity(64),
@@ -332,6 +379,8 @@ impl Core {
             conns: Connections::new(registry),
             names: Names::new(wake),
             resolving: HashMap::new(),
+            netwatch,
+            look_again,
             contacts: HashMap::new(),
             regs: HashMap::new(),
             branches: HashMap::new(),
@@ -359,6 +408,24 @@ impl Core {
                     self.ready.pop_front();
                     self.drain_commands();
                     self.take_answers();
+                    if self.look_again.swap(false, Ordering::AcqRel) {
+                        self.network_changed(true);
+                    }
+                }
+                NETWATCH => {
+                    self.ready.pop_front();
+                    let changes = self
+                        .netwatch
+                        .as_mut()
+                        .map(NetWatch::changes)
+                        .unwrap_or_default();
+                    if !changes.is_empty() {
+                        log::debug(&format!("network: {changes:?}"));
+                        let link_up = changes
+                            .iter()
+                            .any(|c| matches!(c, Change::Link { up: true, .. }));
+                        self.network_changed(link_up);
+                    }
                 }
                 t if self.conns.is_datagram(t) => {
                     if !self.receive_one(t) {
@@ -693,6 +760,64 @@ impl Core {
                 t.transport.via_name(),
                 t.addr
             ));
+        }
+    }
+
+    /// Addresses or links changed: each registration whose way to its
+    /// next hop now leaves from another address moves (a stream flow from
+    /// the old one is closed; its users register again on a new one). No
+    /// other registration is touched, but for `link_up` (a link came up, or
+    /// the application said so): then those waiting to retry that have a
+    /// way to their next hop retry now.
+    fn network_changed(&mut self, link_up: bool) {
+        self.conns.forget_routes();
+        let mut moved = Vec::new();
+        let mut retry = Vec::new();
+        let mut lost_flows = HashSet::new();
+        let ids: Vec<u32> = self.regs.keys().copied().collect();
+        for id in ids {
+            let Some(e) = self.regs.get(&id) else {
+                continue;
+            };
+            let (dest, iface) = (e.dest, e.reg.config.interface.clone());
+            let was = match e.conn {
+                Some(tok) => self.conns.stream_local(tok),
+                None if e.reg.transport().is_reliable() => None,
+                None => Some(e.reg.local()),
+            };
+            let Some(was) = was else { continue };
+            let waiting = e.reg.is_waiting_to_retry();
+            let Ok(now) = self.conns.local_addr_for(dest, iface.as_deref()) else {
+                continue; // no way there now: its own timers notice
+            };
+            if now.ip() == was.ip() {
+                if link_up && waiting {
+                    retry.push(id);
+                }
+                continue;
+            }
+            log::info(&format!(
+                "profile {id}: the way to {dest} now leaves from {}, not {}",
+                now.ip(),
+                was.ip()
+            ));
+            match self.regs.get(&id).and_then(|e| e.conn) {
+                Some(tok) => {
+                    lost_flows.insert(tok);
+                }
+                None => moved.push((id, now)),
+            }
+        }
+        for tok in lost_flows {
+            self.drop_connection(tok, StreamState::Closed);
+        }
+        for (id, now) in moved {
+            self.conns.leave(id);
+            self.with_reg(id, |r, out| r.on_network_changed(now, out));
+        }
+        for id in retry {
+            self.reconnect(id);
+            self.with_reg(id, |r, out| r.retry_now(out));
         }
     }
 

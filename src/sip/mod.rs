@@ -5,6 +5,7 @@ pub mod connections;
 pub mod digest;
 pub mod engine;
 pub mod message;
+pub mod netwatch;
 pub mod registration;
 pub mod resolve;
 pub mod stun;

@@ -234,6 +234,27 @@ impl Registration {
         }
     }
 
+    /// Our address as the registration's Via and Contact give it.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The address towards the next hop is now `local` (an address went
+    /// away, a link came back): a binding registers again from there at
+    /// once, a retry waiting goes now; a transaction under way goes on.
+    pub fn on_network_changed(&mut self, local: SocketAddr, out: &mut Vec<Action>) {
+        self.local = local;
+        match self.state {
+            State::Registered => self.on_flow_failed(out),
+            State::RetryWait => {
+                self.public = None;
+                self.nat_checked = false;
+                self.retry_now(out);
+            }
+            _ => {}
+        }
+    }
+
     /// A new connection (stream transports) gives a new local address.
     pub fn set_local(&mut self, local: SocketAddr) {
         self.local = local;
@@ -277,6 +298,10 @@ impl Registration {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    pub fn is_waiting_to_retry(&self) -> bool {
+        self.state == State::RetryWait
     }
 
     pub fn is_registered(&self) -> bool {
