@@ -346,9 +346,11 @@ impl Core {
             let _ = waker.wake();
         });
         let look_again = Arc::new(AtomicBool::new(false));
-        ENGINES
-            .lock()
-            .push((Arc::downgrade(&look_again), engine_waker));
+        {
+            let mut engines = ENGINES.lock();
+            engines.retain(|(flag, _)| flag.strong_count() > 0);
+            engines.push((Arc::downgrade(&look_again), engine_waker));
+        }
         let netwatch = if std::env::var("SIPPROFILE_WATCH_NETWORK").as_deref() == Ok("0") {
             None
         } else {
