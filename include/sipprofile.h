@@ -446,6 +446,25 @@
 #define SIP_KEY_TLS_CA_FILE 1008
 
 /**
+ * string: the Contact to register instead of the library's own (the
+ * application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
+ */
+#define SIP_KEY_CONTACT_URI 1009
+
+/**
+ * u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
+ * STUN on UDP), at most 3600; 0 = the library's default (the registrar's
+ * Flow-Timer if it sent one).
+ */
+#define SIP_KEY_KEEPALIVE_SECONDS 1011
+
+/**
+ * bool: RFC 5626 outbound: register with `reg-id`, `+sip.instance` and
+ * `;ob`, keep the flow alive, register again on a new flow when it fails.
+ */
+#define SIP_KEY_OUTBOUND 1012
+
+/**
  * Major version of this header.
  */
 #define SIPPROFILE_VERSION_MAJOR 0
@@ -564,6 +583,17 @@
 #define INSTANCE_ID 1007
 
 #define TLS_CA_FILE 1008
+
+#define CONTACT_URI 1009
+
+#define KEEPALIVE_SECONDS 1011
+
+#define OUTBOUND 1012
+
+/**
+ * The longest keep-alive period `KEEPALIVE_SECONDS` takes.
+ */
+#define MAX_KEEPALIVE_SECONDS 3600
 
 #define DEFAULT_EXPIRES_IETF 3600
 

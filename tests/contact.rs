@@ -6,8 +6,8 @@
 
 mod support;
 
+use sipprofile::client::Event;
 use sipprofile::profile::{access, keys};
-use sipprofile::server::events::Event;
 use std::time::Duration;
 use support::{Kamailio, Seen, Sipp, TempDir, provision, registry, wait_for};
 

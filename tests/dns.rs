@@ -8,7 +8,7 @@
 
 mod support;
 
-use sipprofile::server::events::Event;
+use sipprofile::client::Event;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use support::{Dnsmasq, Kamailio, Seen, Sipp, TempDir, provision, registry, wait_for};

@@ -8,10 +8,10 @@
 
 mod support;
 
-use sipprofile::server::events::Event;
+use sipprofile::client::Event;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-use support::{Kamailio, Seen, TempDir, provision, registry, wait_for};
+use support::{Kamailio, Seen, TempDir, provision, registry, registry_in_process, wait_for};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -117,7 +117,9 @@ impl Drop for Peer {
 /// Three profiles registered at Kamailio in Y: alice over UDP and user1
 /// over TCP by the first link, bob over UDP by the second; then X's address
 /// on the first link moves from .1 to .5. `nudge` runs after the move.
-fn move_and_check(nudge: impl FnOnce(&std::sync::mpsc::Receiver<Seen>)) {
+/// `in_process`: the store's server (its SIP engine) in this process, where
+/// `sip_network_changed()` reaches it.
+fn move_and_check(in_process: bool, nudge: impl FnOnce(&std::sync::mpsc::Receiver<Seen>)) {
     unsafe { std::env::set_var("SIPPROFILE_SIP_T1_MS", "100") };
     let peer = Peer::start();
     let k = Kamailio::start_env(
@@ -131,7 +133,11 @@ fn move_and_check(nudge: impl FnOnce(&std::sync::mpsc::Receiver<Seen>)) {
     );
     let tmp = TempDir::new("netns");
     let store = tmp.path().join("p.db");
-    let (m, _mrx) = registry(&store, true);
+    let (m, _mrx) = if in_process {
+        registry_in_process(&store, true)
+    } else {
+        registry(&store, true)
+    };
     let port = k.port;
     let alice = provision(
         &m,
@@ -148,7 +154,11 @@ fn move_and_check(nudge: impl FnOnce(&std::sync::mpsc::Receiver<Seen>)) {
         300,
     );
     let bob = provision(&m, &format!("sip:10.77.1.2:{port}"), "bob", "bobpw", 300);
-    let (u, rx) = registry(&store, false);
+    let (u, rx) = if in_process {
+        registry_in_process(&store, false)
+    } else {
+        registry(&store, false)
+    };
     let handles: Vec<_> = [alice, user1, bob]
         .iter()
         .map(|id| {
@@ -211,7 +221,7 @@ fn registrations_move_when_their_address_goes_away() {
     if !in_own_namespace("registrations_move_when_their_address_goes_away", &[]) {
         return;
     }
-    move_and_check(|_| {});
+    move_and_check(false, |_| {});
 }
 
 #[test]
@@ -222,7 +232,7 @@ fn sip_network_changed_moves_them_when_the_library_does_not_watch() {
     ) {
         return;
     }
-    move_and_check(|rx| {
+    move_and_check(true, |rx| {
         // Not watching: nothing happens by itself...
         std::thread::sleep(Duration::from_secs(1));
         assert_eq!(rx.try_recv().ok(), None);

@@ -8,8 +8,8 @@
 
 mod support;
 
+use sipprofile::client::Event;
 use sipprofile::profile::{access, keys};
-use sipprofile::server::events::Event;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,9 +29,9 @@ fn fast_timers() {
 
 struct Setup {
     _tmp: TempDir,
-    m: Arc<sipprofile::server::Registry>,
-    u: Arc<sipprofile::server::Registry>,
-    h: sipprofile::server::ProfileHandle,
+    m: Arc<sipprofile::client::Registry>,
+    u: Arc<sipprofile::client::Registry>,
+    h: sipprofile::client::ProfileHandle,
     rx: std::sync::mpsc::Receiver<Seen>,
     id: u32,
 }
