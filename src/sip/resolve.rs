@@ -242,7 +242,19 @@ fn resolver_config() -> (ResolverConfig, ResolverOpts) {
 
 /// The engine's resolver thread. Dropping it ends the thread.
 pub struct Resolver {
-    requests: tokio::sync::mpsc::UnboundedSender<Query>,
+    requests: Option<tokio::sync::mpsc::UnboundedSender<Query>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Resolver {
+    /// Ends the thread: no more requests ends its loop, and the runtime
+    /// drops the lookups still under way.
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A lookup's answer, as the engine receives it.
@@ -258,60 +270,63 @@ impl Resolver {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        std::thread::Builder::new()
-            .name("sipprofile-dns".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let (config, mut opts) = resolver_config();
-                    // Answers are cached by the engine too; a name is asked
-                    // for once however many profiles use it.
-                    opts.cache_size = 1024;
-                    let resolver = match TokioResolver::builder_with_config(
-                        config,
-                        TokioRuntimeProvider::default(),
-                    )
-                    .with_options(opts)
-                    .build()
-                    {
-                        Ok(r) => Arc::new(r),
-                        Err(e) => {
-                            log::error(&format!("DNS resolver: {e}"));
-                            while let Some(q) = rx.recv().await {
-                                let _ = answers.send((q, Err(crate::error::SIP_RESOLVING_FAILURE)));
-                                wake();
-                            }
-                            return;
+        let thread = crate::thread_placement::spawn("sipprofile-dns", move || {
+            runtime.block_on(async move {
+                let (config, mut opts) = resolver_config();
+                // Answers are cached by the engine too; a name is asked
+                // for once however many profiles use it.
+                opts.cache_size = 1024;
+                let resolver = match TokioResolver::builder_with_config(
+                    config,
+                    TokioRuntimeProvider::default(),
+                )
+                .with_options(opts)
+                .build()
+                {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        log::error(&format!("DNS resolver: {e}"));
+                        while let Some(q) = rx.recv().await {
+                            let _ = answers.send((q, Err(crate::error::SIP_RESOLVING_FAILURE)));
+                            wake();
                         }
-                    };
-                    while let Some(q) = rx.recv().await {
-                        let (resolver, answers, wake) =
-                            (resolver.clone(), answers.clone(), wake.clone());
-                        tokio::spawn(async move {
-                            let result = locate(&resolver, &q).await;
-                            match &result {
-                                Ok(r) => log::debug(&format!(
-                                    "{}: {:?}",
-                                    q.host,
-                                    r.targets
-                                        .iter()
-                                        .map(|t| format!("{} {}", t.transport.via_name(), t.addr))
-                                        .collect::<Vec<_>>()
-                                )),
-                                Err(_) => log::warn(&format!("{}: not found in DNS", q.host)),
-                            }
-                            if answers.send((q, result)).is_ok() {
-                                wake();
-                            }
-                        });
+                        return;
                     }
-                });
-            })?;
-        Ok(Resolver { requests: tx })
+                };
+                while let Some(q) = rx.recv().await {
+                    let (resolver, answers, wake) =
+                        (resolver.clone(), answers.clone(), wake.clone());
+                    tokio::spawn(async move {
+                        let result = locate(&resolver, &q).await;
+                        match &result {
+                            Ok(r) => log::debug(&format!(
+                                "{}: {:?}",
+                                q.host,
+                                r.targets
+                                    .iter()
+                                    .map(|t| format!("{} {}", t.transport.via_name(), t.addr))
+                                    .collect::<Vec<_>>()
+                            )),
+                            Err(_) => log::warn(&format!("{}: not found in DNS", q.host)),
+                        }
+                        if answers.send((q, result)).is_ok() {
+                            wake();
+                        }
+                    });
+                }
+            });
+        })?;
+        Ok(Resolver {
+            requests: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Asks for `q`; the answer comes back through the channel.
     pub fn lookup(&self, q: Query) {
-        let _ = self.requests.send(q);
+        if let Some(r) = &self.requests {
+            let _ = r.send(q);
+        }
     }
 }
 
