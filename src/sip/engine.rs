@@ -10,6 +10,13 @@
 //! callback needs no other thread woken. If that work does not return,
 //! [`Engine::hand_off`] lets a new thread carry on the engine while the old
 //! one is stuck.
+//!
+//! What the engine does itself: the commands, the timers, which of a next
+//! hop's targets each registration uses (RFC 3263 failover), answering
+//! requests to our Contact, and following network changes. What it leaves
+//! to others: sockets, flows and their keep-alives ([`Connections`]), name
+//! lookups on a resolver thread (`resolve`), the REGISTER state machine
+//! (`registration`).
 
 use super::connections::{Connections, Datagram, Flow, FlowFailure, Origin};
 use super::message::{Message, masked_for_log};

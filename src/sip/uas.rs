@@ -39,6 +39,9 @@ pub fn answer(msg: &Message, peer: SocketAddr, is_ours: impl Fn(&str) -> bool) -
     if method == "ACK" {
         return None; // never answered (RFC 3261 §17.2.1)
     }
+    if msg.top_via().is_none() {
+        return None; // no Via to answer along (found by fuzzing)
+    }
     let cseq_ok = msg.cseq().is_some_and(|(_, m)| m == method);
     let (code, reason, extra) = match Uri::parse(uri) {
         _ if !cseq_ok => (400, "Bad Request", ""),
@@ -172,6 +175,13 @@ mod tests {
         assert_eq!(code("ACK", false), None);
         let (_, m) = status("INVITE", "sip:me@127.0.0.1", false).unwrap();
         assert_eq!(m.header("Allow"), Some("OPTIONS"));
+        // Found by fuzzing: an empty Via leaves nothing to answer along.
+        let text = "OPTIONS sip:me@127.0.0.1 SIP/2.0\r\nVia: \r\nFrom: <sip:p@b>;tag=1\r\nTo: <sip:me@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let peer: SocketAddr = "192.0.2.9:5999".parse().unwrap();
+        assert_eq!(
+            answer(&Message::parse(text.as_bytes()).unwrap(), peer, |_| true),
+            None
+        );
         // Not one of our Contacts.
         assert_eq!(
             status("OPTIONS", "sip:other@127.0.0.1", false).unwrap().0,
