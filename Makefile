@@ -1,7 +1,8 @@
 # Build and install libsipprofile, its headers, sipprofile.pc, the
-# sipprofile command and the profile server executable (in
-# $(LIBDIR)/../libexec/sipprofile/, where the installed library looks for it;
-# SIPPROFILE_SERVER_BIN overrides at run time).
+# sipprofile command and its man pages, and the profile server executable
+# (in $(PREFIX)/libexec/sipprofile/, where the installed library and command
+# look for it; SIPPROFILE_SERVER_BIN overrides at run time). scripts/deb.sh
+# packages what this installs, so a file added here is in the .deb too.
 #
 #   make                         release build
 #   make install PREFIX=/usr/local [DESTDIR=...]
@@ -10,7 +11,11 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
-SERVERDIR = $(LIBDIR)/../libexec/sipprofile
+MANDIR ?= $(PREFIX)/share/man
+LIBEXECDIR ?= $(PREFIX)/libexec
+# The profile server executable: the library (and the command) look for it
+# in <their directory>/../libexec/sipprofile/, then <library dir>/sipprofile/.
+SERVERDIR ?= $(LIBEXECDIR)/sipprofile
 CARGO ?= cargo
 PROFILE ?= release
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -37,12 +42,21 @@ install: build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' sipprofile.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/sipprofile.pc
 	install -m 0755 $(TARGET)/sipprofile $(DESTDIR)$(BINDIR)/sipprofile
+	install -d $(DESTDIR)$(MANDIR)/man1
+	$(TARGET)/sipprofile manpages $(DESTDIR)$(MANDIR)/man1
 	install -d $(DESTDIR)$(SERVERDIR)
 	install -m 0755 $(TARGET)/sipprofile-server $(DESTDIR)$(SERVERDIR)/sipprofile-server
+	# A LIBDIR that is not PREFIX/lib (Debian's lib/x86_64-linux-gnu) has no
+	# ../libexec beside it: a link where the library looks next.
+	if [ "$(abspath $(LIBDIR)/../libexec/sipprofile)" != "$(abspath $(SERVERDIR))" ]; then \
+	    install -d $(DESTDIR)$(LIBDIR)/sipprofile && \
+	    ln -sfr $(DESTDIR)$(SERVERDIR)/sipprofile-server $(DESTDIR)$(LIBDIR)/sipprofile/sipprofile-server; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libsipprofile.so* $(DESTDIR)$(LIBDIR)/pkgconfig/sipprofile.pc
 	rm -f $(DESTDIR)$(INCLUDEDIR)/sipprofile.h $(DESTDIR)$(INCLUDEDIR)/sipprofile.hpp $(DESTDIR)$(BINDIR)/sipprofile
-	rm -f $(DESTDIR)$(SERVERDIR)/sipprofile-server
+	rm -f $(DESTDIR)$(MANDIR)/man1/sipprofile.1 $(DESTDIR)$(MANDIR)/man1/sipprofile-*.1
+	rm -f $(DESTDIR)$(SERVERDIR)/sipprofile-server $(DESTDIR)$(LIBDIR)/sipprofile/sipprofile-server
 
 .PHONY: all build install uninstall

@@ -28,6 +28,7 @@ static const char *event_name(sip_profile_event e) {
     case SIP_PROFILE_DEREGISTERED: return "DEREGISTERED";
     case SIP_PROFILE_DESTROYED: return "DESTROYED";
     case SIP_PROFILE_FORCIBLY_DISABLED: return "FORCIBLY_DISABLED";
+    case SIP_PROFILE_ATTEMPT_FAILED: return "ATTEMPT_FAILED";
     }
     return "?";
 }

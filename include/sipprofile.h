@@ -452,6 +452,15 @@
 #define SIP_KEY_CONTACT_URI 1009
 
 /**
+ * string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
+ * `SHA-512-256`; weaker challenges fail the attempt with
+ * `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
+ * `MD5`. Unset (or set to ""), MD5 is refused once SHA-256 or better has
+ * succeeded at the registrar; set to `MD5`, MD5 is always answered.
+ */
+#define SIP_KEY_DIGEST_MIN_ALGORITHM 1010
+
+/**
  * u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
  * STUN on UDP), at most 3600; 0 = the library's default (the registrar's
  * Flow-Timer if it sent one).
@@ -585,6 +594,12 @@
 #define TLS_CA_FILE 1008
 
 #define CONTACT_URI 1009
+
+/**
+ * `MD5` (default), `SHA-256` or `SHA-512-256`: weaker digest challenges are
+ * not answered (contract §8.4).
+ */
+#define DIGEST_MIN_ALGORITHM 1010
 
 #define KEEPALIVE_SECONDS 1011
 

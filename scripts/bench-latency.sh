@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh > /dev/null
 runs=${1:-3}
-cargo build --release --example event_latency --quiet
+cargo build --release --example event_latency --bin sipprofile-server --quiet
 bin=target/release/examples/event_latency
 pinned() { SIPPROFILE_CPUS=0 "$bin" "$@" | sed 's/$/ pinned=0/'; }
 for _ in $(seq "$runs"); do "$bin" 5000; "$bin" 5000 --floor; pinned 5000; done

@@ -2,6 +2,7 @@
 # Installs what the demo and the tests need on Debian, only when missing:
 # Kamailio (registrar, sqlite, TLS, outbound and stun modules), SIPp,
 # dnsmasq (the DNS server of the RFC 3263 tests), sqlite3, pkg-config,
+# compilers and binutils, dpkg-deb, python3-venv, doxygen (scripts/api-docs.sh),
 # iproute2 and util-linux (network namespaces for the network-change tests).
 set -eu
 need=""
@@ -20,6 +21,10 @@ command -v valgrind > /dev/null 2>&1 || need="$need valgrind"
 command -v openssl > /dev/null 2>&1 || need="$need openssl"
 command -v readelf > /dev/null 2>&1 || need="$need binutils"
 command -v cc > /dev/null 2>&1 || need="$need gcc"
+command -v dpkg-deb > /dev/null 2>&1 || need="$need dpkg"
+command -v doxygen > /dev/null 2>&1 || need="$need doxygen"
+# The Python test makes a fresh virtualenv (Debian's python3 needs python3-venv).
+python3 -c 'import venv, ensurepip' > /dev/null 2>&1 || need="$need python3-venv"
 command -v c++ > /dev/null 2>&1 || need="$need g++"
 if [ -n "$need" ]; then
     sudo=""

@@ -179,3 +179,245 @@ fn enable_with_a_bad_password_fails_with_the_reason() {
         "{err}"
     );
 }
+
+fn cli_ok(store: &std::path::Path, args: &[&str]) -> String {
+    let out = cli(store, args);
+    assert!(
+        out.status.success(),
+        "sipprofile {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A value `set` accepts for the key `name` of type `ty` (as `keys` prints them).
+fn sample(name: &str, ty: &str) -> Option<&'static str> {
+    Some(match (name, ty) {
+        (_, "read-only") => return None,
+        ("aor", _) => "sip:carol@example.com",
+        ("registrar.address", _) => "sip:registrar.example.com;transport=tcp",
+        ("proxy.address", _) => "sips:proxy.example.com",
+        ("instance_id", _) => "urn:uuid:3f1e3a4c-3c5e-4b8e-9e2a-2d6f0c1a9b7e",
+        ("headers", _) => "X-One: 1, X-Two: 2",
+        ("contact_params", _) => "+sip.instance-free, expires-hint=5",
+        (_, "number") => "7",
+        (_, "boolean") => "yes",
+        (_, "string") => "some text",
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_key_survives_export_then_import() {
+    let tmp = TempDir::new("cli-roundtrip");
+    let store = tmp.path().join("p.db");
+    cli_ok(&store, &["add", "--aor", "sip:x@example.com"]);
+    let keys = cli_ok(&store, &["keys"]);
+    let mut set = 0;
+    for (i, line) in keys.lines().enumerate() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (name, number, ty) = (cols[0], cols[1], cols[2]);
+        let Some(value) = sample(name, ty) else {
+            continue;
+        };
+        // Every other key by number, to prove numbers work for every type.
+        let key = if i % 2 == 0 && !number.contains('.') {
+            number
+        } else if i % 2 == 0 {
+            &format!("{}.{}", name.split('.').next().unwrap(), &number[4..])
+        } else {
+            name
+        };
+        cli_ok(&store, &["set", "1", key, value]);
+        set += 1;
+    }
+    let settable = keys.lines().filter(|l| !l.ends_with("read-only")).count();
+    assert!(set == settable && set >= 34, "{set} keys set:\n{keys}");
+    // Keys without a name: one per extension type, and a per-server one.
+    cli_ok(&store, &["set", "1", "700", "70", "--type", "u32"]);
+    cli_ok(&store, &["set", "1", "700", "on", "--type", "bool"]);
+    cli_ok(&store, &["set", "1", "700", "seventy"]);
+    cli_ok(&store, &["set", "1", "701", "a,b", "--type", "array"]);
+    cli_ok(&store, &["set", "1", "proxy.160", "extra"]);
+
+    let export = |store: &std::path::Path| -> Value {
+        let mut v: Value =
+            serde_json::from_str(&cli_ok(store, &["export", "--with-passwords"])).unwrap();
+        for p in v.as_array_mut().unwrap() {
+            let p = p.as_object_mut().unwrap();
+            // Given by the store, not by the profile's owner.
+            p.remove("id");
+            p.remove("contact_user");
+            p.remove("status");
+        }
+        v
+    };
+    let before = export(&store);
+    let p = &before[0];
+    assert_eq!(p["expires"], 7);
+    assert_eq!(p["retry_max_seconds"], 7);
+    assert_eq!(p["tls_ca_file"], "some text");
+    assert_eq!(p["registrar"]["password"], "some text");
+    assert_eq!(p["access_point_name"], "some text");
+    assert_eq!(p["sig_comp"], true);
+    assert_eq!(p["extensions"]["bool"]["700"], true);
+    assert_eq!(p["proxy"]["extensions"]["160"], "extra");
+    let file = tmp.path().join("all.json");
+    std::fs::write(&file, serde_json::to_vec(&before).unwrap()).unwrap();
+    let other = tmp.path().join("other.db");
+    cli_ok(&other, &["add", "--aor", "sip:first@example.com"]);
+    cli_ok(&other, &["import", file.to_str().unwrap()]);
+    let after = export(&other);
+    assert_eq!(after[1], before[0]);
+    // The default flag travelled with it: the imported profile took it.
+    assert_eq!(after[0]["default"], false);
+}
+
+#[test]
+fn set_parses_booleans_and_numbers_strictly() {
+    let tmp = TempDir::new("cli-bool");
+    let store = tmp.path().join("p.db");
+    cli_ok(&store, &["add", "--aor", "sip:x@example.com"]);
+    let show = |store| json(&cli(store, &["--json", "show", "1"]));
+    for (text, want) in [
+        ("True", true),
+        ("no", false),
+        ("ON", true),
+        ("0", false),
+        ("yes", true),
+        ("FALSE", false),
+        ("1", true),
+        ("Off", false),
+    ] {
+        cli_ok(&store, &["set", "1", "auto_registration", text]);
+        assert_eq!(show(&store)["auto_registration"], want, "{text}");
+    }
+    cli_ok(&store, &["set", "1", "6", "true"]);
+    for bad in ["maybe", "2", "", "truth"] {
+        let out = cli(&store, &["set", "1", "auto_registration", bad]);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a boolean"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            show(&store)["auto_registration"],
+            true,
+            "changed by {bad:?}"
+        );
+    }
+    cli_ok(&store, &["set", "1", "1000", "777"]);
+    assert_eq!(show(&store)["expires"], 777);
+    let out = cli(&store, &["set", "1", "expires", "soon"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a number"));
+    let out = cli(&store, &["set", "1", "152", "sip:example.com"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("registrar.152"));
+    cli_ok(&store, &["set", "1", "registrar.152", "sip:example.com"]);
+    assert_eq!(show(&store)["registrar"]["address"], "sip:example.com");
+    let out = cli(&store, &["set", "1", "15", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+}
+
+#[test]
+fn remove_alias_suggestions_and_man_pages() {
+    let tmp = TempDir::new("cli-misc");
+    let store = tmp.path().join("p.db");
+    cli_ok(&store, &["add", "--aor", "sip:x@example.com"]);
+    cli_ok(&store, &["remove", "1"]);
+    assert_eq!(
+        json(&cli(&store, &["--json", "list"])),
+        serde_json::json!([])
+    );
+    let typo = cli(&store, &["lst"]);
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("similar subcommand exists: 'list'"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
+    let man = tmp.path().join("man");
+    cli_ok(&store, &["manpages", man.to_str().unwrap()]);
+    let page = std::fs::read_to_string(man.join("sipprofile.1")).unwrap();
+    assert!(page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH sipprofile 1"));
+    assert!(page.contains("registration"));
+    let set = std::fs::read_to_string(man.join("sipprofile-set.1")).unwrap();
+    assert!(set.contains("registrar.N"), "{set}");
+}
+
+#[test]
+fn watch_json_prints_one_object_per_event() {
+    let k = Kamailio::start("MD5");
+    let tmp = TempDir::new("cli-watch");
+    let store = tmp.path().join("p.db");
+    let reg = k.registrar();
+    for (user, password) in [("alice", "alicepw"), ("bob", "wrong")] {
+        cli_ok(
+            &store,
+            &[
+                "add",
+                "--aor",
+                &format!("sip:{user}@sipprofile.test"),
+                "--registrar",
+                &reg,
+                "--user",
+                user,
+                "--password",
+                password,
+            ],
+        );
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipprofile"))
+        .arg("--store")
+        .arg(&store)
+        .args(["--json", "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.starts_with("watching 2 profile(s)"), "{said}");
+    // Another process turns auto-registration on: the profile server (shared
+    // by every process of the store) registers both, and the watcher hears it.
+    cli_ok(&store, &["set", "1", "auto_registration", "yes"]);
+    cli_ok(&store, &["set", "2", "auto_registration", "yes"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut registered, mut failed) = (None, None);
+    while registered.is_none() || failed.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("a REGISTERED line for profile 1 and an error line for profile 2");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match (v["id"].as_u64(), v["event"].as_str()) {
+            (Some(1), Some("Registered")) => registered = Some(v),
+            (Some(2), Some("Error")) => failed = Some(v),
+            _ => {}
+        }
+    }
+    let v = registered.unwrap();
+    assert_eq!(v["status"], "Registered", "{v}");
+    assert!(v["contact"].as_str().unwrap().contains("sip:"), "{v}");
+    let v = failed.unwrap();
+    assert_eq!(v["error"], 401, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("401"), "{v}");
+    assert!(v["status"].is_string(), "{v}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "watch did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

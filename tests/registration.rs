@@ -155,11 +155,12 @@ impl Observer for Where {
         let t = std::thread::current();
         let name = t.name().unwrap_or_default().to_owned();
         let _ = self.tx.lock().unwrap().send((id, event, name, t.id()));
-        if let Some((held, entered, gate)) = &self.hold {
-            if *held == id && event == Event::Registered {
-                let _ = entered.lock().unwrap().send(());
-                let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
-            }
+        if let Some((held, entered, gate)) = &self.hold
+            && *held == id
+            && event == Event::Registered
+        {
+            let _ = entered.lock().unwrap().send(());
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
         }
     }
     fn error(&self, _: u32, _: i32) {}
@@ -228,12 +229,12 @@ struct LastFree {
 
 impl Observer for LastFree {
     fn event(&self, _: u32, event: Event) {
-        if event == Event::Registered {
-            if let Some(r) = self.registry.lock().unwrap().take() {
-                r.close();
-                let name = std::thread::current().name().unwrap_or_default().to_owned();
-                let _ = self.done.lock().unwrap().send(name);
-            }
+        if event == Event::Registered
+            && let Some(r) = self.registry.lock().unwrap().take()
+        {
+            r.close();
+            let name = std::thread::current().name().unwrap_or_default().to_owned();
+            let _ = self.done.lock().unwrap().send(name);
         }
     }
     fn error(&self, _: u32, _: i32) {}

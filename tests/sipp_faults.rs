@@ -276,10 +276,10 @@ fn retry_schedule_matches_the_rule() {
                 .find_map(|l| l.strip_prefix("CSeq: "))
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|n| n.parse::<u32>().ok());
-            if let Some(c) = cseq {
-                if !firsts.iter().any(|(k, _)| *k == c) {
-                    firsts.push((c, secs));
-                }
+            if let Some(c) = cseq
+                && !firsts.iter().any(|(k, _)| *k == c)
+            {
+                firsts.push((c, secs));
             }
         }
     }

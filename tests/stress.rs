@@ -134,10 +134,10 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
                             }
                         }
                         (6, Some(id)) => {
-                            if let Ok(h) = m.profile(id) {
-                                if m.destroy(&h).is_ok() {
-                                    ids.lock().unwrap().remove(&id);
-                                }
+                            if let Ok(h) = m.profile(id)
+                                && m.destroy(&h).is_ok()
+                            {
+                                ids.lock().unwrap().remove(&id);
                             }
                         }
                         (7, _) if ids.lock().unwrap().len() < 40 => {

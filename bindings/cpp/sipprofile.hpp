@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,7 @@ enum class Event : uint32_t {
     Deregistered = SIP_PROFILE_DEREGISTERED,
     Destroyed = SIP_PROFILE_DESTROYED,
     ForciblyDisabled = SIP_PROFILE_FORCIBLY_DISABLED,
+    AttemptFailed = SIP_PROFILE_ATTEMPT_FAILED,
 };
 
 enum class Status : uint32_t {
@@ -353,6 +355,52 @@ public:
         return v;
     }
 };
+
+/// Log levels of `sip_set_log_callback`.
+enum class LogLevel : int32_t { Error = 1, Warn = 2, Info = 3, Debug = 4, Trace = 5 };
+
+/// Receives one log line; called on whichever library thread logs.
+using LogHandler = std::function<void(LogLevel level, const char *message)>;
+
+namespace detail {
+struct LogState {
+    std::mutex lock;
+    std::shared_ptr<const LogHandler> handler;
+};
+// One per process (an inline function's static), as the C library's logger is.
+inline LogState &log_state() {
+    static LogState state;
+    return state;
+}
+inline void on_log(void *, int32_t level, const char *message) noexcept {
+    std::shared_ptr<const LogHandler> h;
+    {
+        std::lock_guard<std::mutex> g(log_state().lock);
+        h = log_state().handler;
+    }
+    // A copy: a handler replaced meanwhile lives until this call returns.
+    if (h && *h) {
+        try {
+            (*h)(static_cast<LogLevel>(level), message ? message : "");
+        } catch (...) {
+        }
+    }
+}
+}  // namespace detail
+
+/// Sends the library's log lines at `max_level` and below to `handler`
+/// (an exception it throws is dropped). It runs on a library thread, possibly
+/// with a library lock held: keep it short and call no sipprofile function
+/// from it. An empty handler logs to stderr again (filtered by
+/// `$SIPPROFILE_LOG`, default warn).
+inline void set_log_handler(LogHandler handler, LogLevel max_level = LogLevel::Info) {
+    bool on = static_cast<bool>(handler);
+    {
+        std::lock_guard<std::mutex> g(detail::log_state().lock);
+        detail::log_state().handler = on ? std::make_shared<const LogHandler>(std::move(handler)) : nullptr;
+    }
+    sip_set_log_callback(on ? detail::on_log : nullptr, nullptr, static_cast<int32_t>(max_level));
+}
 
 }  // namespace sipprofile
 

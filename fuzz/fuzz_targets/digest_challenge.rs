@@ -3,13 +3,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sipprofile::sip::digest::{Challenge, Request, authorization, next_nonce};
+use sipprofile::sip::digest::{Challenge, Request, authorization, has_control, next_nonce};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = next_nonce(text);
     if let Ok(c) = Challenge::parse(text) {
-        let _ = authorization(
+        // Whatever a challenge holds, no control character reaches a request.
+        for v in [&c.realm, &c.nonce] {
+            assert!(!has_control(v));
+        }
+        let answer = authorization(
             &c,
             &Request {
                 method: "REGISTER",
@@ -21,5 +27,8 @@ fuzz_target!(|data: &[u8]| {
                 nc: 1,
             },
         );
+        if let Ok(v) = answer {
+            assert!(!has_control(&v));
+        }
     }
 });

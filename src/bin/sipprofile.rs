@@ -1,13 +1,17 @@
 //! `sipprofile`: manage SIP profiles from a shell, through the library's
 //! public API. Run `sipprofile --help` for the commands.
 
+#[path = "cli/keytable.rs"]
+mod keytable;
+
 use clap::{Parser, Subcommand};
+use keytable::{ExtType, Problem};
 use serde_json::{Value, json};
 use sipprofile::Error;
 use sipprofile::client::{Event, Observer};
 use sipprofile::client::{ProfileHandle, Registry};
-use sipprofile::profile::access::{self, View};
-use sipprofile::profile::{ProfileData, Status, TypeInfo, keys};
+use sipprofile::profile::access::View;
+use sipprofile::profile::{Status, TypeInfo};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{Sender, channel};
@@ -45,9 +49,19 @@ enum Command {
     Show { id: u32 },
     /// Add a profile from flags or from a JSON file (as `export` writes)
     Add(AddArgs),
-    /// Set one parameter: KEY is a name (see `keys`) or a number
-    Set { id: u32, key: String, value: String },
+    /// Set one parameter: KEY is a name (see `keys`), a key number, or
+    /// registrar.N / proxy.N for a per-server key; booleans are
+    /// true/false, yes/no, on/off or 1/0; lists are comma-separated
+    Set {
+        id: u32,
+        key: String,
+        value: String,
+        /// The value's type for a key number that has no name (default str)
+        #[arg(long = "type", value_enum)]
+        ext_type: Option<ExtType>,
+    },
     /// Remove a profile
+    #[command(visible_alias = "remove")]
     Rm { id: u32 },
     /// Enable (register) a profile; with --wait, show progress until registered
     /// and stay registered until interrupted
@@ -70,11 +84,14 @@ enum Command {
     },
     /// Add the profiles of a JSON file written by `export`
     Import { file: PathBuf },
-    /// List the key names `set` accepts
+    /// List the key names `set` accepts, with their numbers and types
     Keys,
     /// Whether the store's profile server runs: its process, its clients
     /// and each profile's registration (starts no server)
     Server,
+    /// Write the man pages (sipprofile.1 and one per command) into DIR
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -106,73 +123,6 @@ struct AddArgs {
     file: Option<PathBuf>,
 }
 
-/// How `set` writes a key.
-#[derive(Clone, Copy)]
-enum Kind {
-    U32(u32),
-    Bool(u32),
-    Str(u32),
-    Array(u32),
-    Server(u32, u32),
-}
-
-const NAMES: &[(&str, Kind)] = &[
-    ("provider_name", Kind::Str(keys::PROVIDER_NAME)),
-    ("aor", Kind::Str(keys::USER_AOR)),
-    ("private_identity", Kind::Str(keys::PRIVATE_IDENTITY)),
-    ("access_point_id", Kind::U32(keys::ACCESS_POINT_ID)),
-    ("access_point_name", Kind::Str(keys::ACCESS_POINT_NAME)),
-    ("sig_comp", Kind::Bool(keys::SIG_COMP)),
-    (
-        "security_negotiation",
-        Kind::Bool(keys::SECURITY_NEGOTIATION),
-    ),
-    ("auto_registration", Kind::Bool(keys::AUTO_REGISTRATION)),
-    ("default", Kind::Bool(keys::DEFAULT_PROFILE)),
-    ("contact_params", Kind::Array(keys::CONTACT_HEADER_PARAMS)),
-    ("headers", Kind::Array(keys::HEADERS)),
-    ("expires", Kind::U32(keys::REGISTRATION_EXPIRES)),
-    ("retry_base_seconds", Kind::U32(keys::RETRY_BASE_SECONDS)),
-    ("retry_max_seconds", Kind::U32(keys::RETRY_MAX_SECONDS)),
-    ("instance_id", Kind::Str(keys::INSTANCE_ID)),
-    ("tls_ca_file", Kind::Str(keys::TLS_CA_FILE)),
-    ("contact_uri", Kind::Str(keys::CONTACT_URI)),
-    ("keepalive_seconds", Kind::U32(keys::KEEPALIVE_SECONDS)),
-    ("outbound", Kind::Bool(keys::OUTBOUND)),
-    (
-        "registrar.address",
-        Kind::Server(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS),
-    ),
-    (
-        "registrar.user",
-        Kind::Server(keys::SERVER_REGISTRAR, keys::DIGEST_USER_NAME),
-    ),
-    (
-        "registrar.realm",
-        Kind::Server(keys::SERVER_REGISTRAR, keys::DIGEST_REALM),
-    ),
-    (
-        "registrar.password",
-        Kind::Server(keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD),
-    ),
-    (
-        "proxy.address",
-        Kind::Server(keys::SERVER_OUTBOUND_PROXY, keys::SERVER_ADDRESS),
-    ),
-    (
-        "proxy.user",
-        Kind::Server(keys::SERVER_OUTBOUND_PROXY, keys::DIGEST_USER_NAME),
-    ),
-    (
-        "proxy.realm",
-        Kind::Server(keys::SERVER_OUTBOUND_PROXY, keys::DIGEST_REALM),
-    ),
-    (
-        "proxy.password",
-        Kind::Server(keys::SERVER_OUTBOUND_PROXY, keys::DIGEST_PASSWORD),
-    ),
-];
-
 struct Failure(String);
 
 impl From<Error> for Failure {
@@ -181,24 +131,57 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<Problem> for Failure {
+    fn from(p: Problem) -> Self {
+        match p {
+            Problem::Input(msg) => Failure(msg),
+            Problem::Api(e) => e.into(),
+        }
+    }
+}
+
 fn describe(code: i32) -> String {
-    // SAFETY: sip_strerror returns a static NUL-terminated string.
-    let text = unsafe { std::ffi::CStr::from_ptr(sipprofile::ffi::codes::sip_strerror(code)) };
-    format!("{} ({code})", text.to_string_lossy())
+    keytable::describe_code(code)
 }
 
 type Result<T> = std::result::Result<T, Failure>;
 
-struct Printer(Sender<String>);
+/// One observer callback, as `enable` and `watch` print it.
+enum Note {
+    Event(u32, Event),
+    Error(u32, i32),
+}
+
+impl Note {
+    fn human(&self) -> String {
+        match self {
+            Note::Event(id, e) => format!("profile {id} {e:?}"),
+            Note::Error(id, code) => format!("profile {id} error {}", describe(*code)),
+        }
+    }
+
+    /// One JSON object: `id`, `event` (as `show` and `enable` name
+    /// statuses: "Registered"), and for an error (`event` "Error") its
+    /// `error` code (negative: the C API's, positive: a SIP status) and
+    /// `reason`.
+    fn json(&self) -> Value {
+        match self {
+            Note::Event(id, e) => json!({"id": id, "event": format!("{e:?}")}),
+            Note::Error(id, code) => json!({
+                "id": id, "event": "Error", "error": code, "reason": describe(*code),
+            }),
+        }
+    }
+}
+
+struct Printer(Sender<Note>);
 
 impl Observer for Printer {
     fn event(&self, id: u32, event: Event) {
-        let _ = self.0.send(format!("profile {id} {event:?}"));
+        let _ = self.0.send(Note::Event(id, event));
     }
     fn error(&self, id: u32, error: i32) {
-        let _ = self
-            .0
-            .send(format!("profile {id} error {}", describe(error)));
+        let _ = self.0.send(Note::Error(id, error));
     }
 }
 
@@ -222,81 +205,19 @@ fn wait_for_signal(set: &libc::sigset_t) {
     unsafe { libc::sigwait(set, &mut sig) };
 }
 
+/// Every readable key of the profile (see `keytable::export`), with its
+/// type and registration status.
 fn profile_json(h: &ProfileHandle) -> Value {
+    let is_default = h.is_default();
     let b = h.block.read();
-    let d = &b.data;
-    let v = View {
-        data: d,
+    let mut p = keytable::export(&View {
+        data: &b.data,
         reg: &b.info,
-        is_default: h.is_default(),
-    };
-    json!({
-        "id": d.id,
-        "type": {"class": d.type_info.class, "name": d.type_info.name},
-        "provider_name": d.provider_name,
-        "aor": d.aor,
-        "private_identity": d.private_identity,
-        "registrar": {"address": d.registrar.address, "user": d.registrar.user, "realm": d.registrar.realm},
-        "proxy": {"address": d.proxy.address, "user": d.proxy.user, "realm": d.proxy.realm},
-        "expires": d.registration_expires(),
-        "auto_registration": d.auto_registration,
-        "default": v.is_default,
-        "headers": d.headers,
-        "contact_params": d.contact_params,
-        "contact_user": d.contact_user,
-        "status": format!("{:?}", b.info.status),
-        "registered_contact": access::get_str(&v, keys::REGISTERED_CONTACT).ok(),
-    })
-}
-
-fn apply_json(d: &mut ProfileData, v: &Value) -> Result<()> {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str);
-    let bad = |what: &str| Failure(format!("invalid {what} in input"));
-    if let Some(x) = s("/provider_name") {
-        access::set_str(d, keys::PROVIDER_NAME, x).map_err(|_| bad("provider_name"))?;
-    }
-    if let Some(x) = s("/aor") {
-        access::set_str(d, keys::USER_AOR, x).map_err(|_| bad("aor"))?;
-    }
-    if let Some(x) = s("/private_identity") {
-        access::set_str(d, keys::PRIVATE_IDENTITY, x).map_err(|_| bad("private_identity"))?;
-    }
-    for (name, server) in [
-        ("registrar", keys::SERVER_REGISTRAR),
-        ("proxy", keys::SERVER_OUTBOUND_PROXY),
-    ] {
-        for (field, key) in [
-            ("address", keys::SERVER_ADDRESS),
-            ("user", keys::DIGEST_USER_NAME),
-            ("realm", keys::DIGEST_REALM),
-            ("password", keys::DIGEST_PASSWORD),
-        ] {
-            if let Some(x) = s(&format!("/{name}/{field}")) {
-                access::set_server_str(d, server, key, x)
-                    .map_err(|_| bad(&format!("{name}.{field}")))?;
-            }
-        }
-    }
-    if let Some(x) = v.get("expires").and_then(Value::as_u64) {
-        access::set_u32(d, keys::REGISTRATION_EXPIRES, x as u32).map_err(|_| bad("expires"))?;
-    }
-    if let Some(x) = v.get("auto_registration").and_then(Value::as_bool) {
-        d.auto_registration = x;
-    }
-    for (name, key) in [
-        ("headers", keys::HEADERS),
-        ("contact_params", keys::CONTACT_HEADER_PARAMS),
-    ] {
-        if let Some(a) = v.get(name).and_then(Value::as_array) {
-            let items = a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect();
-            access::set_str_array(d, key, items).map_err(|_| bad(name))?;
-        }
-    }
-    Ok(())
+        is_default,
+    });
+    p["type"] = json!({"class": b.data.type_info.class, "name": b.data.type_info.name});
+    p["status"] = json!(format!("{:?}", b.info.status));
+    p
 }
 
 fn managed(store: &Option<PathBuf>) -> Result<Arc<Registry>> {
@@ -304,13 +225,16 @@ fn managed(store: &Option<PathBuf>) -> Result<Arc<Registry>> {
 }
 
 fn add_from(m: &Arc<Registry>, v: &Value) -> Result<u32> {
-    let ims = v.pointer("/type/name").and_then(Value::as_str) == Some("ims");
+    let ims = v
+        .pointer("/type/name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n.eq_ignore_ascii_case("ims"));
     let h = m.create(&if ims {
         TypeInfo::ims()
     } else {
         TypeInfo::ietf()
     })?;
-    apply_json(&mut h.block.write().data, v)?;
+    keytable::import(&mut h.block.write().data, v)?;
     m.save(&h)?;
     let id = h.block.read().data.id;
     Ok(id)
@@ -325,9 +249,10 @@ fn run(cli: Cli) -> Result<()> {
         }
     };
     match &cli.command {
+        Command::Manpages { dir } => write_manpages(dir)?,
         Command::Keys => {
-            for (name, _) in NAMES {
-                println!("{name}");
+            for (name, kind) in keytable::KEYS {
+                println!("{name:<32} {}", keytable::describe_kind(*kind));
             }
         }
         Command::List => {
@@ -390,44 +315,16 @@ fn run(cli: Cli) -> Result<()> {
             );
             m.close();
         }
-        Command::Set { id, key, value } => {
-            let kind = NAMES
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(key))
-                .map(|(_, k)| *k)
-                .or_else(|| key.parse::<u32>().ok().map(Kind::Str))
-                .ok_or_else(|| Failure(format!("unknown key {key:?} (see `sipprofile keys`)")))?;
+        Command::Set {
+            id,
+            key,
+            value,
+            ext_type,
+        } => {
+            let kind = keytable::resolve(key, *ext_type)?;
             let m = managed(&cli.store)?;
             let h = m.profile(*id)?;
-            {
-                let mut b = h.block.write();
-                let d = &mut b.data;
-                let num = || {
-                    value
-                        .parse::<u32>()
-                        .map_err(|_| Failure(format!("{value:?} is not a number")))
-                };
-                match kind {
-                    Kind::U32(k) => access::set_u32(d, k, num()?)?,
-                    Kind::Bool(k) => access::set_bool(
-                        d,
-                        k,
-                        matches!(value.as_str(), "1" | "true" | "yes" | "on"),
-                    )?,
-                    Kind::Str(k) => access::set_str(d, k, value)?,
-                    Kind::Array(k) => access::set_str_array(
-                        d,
-                        k,
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                    )?,
-                    Kind::Server(s, k) => access::set_server_str(d, s, k, value)?,
-                }
-            }
+            keytable::set_text(&mut h.block.write().data, kind, value)?;
             m.save(&h)?;
             out(
                 format!("profile {id}: {key} set"),
@@ -462,9 +359,9 @@ fn run(cli: Cli) -> Result<()> {
             while !registered {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 match rx.recv_timeout(left) {
-                    Ok(line) => {
-                        eprintln!("{line}");
-                        if line.contains(" error ") {
+                    Ok(note) => {
+                        eprintln!("{}", note.human());
+                        if let Note::Error(..) = note {
                             let code = u.last_registration_error(&h).unwrap_or(0);
                             drop(h);
                             u.close();
@@ -491,8 +388,8 @@ fn run(cli: Cli) -> Result<()> {
             );
             if *wait {
                 let printer = std::thread::spawn(move || {
-                    for line in rx {
-                        eprintln!("{line}");
+                    for note in rx {
+                        eprintln!("{}", note.human());
                     }
                 });
                 wait_for_signal(&signals);
@@ -505,31 +402,7 @@ fn run(cli: Cli) -> Result<()> {
                 u.close();
             }
         }
-        Command::Watch => {
-            let signals = block_signals();
-            let (tx, rx) = channel::<String>();
-            let json_out = cli.json;
-            let printer = std::thread::spawn(move || {
-                for line in rx {
-                    if json_out {
-                        println!("{}", json!({"event": line}));
-                    } else {
-                        println!("{line}");
-                    }
-                }
-            });
-            let u = Registry::open(cli.store.as_deref(), false, Some(Box::new(Printer(tx))))?;
-            // Hold every profile so that its events reach this registry (ref §5.2).
-            let held = Arc::new(Mutex::new(u.profiles()?));
-            eprintln!(
-                "watching {} profile(s); Ctrl-C to stop",
-                held.lock().map(|h| h.len()).unwrap_or(0)
-            );
-            wait_for_signal(&signals);
-            held.lock().map(|mut h| h.clear()).ok();
-            u.close();
-            let _ = printer.join();
-        }
+        Command::Watch => watch(&cli)?,
         Command::Export { with_passwords } => {
             let m = managed(&cli.store)?;
             let mut all: Vec<Value> = m.profiles()?.iter().map(profile_json).collect();
@@ -640,7 +513,75 @@ fn status_name(status: u32) -> &'static str {
     }
 }
 
+/// `watch`: prints every event of every profile (those created meanwhile
+/// too) until SIGINT or SIGTERM; with --json one object per line.
+fn watch(cli: &Cli) -> Result<()> {
+    let signals = block_signals();
+    let (tx, rx) = channel::<Note>();
+    let u = Registry::open(cli.store.as_deref(), false, Some(Box::new(Printer(tx))))?;
+    // Hold every profile so that its events reach this registry (ref §5.2).
+    let held = Arc::new(Mutex::new(u.profiles()?));
+    let printer = {
+        // Weak: the observer (and with it this loop) ends when `u` goes.
+        let (u, held, json_out) = (Arc::downgrade(&u), held.clone(), cli.json);
+        std::thread::spawn(move || {
+            for note in rx {
+                let id = match note {
+                    Note::Event(id, _) | Note::Error(id, _) => id,
+                };
+                let line = if json_out {
+                    let mut line = note.json();
+                    // The profile's status as this registry sees it now.
+                    if let Some(b) = held.lock().ok().and_then(|h| {
+                        h.iter()
+                            .find(|h| h.block.read().data.id == id)
+                            .map(|h| h.block.clone())
+                    }) {
+                        let b = b.read();
+                        line["status"] = json!(format!("{:?}", b.info.status));
+                        if b.info.status == Status::Registered {
+                            line["contact"] = json!(b.info.registered_contact);
+                        }
+                    }
+                    line.to_string()
+                } else {
+                    note.human()
+                };
+                // A profile created meanwhile is held too, from now on.
+                if let Note::Event(_, Event::Created) = note
+                    && let Some(Ok(h)) = u.upgrade().map(|u| u.profile(id))
+                {
+                    held.lock().map(|mut held| held.push(h)).ok();
+                }
+                println!("{line}");
+            }
+        })
+    };
+    eprintln!(
+        "watching {} profile(s); Ctrl-C to stop",
+        held.lock().map(|h| h.len()).unwrap_or(0)
+    );
+    wait_for_signal(&signals);
+    held.lock().map(|mut h| h.clear()).ok();
+    u.close();
+    drop(u);
+    let _ = printer.join();
+    Ok(())
+}
+
+fn write_manpages(dir: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    let io = |e: std::io::Error| Failure(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let cmd = Cli::command();
+    clap_mangen::generate_to(cmd, dir).map_err(io)?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    // `sipprofile keys | head` ends quietly, as other commands do.
+    // SAFETY: restoring the default disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {

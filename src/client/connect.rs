@@ -219,19 +219,19 @@ pub fn server_executable() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let mut dirs = Vec::new();
-    if let Some(lib) = library_path() {
-        if let Some(d) = lib.parent() {
-            dirs.push(d.join("../libexec/sipprofile"));
-            dirs.push(d.join("sipprofile"));
-            dirs.push(d.to_owned());
-        }
+    if let Some(lib) = library_path()
+        && let Some(d) = lib.parent()
+    {
+        dirs.push(d.join("../libexec/sipprofile"));
+        dirs.push(d.join("sipprofile"));
+        dirs.push(d.to_owned());
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(d) = exe.parent() {
-            dirs.push(d.to_owned());
-            if let Some(up) = d.parent() {
-                dirs.push(up.to_owned()); // target/debug/deps/.. in cargo tests
-            }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(d) = exe.parent()
+    {
+        dirs.push(d.to_owned());
+        if let Some(up) = d.parent() {
+            dirs.push(up.to_owned()); // target/debug/deps/.. in cargo tests
         }
     }
     dirs.into_iter()

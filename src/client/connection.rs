@@ -266,10 +266,10 @@ impl Connection {
         // reader.
         drop(old);
         let reader = self.reader.lock().take();
-        if let Some(r) = reader {
-            if r.thread().id() != std::thread::current().id() {
-                let _ = r.join();
-            }
+        if let Some(r) = reader
+            && r.thread().id() != std::thread::current().id()
+        {
+            let _ = r.join();
         }
         if let Some(p) = self.pool.lock().take() {
             p.stop();

@@ -59,11 +59,11 @@ impl ClientProfile {
 
     /// Applies what is newer in `s`; true if its registration state was.
     fn refresh(&mut self, s: &Snapshot) -> bool {
-        if let Some(d) = &s.data {
-            if s.revision > self.revision {
-                self.data = d.clone();
-                self.revision = s.revision;
-            }
+        if let Some(d) = &s.data
+            && s.revision > self.revision
+        {
+            self.data = d.clone();
+            self.revision = s.revision;
         }
         if s.seq <= self.seq {
             return false;
@@ -404,82 +404,98 @@ impl Registry {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A new handle of `id`, sharing this registry's block: a new block
-    /// observes the profile from now on (its events reach it even before
-    /// the server's answer does).
+    /// A new handle of `id`, sharing this registry's block.
     fn attach_id(self: &Arc<Self>, id: u32) -> Result<ProfileHandle> {
-        let (block, token) = {
+        self.attach_ids(&[id])?
+            .pop()
+            .flatten()
+            .ok_or(Error::NotFound)
+    }
+
+    /// New handles of `ids` (`None` for an id that is gone), in one round
+    /// trip for those this registry holds no loaded block of: a new block
+    /// observes its profile from now on (its events reach it even before
+    /// the server's answer does).
+    fn attach_ids(self: &Arc<Self>, ids: &[u32]) -> Result<Vec<Option<ProfileHandle>>> {
+        // Per id: its block, whether this call made it (with its token),
+        // and whether the server must be asked.
+        let mut plan: Vec<Option<(Block, Option<Token>, bool)>> = Vec::with_capacity(ids.len());
+        {
             let mut blocks = self.blocks.lock();
-            match blocks.get_mut(&id) {
-                Some((w, n, _)) if w.strong_count() > 0 => {
-                    let b = w.upgrade().expect("counted");
-                    if b.read().gone {
-                        return Err(Error::NotFound);
-                    }
-                    *n += 1;
-                    (b, None)
-                }
-                _ => {
-                    let b = Arc::new(RwLock::new(ClientProfile::unsaved(ProfileData::new(
-                        TypeInfo::ietf(),
-                    ))));
-                    let t = self.new_token();
-                    blocks.insert(id, (Arc::downgrade(&b), 1, t));
-                    (b, Some(t))
-                }
-            }
-        };
-        let Some(token) = token else {
-            if block.read().revision == 0 {
-                // Another thread's lookup made this block and has not had its
-                // answer yet: this handle must not show the block empty.
-                let snap = expect(
-                    self.conn.call(Request::Lookup {
-                        registry: self.id,
-                        id,
-                        token: None,
-                    }),
-                    |r| match r {
-                        Reply::Snapshot(s) => Some(s),
-                        _ => None,
-                    },
-                );
-                let h = self.handle(block, id);
-                let snap = snap?;
-                h.block.write().refresh(&snap);
-                return Ok(h);
-            }
-            return Ok(self.handle(block, id));
-        };
-        let looked = expect(
-            self.conn.call(Request::Lookup {
-                registry: self.id,
-                id,
-                token: Some(token),
-            }),
-            |r| match r {
-                Reply::Snapshot(s) => Some(s),
-                _ => None,
-            },
-        );
-        match looked {
-            Ok(snap) => {
-                block.write().refresh(&snap);
-                Ok(self.handle(block, id))
-            }
-            Err(e) => {
-                let mut blocks = self.blocks.lock();
-                if let Some((_, n, t)) = blocks.get_mut(&id) {
-                    if *t == token {
-                        *n -= 1;
-                        if *n == 0 {
-                            blocks.remove(&id);
+            for &id in ids {
+                match blocks.get_mut(&id) {
+                    Some((w, n, _)) if w.strong_count() > 0 => {
+                        let b = w.upgrade().expect("counted");
+                        if b.read().gone {
+                            plan.push(None);
+                            continue;
                         }
+                        *n += 1;
+                        // Another thread's lookup made it and has not had
+                        // its answer yet: this handle must not show it empty.
+                        let ask = b.read().revision == 0;
+                        plan.push(Some((b, None, ask)));
+                    }
+                    _ => {
+                        let b = Arc::new(RwLock::new(ClientProfile::unsaved(ProfileData::new(
+                            TypeInfo::ietf(),
+                        ))));
+                        let t = self.new_token();
+                        blocks.insert(id, (Arc::downgrade(&b), 1, t));
+                        plan.push(Some((b, Some(t), true)));
                     }
                 }
-                Err(e)
             }
         }
+        // Handles first: if anything fails below, dropping them releases
+        // their counts.
+        let handles: Vec<Option<ProfileHandle>> = plan
+            .iter()
+            .zip(ids)
+            .map(|(p, &id)| p.as_ref().map(|(b, ..)| self.handle(b.clone(), id)))
+            .collect();
+        let items: Vec<(u32, Option<Token>)> = plan
+            .iter()
+            .zip(ids)
+            .filter_map(|(p, &id)| match p {
+                Some((_, token, true)) => Some((id, *token)),
+                _ => None,
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(handles);
+        }
+        let found = expect(
+            self.conn.call(Request::LookupMany {
+                registry: self.id,
+                items,
+            }),
+            |r| match r {
+                Reply::Found(f) => Some(f),
+                _ => None,
+            },
+        )?;
+        let mut found = found.into_iter();
+        let mut out = Vec::with_capacity(handles.len());
+        for (h, p) in handles.into_iter().zip(&plan) {
+            match (h, p) {
+                (Some(h), Some((b, _, true))) => match found.next().flatten() {
+                    Some(snap) => {
+                        b.write().refresh(&snap);
+                        out.push(Some(h));
+                    }
+                    None => {
+                        // Gone: mark it so, and let the handle's release
+                        // undo what this call counted.
+                        b.write().gone = true;
+                        out.push(None);
+                        drop(h);
+                    }
+                },
+                (h, _) => out.push(h),
+            }
+        }
+        Ok(out)
     }
 
     /// The last handle of `id` going away disables it for this registry and
@@ -539,15 +555,8 @@ impl Registry {
             Reply::Ids(ids) => Some(ids),
             _ => None,
         })?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.attach_id(id) {
-                Ok(h) => out.push(h),
-                Err(Error::NotFound) => {} // destroyed meanwhile
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        // Those destroyed meanwhile are left out.
+        Ok(self.attach_ids(&ids)?.into_iter().flatten().collect())
     }
 
     pub fn profiles(self: &Arc<Self>) -> Result<Vec<ProfileHandle>> {
@@ -836,15 +845,15 @@ impl Registry {
                 c.revision = 0;
                 was
             };
-            if was == Status::Registered {
-                if let Some(m) = &self.mailbox {
-                    m.push(Delivery::Event {
-                        id,
-                        event: Event::Deregistered,
-                        snapshot: None,
-                        published_ns: crate::protocol::monotonic_ns(),
-                    });
-                }
+            if was == Status::Registered
+                && let Some(m) = &self.mailbox
+            {
+                m.push(Delivery::Event {
+                    id,
+                    event: Event::Deregistered,
+                    snapshot: None,
+                    published_ns: crate::protocol::monotonic_ns(),
+                });
             }
         }
     }
@@ -903,14 +912,12 @@ impl Registry {
                 }
                 e
             };
-            if enabled {
-                if let Some(m) = &self.mailbox {
-                    m.push(Delivery::Error {
-                        id,
-                        code: Error::ServerTerminated.code(),
-                        snapshot: None,
-                    });
-                }
+            if enabled && let Some(m) = &self.mailbox {
+                m.push(Delivery::Error {
+                    id,
+                    code: Error::ServerTerminated.code(),
+                    snapshot: None,
+                });
             }
         }
     }

@@ -143,6 +143,12 @@ pub const SIP_KEY_TLS_CA_FILE: u32 = 1008;
 /// string: the Contact to register instead of the library's own (the
 /// application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
 pub const SIP_KEY_CONTACT_URI: u32 = 1009;
+/// string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
+/// `SHA-512-256`; weaker challenges fail the attempt with
+/// `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
+/// `MD5`. Unset (or set to ""), MD5 is refused once SHA-256 or better has
+/// succeeded at the registrar; set to `MD5`, MD5 is always answered.
+pub const SIP_KEY_DIGEST_MIN_ALGORITHM: u32 = 1010;
 /// u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
 /// STUN on UDP), at most 3600; 0 = the library's default (the registrar's
 /// Flow-Timer if it sent one).
@@ -560,6 +566,7 @@ mod tests {
         assert_eq!(SIP_KEY_CONTACT_URI, keys::CONTACT_URI);
         assert_eq!(SIP_KEY_KEEPALIVE_SECONDS, keys::KEEPALIVE_SECONDS);
         assert_eq!(SIP_KEY_OUTBOUND, keys::OUTBOUND);
+        assert_eq!(SIP_KEY_DIGEST_MIN_ALGORITHM, keys::DIGEST_MIN_ALGORITHM);
         assert_eq!(
             (
                 SIPPROFILE_VERSION_MAJOR,

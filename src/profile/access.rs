@@ -4,6 +4,7 @@
 
 use super::keys::*;
 use super::model::{ProfileData, RegistrationInfo, Status};
+use crate::sip::digest::has_control;
 use crate::{Error, Result};
 
 /// What a getter sees: the client copy of the data and of the registration.
@@ -59,6 +60,10 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
         }
         PUB_GRUU if !reg.pub_gruu.is_empty() => Ok(&reg.pub_gruu),
         TEMP_GRUU if !reg.temp_gruu.is_empty() => Ok(&reg.temp_gruu),
+        DIGEST_MIN_ALGORITHM => Ok(d
+            .ext_str
+            .get(&key)
+            .map_or(crate::sip::digest::Algorithm::Md5.name(), String::as_str)),
         INSTANCE_ID | TLS_CA_FILE | CONTACT_URI => d
             .ext_str
             .get(&key)
@@ -195,6 +200,8 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
             d.aor = value.to_owned();
             Ok(())
         }
+        // Goes into Authorization (IMS): no line break may come with it.
+        PRIVATE_IDENTITY if has_control(value) => Err(Error::Argument),
         PRIVATE_IDENTITY => {
             d.private_identity = value.to_owned();
             Ok(())
@@ -204,7 +211,10 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
         // Filled in by registration only (ref §4.1: "treat as RO").
         REGISTERED_CONTACT => Err(Error::NotFound),
         INSTANCE_ID => {
-            if !value.is_empty() && !value.to_ascii_lowercase().starts_with("urn:") {
+            if (!value.is_empty() && !value.to_ascii_lowercase().starts_with("urn:"))
+                || has_control(value)
+                || value.contains(['"', '>'])
+            {
                 return Err(Error::Argument);
             }
             set_ext_str(d, key, value);
@@ -219,6 +229,18 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
                 return Err(Error::Argument);
             }
             set_ext_str(d, key, value);
+            Ok(())
+        }
+        // One of the three names (stored as spelled by the contract); ""
+        // goes back to the default (MD5 until the registrar has shown
+        // SHA-256 or better), which differs from an explicit "MD5".
+        DIGEST_MIN_ALGORITHM => {
+            if value.is_empty() {
+                set_ext_str(d, key, value);
+                return Ok(());
+            }
+            let a = crate::sip::digest::Algorithm::from_name(value).ok_or(Error::Argument)?;
+            set_ext_str(d, key, a.name());
             Ok(())
         }
         k if is_library_key(k) => Err(Error::NotFound),
@@ -254,7 +276,7 @@ pub fn set_str_array(d: &mut ProfileData, key: u32, values: Vec<String>) -> Resu
         CONTACT_HEADER_PARAMS => {
             if values
                 .iter()
-                .any(|v| v.is_empty() || v.contains(['\r', '\n', ',', '>']))
+                .any(|v| v.is_empty() || has_control(v) || v.contains([',', '>']))
             {
                 return Err(Error::Argument);
             }
@@ -290,7 +312,7 @@ fn is_header_line(h: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-        && !h.contains(['\r', '\n'])
+        && !has_control(h)
 }
 
 pub fn set_server_str(d: &mut ProfileData, server: u32, key: u32, value: &str) -> Result<()> {
@@ -298,6 +320,9 @@ pub fn set_server_str(d: &mut ProfileData, server: u32, key: u32, value: &str) -
         return Err(Error::Argument);
     };
     match key {
+        // The user name and realm go into Authorization: no control
+        // character (a line break would inject header lines).
+        DIGEST_USER_NAME | DIGEST_REALM if has_control(value) => return Err(Error::Argument),
         DIGEST_USER_NAME => s.user = value.to_owned(),
         DIGEST_REALM => s.realm = value.to_owned(),
         DIGEST_PASSWORD => s.password = value.to_owned(),
@@ -468,5 +493,91 @@ mod tests {
         set_str(&mut d, 700, "x").unwrap();
         set_str(&mut d, 700, "").unwrap();
         assert!(!d.ext_str.contains_key(&700));
+    }
+
+    #[test]
+    fn values_that_go_into_a_request_refuse_control_characters() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        let bad = "x\r\nX-Injected: yes";
+        assert_eq!(set_str(&mut d, PRIVATE_IDENTITY, bad), Err(Error::Argument));
+        assert_eq!(
+            set_str(&mut d, INSTANCE_ID, &format!("urn:{bad}")),
+            Err(Error::Argument)
+        );
+        assert_eq!(
+            set_str(&mut d, INSTANCE_ID, "urn:a\">"),
+            Err(Error::Argument)
+        );
+        for key in [DIGEST_USER_NAME, DIGEST_REALM] {
+            assert_eq!(
+                set_server_str(&mut d, SERVER_REGISTRAR, key, bad),
+                Err(Error::Argument)
+            );
+            assert_eq!(
+                set_server_str(&mut d, SERVER_REGISTRAR, key, "a\u{0}"),
+                Err(Error::Argument)
+            );
+        }
+        assert_eq!(
+            set_str_array(&mut d, HEADERS, vec!["X-A: 1\u{b}".into()]),
+            Err(Error::Argument)
+        );
+        assert_eq!(
+            set_str_array(&mut d, CONTACT_HEADER_PARAMS, vec!["a=\u{7f}".into()]),
+            Err(Error::Argument)
+        );
+        // Nothing changed; a password may hold anything (it is only hashed).
+        assert_eq!(d.private_identity, "");
+        assert!(!d.ext_str.contains_key(&INSTANCE_ID));
+        set_server_str(&mut d, SERVER_REGISTRAR, DIGEST_PASSWORD, "p\u{1}w").unwrap();
+        set_server_str(&mut d, SERVER_REGISTRAR, DIGEST_USER_NAME, "alice\tsmith").unwrap();
+    }
+
+    #[test]
+    fn digest_min_algorithm_key() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        let get = |d: &ProfileData| {
+            let r = RegistrationInfo::default();
+            get_str(
+                &View {
+                    data: d,
+                    reg: &r,
+                    is_default: false,
+                },
+                DIGEST_MIN_ALGORITHM,
+            )
+            .map(str::to_owned)
+        };
+        assert_eq!(get(&d).as_deref(), Ok("MD5"));
+        for (value, stored) in [
+            ("sha-256", "SHA-256"),
+            ("SHA-512-256", "SHA-512-256"),
+            ("MD5", "MD5"),
+        ] {
+            set_str(&mut d, DIGEST_MIN_ALGORITHM, value).unwrap();
+            assert_eq!(get(&d).as_deref(), Ok(stored));
+            assert_eq!(
+                d.ext_str.get(&DIGEST_MIN_ALGORITHM).map(String::as_str),
+                Some(stored)
+            );
+        }
+        for bad in ["SHA-1", "MD5-sess", "sha256", " MD5"] {
+            assert_eq!(
+                set_str(&mut d, DIGEST_MIN_ALGORITHM, bad),
+                Err(Error::Argument)
+            );
+        }
+        assert_eq!(get(&d).as_deref(), Ok("MD5"));
+        // "" goes back to the default (unset, MD5 until SHA-256 was seen).
+        set_str(&mut d, DIGEST_MIN_ALGORITHM, "").unwrap();
+        assert!(!d.ext_str.contains_key(&DIGEST_MIN_ALGORITHM));
+        assert_eq!(
+            set_u32(&mut d, DIGEST_MIN_ALGORITHM, 1),
+            Err(Error::NotFound)
+        );
+        assert_eq!(
+            set_bool(&mut d, DIGEST_MIN_ALGORITHM, true),
+            Err(Error::NotFound)
+        );
     }
 }

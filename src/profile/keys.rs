@@ -44,6 +44,9 @@ pub const RETRY_MAX_SECONDS: u32 = 1006;
 pub const INSTANCE_ID: u32 = 1007;
 pub const TLS_CA_FILE: u32 = 1008;
 pub const CONTACT_URI: u32 = 1009;
+/// `MD5` (default), `SHA-256` or `SHA-512-256`: weaker digest challenges are
+/// not answered (contract §8.4).
+pub const DIGEST_MIN_ALGORITHM: u32 = 1010;
 pub const KEEPALIVE_SECONDS: u32 = 1011;
 pub const OUTBOUND: u32 = 1012;
 

@@ -132,4 +132,50 @@ mod tests {
         drop(b);
         assert!(send_message(&a, &Hello::new()).is_err());
     }
+
+    /// Writes a few real frames as fuzzing seeds (`fuzz/seeds/protocol`)
+    /// when SIPPROFILE_WRITE_FUZZ_SEEDS names the directory.
+    #[test]
+    fn seeds_for_the_fuzzer() {
+        let Some(dir) = std::env::var_os("SIPPROFILE_WRITE_FUZZ_SEEDS") else {
+            return;
+        };
+        let dir = std::path::PathBuf::from(dir);
+        let mut data = crate::profile::ProfileData::new(crate::profile::TypeInfo::ietf());
+        data.aor = "sip:alice@example.com".into();
+        let frames = [
+            encode(&Hello::new()).unwrap(),
+            encode(&ToServer {
+                call: 1,
+                request: Request::Save {
+                    registry: 1,
+                    item: Box::new(SaveItem {
+                        token: 1,
+                        data: data.clone(),
+                        make_default: false,
+                    }),
+                },
+            })
+            .unwrap(),
+            encode(&ToClient::Event {
+                registry: 1,
+                delivery: Delivery::Event {
+                    id: 1,
+                    event: Event::Registered,
+                    snapshot: Some(std::sync::Arc::new(Snapshot {
+                        data: Some(data),
+                        seq: 9,
+                        revision: 2,
+                        info: Default::default(),
+                        is_default: true,
+                    })),
+                    published_ns: 5,
+                },
+            })
+            .unwrap(),
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), f).unwrap();
+        }
+    }
 }

@@ -94,6 +94,12 @@ pub enum Request {
         id: u32,
         token: Option<Token>,
     },
+    /// `Lookup` of many profiles in one round trip: each answer in order,
+    /// `None` for an id that is gone.
+    LookupMany {
+        registry: RegistryId,
+        items: Vec<(u32, Option<Token>)>,
+    },
     /// The registry's block `token` of `id` is gone; a newer block keeps
     /// its events.
     Unobserve {
@@ -156,6 +162,8 @@ pub enum Reply {
     Done,
     Snapshot(Arc<Snapshot>),
     Snapshots(Vec<Arc<Snapshot>>),
+    /// The answers of `LookupMany`, in order.
+    Found(Vec<Option<Arc<Snapshot>>>),
     Ids(Vec<u32>),
     DefaultId(Option<u32>),
     /// The registration state after an enable or disable, and its order.

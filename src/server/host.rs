@@ -30,6 +30,9 @@ pub fn linger() -> Duration {
         .map_or(Duration::from_secs(5), Duration::from_millis)
 }
 
+/// How long a new server waits for its first client, whatever the linger.
+pub const START_GRACE: Duration = Duration::from_secs(5);
+
 /// A running server of one store, with the lock that makes it the only one.
 pub struct Host {
     pub server: Arc<Server>,
@@ -119,6 +122,13 @@ impl Host {
         let mut idle_since: Option<Instant> = None;
         loop {
             if self.server.can_stop() {
+                // The client that started it has yet to connect: it gets
+                // ref §5.1's 5 s whatever the linger.
+                let linger = if self.server.ever_connected() {
+                    linger
+                } else {
+                    linger.max(START_GRACE)
+                };
                 let since = *idle_since.get_or_insert_with(Instant::now);
                 let left = linger.saturating_sub(since.elapsed());
                 if left.is_zero() {

@@ -53,7 +53,7 @@ pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
 fn refuse(stream: &UnixStream, reason: String) -> io::Error {
     log::warn(&format!("client refused: {reason}"));
     let _ = frame::send_message(
-        &stream,
+        stream,
         &Welcome::Refused {
             reason: reason.clone(),
         },

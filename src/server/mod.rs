@@ -294,16 +294,22 @@ impl Server {
                 id,
                 token,
             } => self.lookup(key(registry), id, token).map(Reply::Snapshot),
+            Request::LookupMany { registry, items } => Ok(Reply::Found(
+                items
+                    .into_iter()
+                    .map(|(id, token)| self.lookup(key(registry), id, token).ok())
+                    .collect(),
+            )),
             Request::Unobserve {
                 registry,
                 id,
                 token,
             } => {
                 let mut st = self.state.lock();
-                if let Some(e) = st.profiles.get_mut(&id) {
-                    if e.observers.get(&key(registry)) == Some(&token) {
-                        e.observers.remove(&key(registry));
-                    }
+                if let Some(e) = st.profiles.get_mut(&id)
+                    && e.observers.get(&key(registry)) == Some(&token)
+                {
+                    e.observers.remove(&key(registry));
                 }
                 Ok(Reply::Done)
             }
@@ -380,6 +386,11 @@ impl Server {
     pub fn wait_change(&self, timeout: Duration) {
         let mut st = self.state.lock();
         let _ = self.changed.wait_for(&mut st, timeout);
+    }
+
+    /// Whether any client has connected yet.
+    pub fn ever_connected(&self) -> bool {
+        self.next_client.load(Ordering::Relaxed) > 1
     }
 
     /// Clients connected now.
@@ -607,6 +618,10 @@ impl Server {
             transport,
             tls_ca_file: data.ext_str.get(&keys::TLS_CA_FILE).map(PathBuf::from),
             interface,
+            digest_min: data
+                .ext_str
+                .get(&keys::DIGEST_MIN_ALGORITHM)
+                .and_then(|a| crate::sip::digest::Algorithm::from_name(a)),
             network: crate::sip::registration::NetworkOptions::of(data),
         })
     }
@@ -853,10 +868,8 @@ impl Server {
         e.observers.insert(registry, token);
         st.profiles.insert(id, e);
         Self::event(st, id, Event::Created);
-        if auto {
-            if let Err(e) = self.start_registration(st, id) {
-                log::warn(&format!("profile {id}: auto-registration not started: {e}"));
-            }
+        if auto && let Err(e) = self.start_registration(st, id) {
+            log::warn(&format!("profile {id}: auto-registration not started: {e}"));
         }
         id
     }
@@ -909,10 +922,8 @@ impl Server {
                     "profile {id}: not re-registered after update: {err}"
                 ));
             }
-        } else if in_engine {
-            if let Ok(cfg) = Self::registration_config(&st.profiles[&id].data) {
-                self.send(Command::Update(id, Box::new(cfg)));
-            }
+        } else if in_engine && let Ok(cfg) = Self::registration_config(&st.profiles[&id].data) {
+            self.send(Command::Update(id, Box::new(cfg)));
         }
         self.changed.notify_all();
         Self::snapshot_with(&mut st, id, true).ok_or(Error::General)

@@ -196,6 +196,11 @@ impl Connections {
         }
     }
 
+    /// Stream flows open now.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
     /// Is `token` one of the UDP sockets?
     pub fn is_datagram(&self, token: Token) -> bool {
         self.udp_tokens.contains_key(&token)
@@ -332,10 +337,10 @@ impl Connections {
             ka.waiting = Some((now + answer_within, now));
             log::log(log::TRACE, &format!("keep-alive ping on {token:?}"));
             // RFC 5626 §4.4.1: a double CRLF ping; the pong is a CRLF.
-            if let Some(conn) = self.streams.get_mut(&token) {
-                if conn.send(b"\r\n\r\n").is_err() {
-                    failed.push(FlowFailure::Stream(token));
-                }
+            if let Some(conn) = self.streams.get_mut(&token)
+                && conn.send(b"\r\n\r\n").is_err()
+            {
+                failed.push(FlowFailure::Stream(token));
             }
         }
         let keys: Vec<_> = self.datagram_flows.keys().cloned().collect();
@@ -453,11 +458,11 @@ impl Connections {
             cfg.tls_ca_file.clone(),
             cfg.interface.clone(),
         );
-        if let Some(tok) = self.stream_index.get(&key) {
-            if let Some(c) = self.streams.get_mut(tok) {
-                c.users.insert(id);
-                return Ok(*tok);
-            }
+        if let Some(tok) = self.stream_index.get(&key)
+            && let Some(c) = self.streams.get_mut(tok)
+        {
+            c.users.insert(id);
+            return Ok(*tok);
         }
         let tls = match tls_name {
             Some(name) => {
@@ -535,11 +540,9 @@ impl Connections {
         let conn = self.streams.get_mut(&token)?;
         let mut messages = Vec::new();
         let mut state = StreamState::Open;
-        if writable {
-            if let Err(e) = conn.on_writable() {
-                log::warn(&format!("connection to {}: {e}", conn.peer));
-                state = StreamState::Closed;
-            }
+        if writable && let Err(e) = conn.on_writable() {
+            log::warn(&format!("connection to {}: {e}", conn.peer));
+            state = StreamState::Closed;
         }
         if readable && state == StreamState::Open {
             state = conn.on_readable(&mut messages);

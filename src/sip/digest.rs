@@ -20,14 +20,24 @@ impl Algorithm {
             Algorithm::Sha512_256 => hex(&Sha512_256::digest(data)),
         }
     }
-    fn name(self) -> &'static str {
+    /// The algorithm's name as in a challenge and in
+    /// `SIP_KEY_DIGEST_MIN_ALGORITHM`.
+    pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
             Algorithm::Sha256 => "SHA-256",
             Algorithm::Sha512_256 => "SHA-512-256",
         }
     }
-    /// Preference when a response offers several challenges (RFC 8760 §2.4).
+    /// From a `SIP_KEY_DIGEST_MIN_ALGORITHM` value (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256]
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Preference when a response offers several challenges (RFC 8760 §2.4),
+    /// and the order `SIP_KEY_DIGEST_MIN_ALGORITHM` compares by.
     pub fn strength(self) -> u8 {
         match self {
             Algorithm::Md5 => 1,
@@ -72,6 +82,15 @@ pub enum ChallengeError {
     Malformed,
     UnsupportedAlgorithm,
     UnsupportedQop,
+    /// A value holds a control character (CR, LF, NUL…): copied into our
+    /// request it would inject header lines (issue 15).
+    ControlCharacter,
+}
+
+/// A control character other than HTAB (0x00-0x1f, 0x7f): never allowed in
+/// a value that goes from a peer into a request.
+pub fn has_control(s: &str) -> bool {
+    s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// Splits `a=b, c="d,e"` into pairs; quoted values unescaped.
@@ -93,6 +112,9 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
         if i >= b.len() || b[i] != b'=' {
             return Err(ChallengeError::Malformed);
         }
+        if has_control(&s[ks..i]) {
+            return Err(ChallengeError::ControlCharacter);
+        }
         let key = s[ks..i].trim().to_ascii_lowercase();
         i += 1;
         while i < b.len() && b[i] == b' ' {
@@ -105,8 +127,13 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
             while i < b.len() {
                 match b[i] {
                     b'\\' if i + 1 < b.len() => {
-                        // An escaped character may be any UTF-8 character.
+                        // An escaped character may be any UTF-8 character,
+                        // but never a control character (`\` CR would
+                        // carry a line break into our Authorization).
                         let ch = s[i + 1..].chars().next().ok_or(ChallengeError::Malformed)?;
+                        if ch.is_ascii_control() && ch != '\t' {
+                            return Err(ChallengeError::ControlCharacter);
+                        }
                         val.push(ch);
                         i += 1 + ch.len_utf8();
                     }
@@ -131,10 +158,17 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
             while i < b.len() && b[i] != b',' {
                 i += 1;
             }
+            // Checked before trimming: trim() would drop a VT or FF silently.
+            if has_control(&s[vs..i]) {
+                return Err(ChallengeError::ControlCharacter);
+            }
             val = s[vs..i].trim().to_owned();
         }
         if key.is_empty() {
             return Err(ChallengeError::Malformed);
+        }
+        if has_control(&key) || has_control(&val) {
+            return Err(ChallengeError::ControlCharacter);
         }
         out.push((key, val));
     }
@@ -235,7 +269,12 @@ pub fn response(c: &Challenge, r: &Request) -> String {
     }
 }
 
-fn quote(s: &str) -> String {
+/// A quoted-string; None when `s` holds a control character, which no
+/// escaping makes safe in a header line.
+fn quote(s: &str) -> Result<String, ChallengeError> {
+    if has_control(s) {
+        return Err(ChallengeError::ControlCharacter);
+    }
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for ch in s.chars() {
@@ -245,18 +284,19 @@ fn quote(s: &str) -> String {
         o.push(ch);
     }
     o.push('"');
-    o
+    Ok(o)
 }
 
-/// The whole Authorization / Proxy-Authorization header value.
-pub fn authorization(c: &Challenge, r: &Request) -> String {
+/// The whole Authorization / Proxy-Authorization header value; an error
+/// when any value would carry a control character into the request.
+pub fn authorization(c: &Challenge, r: &Request) -> Result<String, ChallengeError> {
     let resp = response(c, r);
     let mut v = format!(
         "Digest username={}, realm={}, nonce={}, uri={}, response=\"{resp}\", algorithm={}{}",
-        quote(r.username),
-        quote(&c.realm),
-        quote(&c.nonce),
-        quote(r.uri),
+        quote(r.username)?,
+        quote(&c.realm)?,
+        quote(&c.nonce)?,
+        quote(r.uri)?,
         c.algorithm.name(),
         if c.sess { "-sess" } else { "" }
     );
@@ -265,13 +305,13 @@ pub fn authorization(c: &Challenge, r: &Request) -> String {
             ", qop={}, nc={:08x}, cnonce={}",
             if q == Qop::Auth { "auth" } else { "auth-int" },
             r.nc,
-            quote(r.cnonce)
+            quote(r.cnonce)?
         ));
     }
     if let Some(o) = &c.opaque {
-        v.push_str(&format!(", opaque={}", quote(o)));
+        v.push_str(&format!(", opaque={}", quote(o)?));
     }
-    v
+    Ok(v)
 }
 
 /// `nextnonce` from an Authentication-Info header, if any.
@@ -334,7 +374,7 @@ mod tests {
             nc: 1,
         };
         assert_eq!(response(&c, &r), "6629fae49393a05397450978507c4ef1");
-        let h = authorization(&c, &r);
+        let h = authorization(&c, &r).unwrap();
         assert!(h.contains("nc=00000001") && h.contains("qop=auth,") && h.contains("opaque="));
     }
 
@@ -465,5 +505,65 @@ mod tests {
             };
             assert_eq!(response(&c, &r), *want, "{alg} {qop:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_everywhere() {
+        for header in [
+            "Digest realm=\"a\nX-Injected: yes\", nonce=\"n\"",
+            "Digest realm=\"a\", nonce=\"n\rX-Injected: yes\"",
+            "Digest realm=\"a\", nonce=\"n\\\r\"",
+            "Digest realm=\"a\", nonce=\"n\\\n\"",
+            "Digest realm=\"a\", nonce=\"n\", opaque=\"o\u{0}\"",
+            "Digest realm=\"a\", nonce=\"n\", opaque=o\u{7f}",
+            "Digest realm=\"a\", nonce=n\u{b}, qop=auth",
+            "Digest realm=\"a\", nonce=\"n\", algorithm=MD5\u{1b}",
+        ] {
+            assert_eq!(
+                Challenge::parse(header),
+                Err(ChallengeError::ControlCharacter),
+                "{header:?}"
+            );
+        }
+        // HTAB is allowed; an escaped ordinary character is unescaped.
+        let c = Challenge::parse("Digest realm=\"a\\\"\tb\", nonce=\"n\"").unwrap();
+        assert_eq!(c.realm, "a\"\tb");
+        assert_eq!(next_nonce("nextnonce=\"a\u{1}b\""), None);
+    }
+
+    #[test]
+    fn authorization_refuses_what_no_escaping_makes_safe() {
+        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=auth").unwrap();
+        let r = |username| Request {
+            method: "REGISTER",
+            uri: "sip:h",
+            body: b"",
+            username,
+            password: "p",
+            cnonce: "c",
+            nc: 1,
+        };
+        assert_eq!(quote("a\"b\\c"), Ok("\"a\\\"b\\\\c\"".to_owned()));
+        assert_eq!(quote("a\r\nb"), Err(ChallengeError::ControlCharacter));
+        assert!(authorization(&c, &r("alice")).is_ok());
+        assert_eq!(
+            authorization(&c, &r("al\r\nX-Injected: yes")),
+            Err(ChallengeError::ControlCharacter)
+        );
+        // Even a challenge built in code (not parsed) cannot inject.
+        let mut bad = c.clone();
+        bad.opaque = Some("o\nX: y".into());
+        assert!(authorization(&bad, &r("alice")).is_err());
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for a in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256] {
+            assert_eq!(Algorithm::from_name(a.name()), Some(a));
+            assert_eq!(Algorithm::from_name(&a.name().to_lowercase()), Some(a));
+        }
+        assert_eq!(Algorithm::from_name("SHA-1"), None);
+        assert_eq!(Algorithm::from_name("MD5-sess"), None);
+        assert_eq!(Algorithm::from_name(""), None);
     }
 }

@@ -21,10 +21,12 @@
 use super::connections::{Connections, Datagram, Flow, FlowFailure, Origin};
 use super::message::{Message, masked_for_log};
 use super::netwatch::{Change, NetWatch};
-use super::registration::{Action, Granted, RegConfig, Registration, Report, Retarget, TimerKind};
+use super::registration::{
+    Action, Binding, Granted, RegConfig, Registration, Report, Retarget, TimerKind,
+};
 use super::resolve::{Names, Query, Resolution, Target};
-use super::timers::Timers;
-use super::transport::{StreamState, Transport};
+use super::timers::{Timers, deadline};
+use super::transport::{StreamState, Transport, is_outgoing_full};
 use super::uas;
 use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -220,15 +222,18 @@ impl Shared {
         while self.generation.load(Ordering::Acquire) == generation
             && !self.finished.load(Ordering::Acquire)
         {
-            // A panic must not take the host process down: log it and end
-            // the engine; pending registrations are reported failed.
+            // A panic must not take the host process down, nor stop the
+            // engine: one while handling a profile fails that profile only
+            // (`Core::isolated`); one outside any profile's work is logged
+            // and the engine goes on serving every profile.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.reporter.run_step(&mut || self.step())
             }));
-            if r.is_err() {
-                log::error("SIP engine panicked; registrations stopped");
-                self.finished.store(true, Ordering::Release);
-                self.core.lock().fail_all();
+            if let Err(payload) = r {
+                log::error(&format!(
+                    "SIP engine: internal error outside any profile ({}); serving on",
+                    panic_text(&*payload)
+                ));
             }
         }
         DRIVING.with(|d| d.set(0));
@@ -314,7 +319,7 @@ struct Core {
     next_context: u32,
     shutdown: Option<Instant>,
     /// Call-ID and CSeq of each profile's last binding, to continue them.
-    bindings: HashMap<u32, (String, u32, String, String)>,
+    bindings: HashMap<u32, Binding>,
     /// Registrations waiting to start, and those started but not yet settled.
     queued: VecDeque<(u32, Box<RegConfig>)>,
     starting: HashSet<u32>,
@@ -454,13 +459,13 @@ impl Core {
             self.keep_alives();
             self.start_queued();
             self.stop_queued();
-            if let Some(deadline) = self.shutdown {
-                if self.regs.is_empty() || Instant::now() >= deadline {
-                    for (id, e) in self.regs.drain() {
-                        self.reporter.report(id, e.context_id, Report::Unregistered);
-                    }
-                    return true;
+            if let Some(deadline) = self.shutdown
+                && (self.regs.is_empty() || Instant::now() >= deadline)
+            {
+                for (id, e) in self.regs.drain() {
+                    self.reporter.report(id, e.context_id, Report::Unregistered);
                 }
+                return true;
             }
             return false;
         }
@@ -478,11 +483,11 @@ impl Core {
             let left = k.saturating_duration_since(now);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
-        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                log::error(&format!("engine poll failed: {e}"));
-                return true;
-            }
+        if let Err(e) = self.poll.poll(&mut self.events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error(&format!("engine poll failed: {e}"));
+            return true;
         }
         for ev in self.events.iter() {
             let readable = ev.is_readable() || ev.is_read_closed();
@@ -492,22 +497,65 @@ impl Core {
         false
     }
 
-    fn fail_all(&mut self) {
-        for (id, e) in self.regs.drain() {
-            self.reporter.report(
-                id,
-                e.context_id,
-                Report::Failed(crate::Error::General.code()),
-            );
+    /// Runs one piece of a profile's work (a message, a timer, a command).
+    /// A panic in it fails that profile alone (`SIP_ERR_GENERAL`, logged)
+    /// and leaves the engine serving every other (issue 15).
+    fn isolated(&mut self, id: u32, work: impl FnOnce(&mut Core)) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self)));
+        if let Err(payload) = r {
+            log::error(&format!(
+                "profile {id}: internal error while handling it ({}); its registration \
+                 fails, the other profiles go on",
+                panic_text(&*payload)
+            ));
+            self.forget_failed(id);
         }
-        for (id, _) in self.resolving.drain() {
-            self.reporter
-                .report(id, 0, Report::Failed(crate::Error::General.code()));
+    }
+
+    /// Drops everything the engine holds for `id` after a panic in its
+    /// work, and reports it failed (a panic in that report too is caught).
+    fn forget_failed(&mut self, id: u32) {
+        self.pending.remove(&id);
+        self.unqueue(id);
+        self.unpark(id);
+        self.starting.remove(&id);
+        self.stopping.remove(&id);
+        self.stop_queue.retain(|q| *q != id);
+        let mut context_id = 0;
+        if let Some(e) = self.regs.remove(&id) {
+            if let Some(b) = &e.branch {
+                self.branches.remove(b);
+            }
+            context_id = e.context_id;
+            self.conns.release(id, e.conn);
+            self.conns.leave(id);
+        }
+        let reporter = self.reporter.clone();
+        let failed = Report::Failed(crate::Error::General.code());
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reporter.report(id, context_id, failed)
+        }))
+        .is_err()
+        {
+            log::error(&format!("profile {id}: reporting its failure failed too"));
         }
     }
 
     fn drain_commands(&mut self) {
         while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Shutdown(_) => self.command(cmd),
+                Command::Register(id, _)
+                | Command::Update(id, _)
+                | Command::Unregister(id)
+                | Command::Forget(id)
+                | Command::RetryNow(id) => self.isolated(id, |core| core.command(cmd)),
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        {
             match cmd {
                 Command::Register(id, cfg) => self.register(id, cfg),
                 Command::Update(id, cfg) => {
@@ -692,10 +740,8 @@ impl Core {
         };
         self.next_context = self.next_context.wrapping_add(1).max(1);
         let mut reg = Registration::new(*cfg, self.timers, local);
-        if let Some((call_id, cseq, aor, registrar)) = self.bindings.remove(&id) {
-            if aor == reg.config.aor && registrar == reg.config.registrar.to_string() {
-                reg.continue_binding(call_id, cseq);
-            }
+        if let Some(b) = self.bindings.remove(&id) {
+            reg.continue_binding(b);
         }
         reg.set_failover(targets.len() > 1);
         if reg.config.network.contact_uri.is_none() {
@@ -890,10 +936,8 @@ impl Core {
                 self.use_target(id, next);
             }
             Retarget::First { failed } => {
-                if failed {
-                    if let Some(t) = current {
-                        self.names.avoid(t);
-                    }
+                if failed && let Some(t) = current {
+                    self.names.avoid(t);
                 }
                 let Some(e) = self.regs.get_mut(&id) else {
                     return;
@@ -1013,15 +1057,17 @@ impl Core {
     }
 
     fn with_reg(&mut self, id: u32, f: impl FnOnce(&mut Registration, &mut Vec<Action>)) {
-        let mut out = Vec::new();
-        match self.regs.get_mut(&id) {
-            Some(e) => f(&mut e.reg, &mut out),
-            None => {
-                // Nothing running for this id: a stop is already complete.
-                return;
+        self.isolated(id, |core| {
+            let mut out = Vec::new();
+            match core.regs.get_mut(&id) {
+                Some(e) => f(&mut e.reg, &mut out),
+                None => {
+                    // Nothing running for this id: a stop is already complete.
+                    return;
+                }
             }
-        }
-        self.apply(id, out);
+            core.apply(id, out);
+        });
     }
 
     fn apply(&mut self, id: u32, actions: Vec<Action>) {
@@ -1052,6 +1098,14 @@ impl Core {
                         self.conns.send_datagram(dest, iface.as_deref(), &data)
                     };
                     if let Err(err) = res {
+                        if is_outgoing_full(&err) {
+                            // The peer does not read: the flow goes, and each
+                            // profile on it gets a transport error (issue 15).
+                            if let Some(tok) = self.regs.get(&id).and_then(|e| e.conn) {
+                                self.drop_connection(tok, StreamState::Closed);
+                            }
+                            return;
+                        }
                         log::warn(&format!("send to {dest} failed: {err}"));
                         let mut out = Vec::new();
                         if let Some(e) = self.regs.get_mut(&id) {
@@ -1064,7 +1118,8 @@ impl Core {
                 Action::Timer(kind, after, generation) => {
                     self.seq += 1;
                     self.heap.push(Reverse((
-                        Instant::now() + after,
+                        // Saturating: `after` may come from a peer's number.
+                        deadline(Instant::now(), after),
                         self.seq,
                         id,
                         kind as u8,
@@ -1074,10 +1129,10 @@ impl Core {
                 Action::Retarget(how) => self.retarget(id, how),
                 Action::Branch(b) => {
                     // O(1): only this registration's previous branch goes.
-                    if let Some(e) = self.regs.get_mut(&id) {
-                        if let Some(old) = e.branch.replace(b.clone()) {
-                            self.branches.remove(&old);
-                        }
+                    if let Some(e) = self.regs.get_mut(&id)
+                        && let Some(old) = e.branch.replace(b.clone())
+                    {
+                        self.branches.remove(&old);
                     }
                     self.branches.insert(b, id);
                 }
@@ -1125,14 +1180,14 @@ impl Core {
             }
             self.heap.pop();
             let kind = kind_from(kind);
-            if kind == TimerKind::Retry {
-                self.retry(id, generation, false);
-                continue;
-            }
-            if kind == TimerKind::Refresh {
-                self.reconnect(id);
-            }
-            self.with_reg(id, |r, out| r.on_timer(kind, generation, out));
+            self.isolated(id, |core| match kind {
+                TimerKind::Retry => core.retry(id, generation, false),
+                TimerKind::Refresh => {
+                    core.reconnect(id);
+                    core.with_reg(id, |r, out| r.on_timer(kind, generation, out));
+                }
+                _ => core.with_reg(id, |r, out| r.on_timer(kind, generation, out)),
+            });
         }
     }
 
@@ -1224,6 +1279,15 @@ impl Core {
     }
 }
 
+/// What a panic said, for the log.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1234,12 +1298,129 @@ mod tests {
         fn report(&self, _: u32, _: u32, _: Report) {}
     }
 
-    #[test]
-    fn a_step_that_fires_timers_returns_before_the_wait() {
+    /// Panics while reporting `Registering` for profile 1, records the rest.
+    struct PanicsForOne(std::sync::Mutex<Vec<(u32, Report)>>);
+
+    impl Reporter for PanicsForOne {
+        fn report(&self, id: u32, _: u32, report: Report) {
+            if id == 1 && report == Report::Registering {
+                panic!("a bug reached while reporting profile 1");
+            }
+            self.0.lock().unwrap().push((id, report));
+        }
+    }
+
+    fn config(registrar: SocketAddr) -> RegConfig {
+        RegConfig {
+            aor: "sip:alice@example.com".into(),
+            registrar: super::super::uri::Uri::parse(&format!("sip:{registrar}")).unwrap(),
+            proxy: None,
+            contact_user: "abcdefghij0123456789".into(),
+            contact_params: vec![],
+            headers: vec![],
+            expires: 600,
+            registrar_creds: Default::default(),
+            proxy_creds: Default::default(),
+            retry_base: 30,
+            retry_max: 1800,
+            instance_id: None,
+            ims: false,
+            transport: Transport::Udp,
+            tls_ca_file: None,
+            interface: None,
+            digest_min: None,
+            network: Default::default(),
+        }
+    }
+
+    fn test_core(rx: Receiver<Command>, reporter: Arc<dyn Reporter>) -> Core {
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        Core::new(poll, rx, reporter, waker).unwrap()
+    }
+
+    #[test]
+    fn a_panic_in_one_profile_fails_that_profile_only() {
+        let registrar = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        registrar
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let reports = Arc::new(PanicsForOne(std::sync::Mutex::new(Vec::new())));
+        let (commands, rx) = unbounded();
+        let mut core = test_core(rx, reports.clone());
+        let cfg = || Box::new(config(registrar.local_addr().unwrap()));
+        commands.send(Command::Register(1, cfg())).unwrap();
+        commands.send(Command::Register(2, cfg())).unwrap();
+        core.drain_commands();
+        let seen = reports.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                (1, Report::Failed(crate::Error::General.code())),
+                (2, Report::Registering)
+            ]
+        );
+        assert!(!core.regs.contains_key(&1) && core.regs.contains_key(&2));
+        assert!(core.branches.values().all(|id| *id == 2));
+        // Profile 2's REGISTER went out; profile 1 sent nothing.
+        let mut buf = [0u8; 4096];
+        let (n, _) = registrar.recv_from(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"REGISTER "));
+        registrar
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(registrar.recv_from(&mut buf).is_err());
+        // And the engine takes new work for profile 1 afterwards.
+        commands.send(Command::Unregister(1)).unwrap();
+        commands.send(Command::RetryNow(2)).unwrap();
+        core.drain_commands();
+        assert!(core.regs.contains_key(&2));
+    }
+
+    #[test]
+    fn a_timer_from_a_huge_wait_does_not_overflow() {
+        let registrar = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (_commands, rx) = unbounded();
-        let mut core = Core::new(poll, rx, Arc::new(NoReports), waker).unwrap();
+        let mut core = test_core(rx, Arc::new(NoReports));
+        core.register(7, Box::new(config(registrar.local_addr().unwrap())));
+        core.apply(7, vec![Action::Timer(TimerKind::Retry, Duration::MAX, 1)]);
+        let latest = core.heap.iter().map(|Reverse(t)| t.0).max().unwrap();
+        assert!(latest <= Instant::now() + super::super::timers::MAX_WAIT);
+    }
+
+    #[test]
+    fn a_connection_whose_peer_does_not_read_is_closed() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut cfg = config(listener.local_addr().unwrap());
+        cfg.registrar = super::super::uri::Uri::parse(&format!(
+            "sip:{};transport=tcp",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        cfg.transport = Transport::Tcp;
+        let (_commands, rx) = unbounded();
+        let mut core = test_core(rx, Arc::new(NoReports));
+        core.register(1, Box::new(cfg));
+        let _peer = listener.accept().unwrap(); // and never reads
+        assert_eq!(core.conns.stream_count(), 1);
+        let big = vec![b'x'; super::super::transport::MAX_OUTGOING / 2 + 1];
+        core.apply(1, vec![Action::Send(big.clone())]);
+        assert_eq!(core.conns.stream_count(), 1, "under the limit: kept");
+        core.apply(1, vec![Action::Send(big)]);
+        assert_eq!(core.conns.stream_count(), 0, "over the limit: closed");
+        // Its profile lost the connection: it waits to retry, on a new one.
+        assert_eq!(core.regs[&1].conn, None);
+        assert!(
+            core.heap
+                .iter()
+                .any(|Reverse(t)| t.2 == 1 && t.3 == TimerKind::Retry as u8)
+        );
+    }
+
+    #[test]
+    fn a_step_that_fires_timers_returns_before_the_wait() {
+        let (_commands, rx) = unbounded();
+        let mut core = test_core(rx, Arc::new(NoReports));
         // A retransmission due now, of a registration that is gone: the
         // last timer. What a timer reports must be delivered before the
         // wait, which here has no end.

@@ -68,6 +68,11 @@ impl Message {
         let start = parse_start_line(first)?;
         let mut headers: Vec<(String, String)> = Vec::new();
         for line in lines {
+            // A CR or LF not in a CRLF pair would stay inside a value and
+            // could reach a request of ours as a line break (issue 15).
+            if line.contains(['\r', '\n']) {
+                return Err(ParseError::Malformed);
+            }
             if line.starts_with([' ', '\t']) {
                 let last = headers.last_mut().ok_or(ParseError::Malformed)?;
                 last.1.push(' ');
@@ -313,36 +318,59 @@ impl<'a> NameAddr<'a> {
     }
 }
 
-/// The message text for trace logs, with digest `response=` values masked.
-/// (Passwords never enter a message; the response value is what could be
-/// attacked offline, so it is hidden too.)
-pub fn masked_for_log(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive("\r\n") {
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("authorization:") || lower.starts_with("proxy-authorization:") {
-            out.push_str(&mask_param(line, "response"));
-        } else {
-            out.push_str(line);
-        }
-    }
-    out
-}
+/// Parameters whose values are secret or could be attacked offline: the
+/// digest `response` and `rspauth`, and any `password`.
+const SECRET_PARAMS: [&str; 3] = ["response", "rspauth", "password"];
 
-fn mask_param(line: &str, name: &str) -> String {
-    let lower = line.to_ascii_lowercase();
-    let key = format!("{name}=");
-    let Some(pos) = lower.find(&key) else {
-        return line.to_owned();
-    };
-    let start = pos + key.len();
-    let rest = &line[start..];
-    let end = if let Some(stripped) = rest.strip_prefix('"') {
-        stripped.find('"').map(|i| i + 2).unwrap_or(rest.len())
-    } else {
-        rest.find([',', '\r']).unwrap_or(rest.len())
-    };
-    format!("{}\"***\"{}", &line[..start], &rest[end..])
+/// The message text for trace logs, with the values of [`SECRET_PARAMS`]
+/// masked wherever they are, whatever line they are on (passwords never
+/// enter a message; a digest response could be attacked offline).
+pub fn masked_for_log(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let at_boundary = i == 0 || matches!(b[i - 1], b' ' | b'\t' | b',' | b';' | b'\n' | b':');
+        let name = SECRET_PARAMS.iter().find(|n| {
+            let end = i + n.len();
+            at_boundary
+                && end < b.len()
+                && b[i..end].eq_ignore_ascii_case(n.as_bytes())
+                && b[end..].iter().find(|c| **c != b' ' && **c != b'\t') == Some(&b'=')
+        });
+        let Some(name) = name else {
+            i += 1;
+            continue;
+        };
+        let mut v = i + name.len();
+        while b[v] != b'=' {
+            v += 1;
+        }
+        v += 1;
+        while v < b.len() && matches!(b[v], b' ' | b'\t') {
+            v += 1;
+        }
+        let end = if b.get(v) == Some(&b'"') {
+            let mut e = v + 1;
+            while e < b.len() && b[e] != b'"' {
+                e += if b[e] == b'\\' { 2 } else { 1 };
+            }
+            (e + 1).min(b.len())
+        } else {
+            let mut e = v;
+            while e < b.len() && !matches!(b[e], b',' | b';' | b' ' | b'\t' | b'\r' | b'\n') {
+                e += 1;
+            }
+            e
+        };
+        out.push_str(&text[copied..v]);
+        out.push_str("\"***\"");
+        copied = end;
+        i = end.max(i + 1);
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 #[cfg(test)]
@@ -413,6 +441,44 @@ l: 0\r\n\r\n";
         let v = r#"Digest realm="a,b", nonce="x""#;
         assert_eq!(split_list(v).len(), 2);
         assert_eq!(split_list("<sip:a;x=1,2>;q=1, <sip:b>").len(), 2);
+    }
+
+    #[test]
+    fn a_lone_cr_or_lf_is_malformed() {
+        let ok = String::from_utf8_lossy(OK).into_owned();
+        for bad in [
+            ok.replace("Call-ID: c1", "Call-ID: c1\nX-Injected: yes"),
+            ok.replace("Call-ID: c1", "Call-ID: c1\rX-Injected: yes"),
+            ok.replace("Call-ID: c1", "Call-ID: c\r\r\n1"),
+        ] {
+            assert_eq!(
+                Message::parse(bad.as_bytes()).unwrap_err(),
+                ParseError::Malformed,
+                "{bad:?}"
+            );
+        }
+        // A folded line (CRLF then whitespace) is still one value.
+        let folded = ok.replace("Call-ID: c1", "Call-ID: c1\r\n\tc2");
+        let m = Message::parse(folded.as_bytes()).unwrap();
+        assert_eq!(m.header("Call-ID"), Some("c1 c2"));
+    }
+
+    #[test]
+    fn masks_secrets_by_parameter_on_any_line() {
+        let text = "REGISTER sip:x SIP/2.0\r\n\
+            Authorization: Digest username=\"a\",\r\n response=\"0123abcd\", nc=00000001\r\n\
+            X-Other: RESPONSE = 99aa;password=hunter2\r\n\
+            Authentication-Info: rspauth=\"5555\\\"66\", nextnonce=\"n\"\r\n\
+            X-Harmless: noresponse=1\r\n\r\n";
+        let m = masked_for_log(text);
+        for secret in ["0123abcd", "99aa", "hunter2", "5555", "66"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+        assert!(m.contains("nc=00000001") && m.contains("nextnonce=\"n\""));
+        assert!(m.contains("noresponse=1"));
+        // Truncated text ends inside a value: still masked, no panic.
+        assert!(!masked_for_log("response=\"abc").contains("abc"));
+        assert_eq!(masked_for_log("x response"), "x response");
     }
 
     #[test]

@@ -86,10 +86,10 @@ pub fn parse_all(mut data: &[u8], out: &mut Vec<Change>) {
         if len < 16 || len > data.len() {
             return;
         }
-        if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[..len]) {
-            if let NetlinkPayload::InnerMessage(m) = msg.payload {
-                out.extend(change_of(m));
-            }
+        if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[..len])
+            && let NetlinkPayload::InnerMessage(m) = msg.payload
+        {
+            out.extend(change_of(m));
         }
         // Messages are 4-byte aligned.
         let step = len.div_ceil(4) * 4;

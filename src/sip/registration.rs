@@ -3,9 +3,9 @@
 //! responses, timer expiries and transport errors, and answers with
 //! `Action`s that the engine carries out (send, arm a timer, report).
 
-use super::digest::{self, Challenge};
+use super::digest::{self, Algorithm, Challenge, ChallengeError, has_control};
 use super::message::{Message, NameAddr};
-use super::timers::Timers;
+use super::timers::{MAX_WAIT, Timers, peer_seconds};
 use super::transport::Transport;
 use super::uri::{Scheme, Uri};
 use crate::error;
@@ -46,6 +46,10 @@ pub struct RegConfig {
     pub tls_ca_file: Option<std::path::PathBuf>,
     /// Network interface the traffic must leave through (contract §7.6).
     pub interface: Option<String>,
+    /// `SIP_KEY_DIGEST_MIN_ALGORITHM` if set. Unset means MD5, except that
+    /// once SHA-256 or better has succeeded at this registrar MD5 is refused;
+    /// set to MD5, MD5 is always answered.
+    pub digest_min: Option<Algorithm>,
     pub network: NetworkOptions,
 }
 
@@ -139,6 +143,18 @@ pub enum Action {
     Done,
 }
 
+/// What a later registration of the same profile continues (RFC 3261 §10.2:
+/// one Call-ID per registrar, CSeq increasing), and the strongest digest
+/// algorithm that succeeded at that registrar (no downgrade afterwards).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub call_id: String,
+    pub cseq: u32,
+    pub aor: String,
+    pub registrar: String,
+    pub strongest: Option<Algorithm>,
+}
+
 /// Which of the next hop's targets the next attempt goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retarget {
@@ -174,6 +190,8 @@ struct Transaction {
     interval: Duration,
     /// This request answered a challenge received in the same exchange.
     answers_challenge: bool,
+    /// The digest algorithm of its Authorization, if it carried one.
+    algorithm: Option<Algorithm>,
 }
 
 pub struct Registration {
@@ -199,6 +217,8 @@ pub struct Registration {
     generation: [u64; 4],
     /// Another target of the next hop is left to try (set by the engine).
     failover: bool,
+    /// The strongest digest algorithm that succeeded at this registrar.
+    strongest: Option<Algorithm>,
 }
 
 /// Retry codes of ref §5.11 (IETF agent) plus 503/504 (issue #4).
@@ -230,6 +250,7 @@ impl Registration {
             interval_retries: 0,
             retries: 0,
             generation: [0; 4],
+            strongest: None,
             failover: false,
         }
     }
@@ -278,22 +299,25 @@ impl Registration {
         self.config.transport
     }
 
-    /// Continue an earlier binding's Call-ID and CSeq (RFC 3261 §10.2: one
-    /// Call-ID per registrar, CSeq increasing), e.g. re-registering after an
-    /// update or a re-enable.
-    pub fn continue_binding(&mut self, call_id: String, cseq: u32) {
-        self.call_id = call_id;
-        self.cseq = cseq;
+    /// Continue an earlier binding (re-registering after an update or a
+    /// re-enable) if it was with the same AOR at the same registrar.
+    pub fn continue_binding(&mut self, b: Binding) {
+        if b.aor == self.config.aor && b.registrar == self.config.registrar.to_string() {
+            self.call_id = b.call_id;
+            self.cseq = b.cseq;
+            self.strongest = b.strongest;
+        }
     }
 
-    /// (Call-ID, last CSeq, AOR, registrar) to continue this binding later.
-    pub fn binding(&self) -> (String, u32, String, String) {
-        (
-            self.call_id.clone(),
-            self.cseq,
-            self.config.aor.clone(),
-            self.config.registrar.to_string(),
-        )
+    /// What a later registration of this profile continues.
+    pub fn binding(&self) -> Binding {
+        Binding {
+            call_id: self.call_id.clone(),
+            cseq: self.cseq,
+            aor: self.config.aor.clone(),
+            registrar: self.config.registrar.to_string(),
+            strongest: self.strongest,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -313,9 +337,14 @@ impl Registration {
         self.generation[kind as usize]
     }
 
+    /// Every wait is at most [`MAX_WAIT`], whatever a peer asked for.
     fn arm(&mut self, kind: TimerKind, after: Duration, out: &mut Vec<Action>) {
         self.generation[kind as usize] += 1;
-        out.push(Action::Timer(kind, after, self.generation[kind as usize]));
+        out.push(Action::Timer(
+            kind,
+            after.min(MAX_WAIT),
+            self.generation[kind as usize],
+        ));
     }
 
     fn disarm(&mut self, kind: TimerKind) {
@@ -392,9 +421,21 @@ impl Registration {
     }
 
     fn send_register(&mut self, expires: u32, answers_challenge: bool, out: &mut Vec<Action>) {
-        self.cseq += 1;
+        self.cseq = self.cseq.wrapping_add(1).max(1);
         let branch = format!("z9hG4bK{}", crate::random::hex_token(10));
-        let data = self.build_register(&branch, expires).into_bytes();
+        let (data, algorithm) = match self.build_register(&branch, expires) {
+            Ok((text, algorithm)) => (text.into_bytes(), algorithm),
+            Err(_) => {
+                // Checked when the challenge was taken; this is what is left
+                // (e.g. a user name with a line break): send nothing.
+                crate::log::error(
+                    "a value for the Authorization header holds a control character: not sent",
+                );
+                self.tx = None;
+                self.finish(Report::Failed(error::SIP_MALFORMED_MESSAGE), out);
+                return;
+            }
+        };
         out.push(Action::Branch(branch.clone()));
         out.push(Action::Send(data.clone()));
         self.tx = Some(Transaction {
@@ -404,6 +445,7 @@ impl Registration {
             expires,
             interval: self.timers.t1,
             answers_challenge,
+            algorithm,
         });
         if !self.config.transport.is_reliable() {
             // Timer E: retransmit only over unreliable transports.
@@ -438,7 +480,13 @@ impl Registration {
         format!("{scheme}:{}@{addr}{transport}", self.config.contact_user)
     }
 
-    fn build_register(&mut self, branch: &str, expires: u32) -> String {
+    /// The REGISTER's text, and the digest algorithm of its Authorization.
+    fn build_register(
+        &mut self,
+        branch: &str,
+        expires: u32,
+    ) -> Result<(String, Option<Algorithm>), ChallengeError> {
+        let mut algorithm = None;
         let c = &self.config;
         let ruri = c.registrar.to_string();
         let mut m = String::with_capacity(640);
@@ -486,29 +534,30 @@ impl Registration {
             }
             m.push_str(&format!("Route: <{r}>\r\n"));
         }
-        if let Some((ch, proxy)) = self.challenge.clone() {
-            if let Some(creds) = self.credentials_for(proxy, &ch.realm) {
-                self.nc += 1;
-                let cnonce = crate::random::hex_token(8);
-                let value = digest::authorization(
-                    &ch,
-                    &digest::Request {
-                        method: "REGISTER",
-                        uri: &ruri,
-                        body: b"",
-                        username: &creds.user,
-                        password: &creds.password,
-                        cnonce: &cnonce,
-                        nc: self.nc,
-                    },
-                );
-                let name = if proxy {
-                    "Proxy-Authorization"
-                } else {
-                    "Authorization"
-                };
-                m.push_str(&format!("{name}: {value}\r\n"));
-            }
+        if let Some((ch, proxy)) = self.challenge.clone()
+            && let Some(creds) = self.credentials_for(proxy, &ch.realm)
+        {
+            self.nc = self.nc.wrapping_add(1).max(1);
+            let cnonce = crate::random::hex_token(8);
+            let value = digest::authorization(
+                &ch,
+                &digest::Request {
+                    method: "REGISTER",
+                    uri: &ruri,
+                    body: b"",
+                    username: &creds.user,
+                    password: &creds.password,
+                    cnonce: &cnonce,
+                    nc: self.nc,
+                },
+            )?;
+            algorithm = Some(ch.algorithm);
+            let name = if proxy {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
+            m.push_str(&format!("{name}: {value}\r\n"));
         }
         for h in &self.config.headers {
             m.push_str(h);
@@ -519,7 +568,7 @@ impl Registration {
             env!("CARGO_PKG_VERSION")
         ));
         m.push_str("Content-Length: 0\r\n\r\n");
-        m
+        Ok((m, algorithm))
     }
 
     /// Credentials for a challenge (ref §4.4): registrar's for 401, proxy's
@@ -567,11 +616,11 @@ impl Registration {
         let Some(tx) = self.tx.take() else { return };
         self.disarm(TimerKind::Retransmit);
         self.disarm(TimerKind::Timeout);
-        if let Some(info) = msg.header("Authentication-Info") {
-            if let (Some(next), Some((ch, _))) = (digest::next_nonce(info), &mut self.challenge) {
-                ch.nonce = next;
-                self.nc = 0;
-            }
+        if let Some(info) = msg.header("Authentication-Info")
+            && let (Some(next), Some((ch, _))) = (digest::next_nonce(info), &mut self.challenge)
+        {
+            ch.nonce = next;
+            self.nc = 0;
         }
         match status {
             200..=299 => self.on_success(msg, &tx, out),
@@ -579,9 +628,7 @@ impl Registration {
             423 => self.on_interval_too_brief(msg, &tx, out),
             s if retryable(s) => {
                 let after = if s == 500 || s == 503 {
-                    msg.header("Retry-After")
-                        .and_then(|v| v.split([' ', ';', '(']).next())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
+                    msg.header("Retry-After").and_then(retry_after_seconds)
                 } else {
                     None
                 };
@@ -609,6 +656,21 @@ impl Registration {
             return;
         }
         let granted = self.granted(msg);
+        if granted_has_control(&granted) {
+            // The application copies these into its own requests.
+            crate::log::warn(&format!(
+                "{} ({}): the 2xx holds a control character in Contact, Service-Route, \
+                 GRUU or P-Associated-URI: refused",
+                self.config.registrar, self.config.aor
+            ));
+            self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
+            return;
+        }
+        if let Some(a) = tx.algorithm
+            && self.strongest.is_none_or(|s| a.strength() > s.strength())
+        {
+            self.strongest = Some(a);
+        }
         if granted.expires == 0 {
             // The registrar kept no binding for our Contact.
             self.finish(Report::Failed(error::SIP_INVALID_REGISTRAR_RESPONSE), out);
@@ -738,13 +800,43 @@ impl Registration {
         } else {
             "WWW-Authenticate"
         };
-        let best = msg
+        let parsed: Vec<_> = msg
             .header_values(header)
             .into_iter()
-            .filter_map(|v| Challenge::parse(v).ok())
-            .max_by_key(|c| c.algorithm.strength());
+            .map(Challenge::parse)
+            .collect();
+        if parsed.contains(&Err(ChallengeError::ControlCharacter)) {
+            // Never copied into a request, never answered (issue 15).
+            crate::log::warn(&format!(
+                "{} ({}): {header} holds a control character (a header injection?): \
+                 not answered",
+                self.config.registrar, self.config.aor
+            ));
+            return self.on_failure(error::SIP_MALFORMED_MESSAGE, false, None, tx, out);
+        }
+        let offered: Vec<Challenge> = parsed.into_iter().filter_map(Result::ok).collect();
+        let floor = self.digest_floor();
+        let best = choose_challenge(&offered, floor);
         let Some(ch) = best else {
-            return self.on_failure(i32::from(status), false, None, tx, out);
+            if offered.is_empty() {
+                return self.on_failure(i32::from(status), false, None, tx, out);
+            }
+            crate::log::warn(&format!(
+                "{} ({}): {header} offers only {}; {}: not answered",
+                self.config.registrar,
+                self.config.aor,
+                offered
+                    .iter()
+                    .map(|c| format!(
+                        "{}{}",
+                        c.algorithm.name(),
+                        if c.qop.is_none() { " without qop" } else { "" }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.floor_reason(floor)
+            ));
+            return self.on_failure(crate::Error::PermissionDenied.code(), false, None, tx, out);
         };
         // Our credentials answered a challenge of this exchange and were
         // refused: wrong credentials. Never loop (issue #2, ref §5.7).
@@ -752,7 +844,7 @@ impl Registration {
             return self.on_failure(i32::from(status), false, None, tx, out);
         }
         if ch.stale {
-            self.stale_retries += 1;
+            self.stale_retries = self.stale_retries.saturating_add(1);
         }
         if self.credentials_for(proxy, &ch.realm).is_none() {
             return self.on_failure(i32::from(status), false, None, tx, out);
@@ -814,7 +906,7 @@ impl Registration {
         } else {
             self.retries += 1;
             let delay = match retry_after {
-                Some(s) => Duration::from_secs(s),
+                Some(s) => peer_seconds(s),
                 None => retry_delay(self.config.retry_base, self.config.retry_max, self.retries),
             };
             crate::log::info(&format!(
@@ -858,6 +950,7 @@ impl Registration {
                     expires: if self.wanted { self.expires } else { 0 },
                     interval: self.timers.t1,
                     answers_challenge: false,
+                    algorithm: None,
                 });
                 self.on_failure(error::SIP_TRANSPORT_FAILURE, true, None, &tx, out);
             }
@@ -923,6 +1016,74 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// The weakest digest algorithm answered now (see [`RegConfig::digest_min`]).
+    fn digest_floor(&self) -> Algorithm {
+        match self.config.digest_min {
+            Some(a) => a,
+            None if self
+                .strongest
+                .is_some_and(|s| s.strength() >= Algorithm::Sha256.strength()) =>
+            {
+                Algorithm::Sha256
+            }
+            None => Algorithm::Md5,
+        }
+    }
+
+    fn floor_reason(&self, floor: Algorithm) -> String {
+        match (self.config.digest_min, floor) {
+            (None, Algorithm::Md5) => "nothing offered is acceptable".into(),
+            (None, _) => format!(
+                "this registrar accepted {} before: no downgrade (set \
+                 SIP_KEY_DIGEST_MIN_ALGORITHM to MD5 to allow it)",
+                self.strongest.map_or("SHA-256", Algorithm::name)
+            ),
+            (Some(_), f) => format!(
+                "SIP_KEY_DIGEST_MIN_ALGORITHM is {}{}",
+                f.name(),
+                if f == Algorithm::Md5 {
+                    ""
+                } else {
+                    " (and answers without qop need MD5)"
+                }
+            ),
+        }
+    }
+}
+
+/// The challenge to answer: the strongest of those at least as strong as
+/// `floor`; one without qop (RFC 2069: no client nonce, so every input but
+/// the password is the challenger's) only when `floor` is MD5.
+pub fn choose_challenge(offered: &[Challenge], floor: Algorithm) -> Option<Challenge> {
+    offered
+        .iter()
+        .filter(|c| c.algorithm.strength() >= floor.strength())
+        .filter(|c| c.qop.is_some() || floor == Algorithm::Md5)
+        .max_by_key(|c| (c.algorithm.strength(), c.qop.is_some()))
+        .cloned()
+}
+
+/// Seconds of a Retry-After (`120`, `120;duration=60`, `120 (comment)`);
+/// a number too large for u64 is the largest (then clamped, see
+/// [`peer_seconds`]).
+fn retry_after_seconds(value: &str) -> Option<u64> {
+    let v = value.split([' ', ';', '(']).next()?.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse::<u64>().unwrap_or(u64::MAX))
+}
+
+/// Does a value the registrar granted hold a control character?
+fn granted_has_control(g: &Granted) -> bool {
+    [&g.contact, &g.pub_gruu, &g.temp_gruu]
+        .into_iter()
+        .chain(&g.aors)
+        .chain(&g.service_route)
+        .any(|v| has_control(v))
+}
+
 /// When to refresh a binding granted for `expires` seconds (ref §5.11): half
 /// of it up to 1200 s, else 600 s before expiry; then 0–10 % earlier at
 /// random so that profiles registered together do not refresh together.
@@ -968,6 +1129,7 @@ mod tests {
             tls_ca_file: None,
             interface: None,
             network: NetworkOptions::default(),
+            digest_min: None,
         }
     }
 
@@ -1275,5 +1437,739 @@ mod tests {
             let r = retry_delay(30, 1800, 10).as_secs_f64();
             assert!((900.0..1800.0 * 0.99 + 0.001).contains(&r));
         }
+    }
+
+    // ----- The REGISTER state machine as one table (issue 15, item 10) -----
+
+    /// Where a row starts: the steps that led there.
+    #[derive(Debug, Clone, Copy)]
+    enum Setup {
+        /// The first REGISTER is out.
+        Registering,
+        /// A 401 was answered; the answer is out.
+        Challenged,
+        Registered,
+        /// Registered after a SHA-256 challenge.
+        RegisteredSha256,
+        /// Registered, the refresh is out.
+        Refreshing,
+        /// The first REGISTER timed out (408); waiting to retry.
+        RetryWait,
+        /// Registered, then disabled: the un-REGISTER is out.
+        Unregistering,
+        /// Disabled while the first REGISTER was out.
+        StoppedWhileRegistering,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Input {
+        /// A response to the last request: status line, extra headers.
+        Response(&'static str, &'static str),
+        Timer(TimerKind),
+        Stop,
+        RetryNow,
+        ConnectionLost,
+        TransportError,
+    }
+
+    struct Row {
+        setup: Setup,
+        min: Option<Algorithm>,
+        input: Input,
+        /// The one request sent must contain each of these; None: nothing sent.
+        sends: Option<&'static [&'static str]>,
+        /// Timers armed, in order, with the exact wait in seconds when given.
+        timers: &'static [(TimerKind, Option<u64>)],
+        /// The report, as its Debug text starts; None: no report.
+        report: Option<&'static str>,
+        state: State,
+    }
+
+    const OK_300: &str = "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062>;expires=300\r\n";
+    const SHA256: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n2\", qop=\"auth\", algorithm=SHA-256\r\n";
+    const MD5_2069: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n3\"\r\n";
+    const SHA256_2069: &str =
+        "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n4\", algorithm=SHA-256\r\n";
+    const BOTH: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"m\", qop=\"auth\"\r\n\
+        WWW-Authenticate: Digest realm=\"example.com\", nonce=\"s\", qop=\"auth\", algorithm=SHA-256\r\n";
+    const INJECTING: &str = "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n\\\u{b}X-Injected: yes\", qop=\"auth\"\r\n";
+    const PROXY: &str =
+        "Proxy-Authenticate: Digest realm=\"example.com\", nonce=\"p1\", qop=\"auth\"\r\n";
+
+    const SENT_CHALLENGE: &[(TimerKind, Option<u64>)] =
+        &[(TimerKind::Retransmit, None), (TimerKind::Timeout, None)];
+    const RETRY_ONLY: &[(TimerKind, Option<u64>)] = &[(TimerKind::Retry, None)];
+    const REFRESH_ONLY: &[(TimerKind, Option<u64>)] = &[(TimerKind::Refresh, None)];
+
+    fn rows() -> Vec<Row> {
+        use Input::*;
+        use Setup::*;
+        let row = |setup, input, sends, timers, report, state| Row {
+            setup,
+            min: None,
+            input,
+            sends,
+            timers,
+            report,
+            state,
+        };
+        let min = |min, input, sends, timers, report, state| Row {
+            setup: Registering,
+            min: Some(min),
+            input,
+            sends,
+            timers,
+            report,
+            state,
+        };
+        vec![
+            row(
+                Registering,
+                Response("200 OK", OK_300),
+                None,
+                REFRESH_ONLY,
+                Some("Registered("),
+                State::Registered,
+            ),
+            row(
+                Registering,
+                Response("100 Trying", ""),
+                None,
+                &[],
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", CHALLENGE),
+                Some(&[
+                    "Authorization: Digest username=\"alice\"",
+                    "algorithm=MD5",
+                    "qop=auth",
+                ]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Challenged,
+                Response("200 OK", OK_300),
+                None,
+                REFRESH_ONLY,
+                Some("Registered("),
+                State::Registered,
+            ),
+            row(
+                Challenged,
+                Response("401 Unauthorized", CHALLENGE),
+                None,
+                &[],
+                Some("Failed(401)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("407 Proxy Authentication Required", PROXY),
+                Some(&["Proxy-Authorization: Digest", "nonce=\"p1\""]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", ""),
+                None,
+                &[],
+                Some("Failed(401)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", INJECTING),
+                None,
+                &[],
+                Some("Failed(-17700)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", BOTH),
+                Some(&["algorithm=SHA-256", "nonce=\"s\""]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("401 Unauthorized", MD5_2069),
+                Some(&["algorithm=MD5", "nonce=\"n3\""]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("423 Interval Too Brief", "Min-Expires: 1800\r\n"),
+                Some(&["Expires: 1800\r\n"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Response("423 Interval Too Brief", "Min-Expires: 10\r\n"),
+                None,
+                &[],
+                Some("Failed(423)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("403 Forbidden", ""),
+                None,
+                &[],
+                Some("Failed(403)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("404 Not Found", ""),
+                None,
+                &[],
+                Some("Failed(404)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("408 Request Timeout", ""),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("480 Temporarily Unavailable", ""),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("500 Server Error", "Retry-After: 7\r\n"),
+                None,
+                &[(TimerKind::Retry, Some(7))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("504 Timeout", ""),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response(
+                    "503 Unavailable",
+                    "Retry-After: 120 (maintenance);duration=60\r\n",
+                ),
+                None,
+                &[(TimerKind::Retry, Some(120))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("503 Unavailable", "Retry-After: 18446744073709551615\r\n"),
+                None,
+                &[(TimerKind::Retry, Some(86_400))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response(
+                    "503 Unavailable",
+                    "Retry-After: 99999999999999999999999999\r\n",
+                ),
+                None,
+                &[(TimerKind::Retry, Some(86_400))],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response("503 Unavailable", "Retry-After: -5\r\n"),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Response(
+                    "200 OK",
+                    "Contact: <sip:abcdefghij0123456789@127.0.0.1:5062>;expires=0\r\n",
+                ),
+                None,
+                &[],
+                Some("Failed(-17701)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Response("200 OK", "Expires: 4294967295\r\n"),
+                None,
+                &[(TimerKind::Refresh, Some(86_400))],
+                Some("Registered("),
+                State::Registered,
+            ),
+            row(
+                Registering,
+                Response("200 OK", "Service-Route: <sip:p\u{1}@x>\r\n"),
+                None,
+                &[],
+                Some("Failed(-17701)"),
+                State::Done,
+            ),
+            row(
+                Registering,
+                Timer(TimerKind::Retransmit),
+                Some(&["CSeq: 1 REGISTER"]),
+                &[(TimerKind::Retransmit, None)],
+                None,
+                State::Registering,
+            ),
+            row(
+                Registering,
+                Timer(TimerKind::Timeout),
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                TransportError,
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                ConnectionLost,
+                None,
+                RETRY_ONLY,
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Registering,
+                Stop,
+                None,
+                &[],
+                Some("Unregistering"),
+                State::Unregistering,
+            ),
+            row(
+                StoppedWhileRegistering,
+                Response("200 OK", OK_300),
+                Some(&["Expires: 0\r\n", ";expires=0"]),
+                SENT_CHALLENGE,
+                None,
+                State::Unregistering,
+            ),
+            row(
+                Registered,
+                Timer(TimerKind::Refresh),
+                Some(&["Expires: 600\r\n", "CSeq: 2 REGISTER"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registered,
+            ),
+            row(
+                Registered,
+                Timer(TimerKind::Retry),
+                None,
+                &[],
+                None,
+                State::Registered,
+            ),
+            row(
+                Registered,
+                Stop,
+                Some(&["Expires: 0\r\n"]),
+                SENT_CHALLENGE,
+                Some("Unregistering"),
+                State::Unregistering,
+            ),
+            row(
+                Registered,
+                ConnectionLost,
+                None,
+                &[(TimerKind::Retry, Some(0))],
+                Some("Disconnected"),
+                State::RetryWait,
+            ),
+            row(Registered, RetryNow, None, &[], None, State::Registered),
+            row(
+                Refreshing,
+                Response("200 OK", OK_300),
+                None,
+                REFRESH_ONLY,
+                Some("Refreshed("),
+                State::Registered,
+            ),
+            row(
+                Refreshing,
+                Response("503 Unavailable", "Retry-After: 5\r\n"),
+                None,
+                &[(TimerKind::Retry, Some(5))],
+                Some("Disconnected"),
+                State::RetryWait,
+            ),
+            row(
+                Refreshing,
+                Response("403 Forbidden", ""),
+                None,
+                &[],
+                Some("Failed(403)"),
+                State::Done,
+            ),
+            row(
+                RetryWait,
+                Timer(TimerKind::Retry),
+                Some(&["REGISTER sip:"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                RetryWait,
+                RetryNow,
+                Some(&["REGISTER sip:"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            row(
+                RetryWait,
+                Stop,
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            row(
+                RetryWait,
+                Response("200 OK", OK_300),
+                None,
+                &[],
+                None,
+                State::RetryWait,
+            ),
+            row(
+                Unregistering,
+                Response("200 OK", ""),
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            row(
+                Unregistering,
+                Response("408 Request Timeout", ""),
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            row(
+                Unregistering,
+                Response("401 Unauthorized", CHALLENGE),
+                Some(&["Expires: 0\r\n", "Authorization: Digest"]),
+                SENT_CHALLENGE,
+                None,
+                State::Unregistering,
+            ),
+            row(
+                Unregistering,
+                Timer(TimerKind::Timeout),
+                None,
+                &[],
+                Some("Unregistered"),
+                State::Done,
+            ),
+            // Downgrades (SIP_KEY_DIGEST_MIN_ALGORITHM, issue 15 item 3).
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", CHALLENGE),
+                None,
+                &[],
+                Some("Failed(-46)"),
+                State::Done,
+            ),
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", SHA256),
+                Some(&["algorithm=SHA-256", "qop=auth"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", SHA256_2069),
+                None,
+                &[],
+                Some("Failed(-46)"),
+                State::Done,
+            ),
+            min(
+                Algorithm::Sha256,
+                Response("401 Unauthorized", BOTH),
+                Some(&["algorithm=SHA-256"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            min(
+                Algorithm::Sha512_256,
+                Response("401 Unauthorized", SHA256),
+                None,
+                &[],
+                Some("Failed(-46)"),
+                State::Done,
+            ),
+            min(
+                Algorithm::Md5,
+                Response("401 Unauthorized", MD5_2069),
+                Some(&["algorithm=MD5"]),
+                SENT_CHALLENGE,
+                None,
+                State::Registering,
+            ),
+            Row {
+                setup: RegisteredSha256,
+                min: None,
+                input: Timer(TimerKind::Refresh),
+                sends: Some(&["Authorization: Digest", "algorithm=SHA-256"]),
+                timers: SENT_CHALLENGE,
+                report: None,
+                state: State::Registered,
+            },
+        ]
+    }
+
+    /// The registration a row starts from, and the last request it sent.
+    fn set_up(setup: Setup, min: Option<Algorithm>) -> (Registration, String) {
+        let mut cfg = config();
+        cfg.digest_min = min;
+        let mut r = Registration::new(
+            cfg,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        let mut out = Vec::new();
+        r.start(&mut out);
+        let mut last = sent(&out).pop().unwrap();
+        let step = |r: &mut Registration, input: Input, last: &mut String| {
+            let mut out = Vec::new();
+            feed(r, input, last, &mut out);
+            if let Some(req) = sent(&out).pop() {
+                *last = req;
+            }
+        };
+        use Input::*;
+        match setup {
+            Setup::Registering => {}
+            Setup::Challenged => step(&mut r, Response("401 Unauthorized", CHALLENGE), &mut last),
+            Setup::Registered => step(&mut r, Response("200 OK", OK_300), &mut last),
+            Setup::RegisteredSha256 => {
+                step(&mut r, Response("401 Unauthorized", SHA256), &mut last);
+                step(&mut r, Response("200 OK", OK_300), &mut last);
+            }
+            Setup::Refreshing => {
+                step(&mut r, Response("200 OK", OK_300), &mut last);
+                step(&mut r, Timer(TimerKind::Refresh), &mut last);
+            }
+            Setup::RetryWait => step(&mut r, Response("408 Request Timeout", ""), &mut last),
+            Setup::Unregistering => {
+                step(&mut r, Response("200 OK", OK_300), &mut last);
+                step(&mut r, Stop, &mut last);
+            }
+            Setup::StoppedWhileRegistering => step(&mut r, Stop, &mut last),
+        }
+        (r, last)
+    }
+
+    fn feed(r: &mut Registration, input: Input, last: &str, out: &mut Vec<Action>) {
+        match input {
+            Input::Response(status, extra) => r.on_response(&respond(last, status, extra), out),
+            Input::Timer(kind) => {
+                let g = r.generation(kind);
+                r.on_timer(kind, g, out)
+            }
+            Input::Stop => r.stop(out),
+            Input::RetryNow => r.retry_now(out),
+            Input::ConnectionLost => r.on_connection_lost(out),
+            Input::TransportError => r.on_transport_error(out),
+        }
+    }
+
+    #[test]
+    fn register_state_machine_table() {
+        for (i, row) in rows().into_iter().enumerate() {
+            let what = format!(
+                "row {i}: {:?} + {:?} (min {:?})",
+                row.setup, row.input, row.min
+            );
+            let (mut r, last) = set_up(row.setup, row.min);
+            let mut out = Vec::new();
+            feed(&mut r, row.input, &last, &mut out);
+            let sent = sent(&out);
+            match row.sends {
+                None => assert!(sent.is_empty(), "{what}: sent {sent:?}"),
+                Some(parts) => {
+                    assert_eq!(sent.len(), 1, "{what}: sent {sent:?}");
+                    for p in parts {
+                        assert!(sent[0].contains(p), "{what}: {p:?} not in {}", sent[0]);
+                    }
+                }
+            }
+            for req in &sent {
+                assert!(!req.contains("X-Injected"), "{what}");
+                assert_eq!(req.replace("\r\n", "").find(['\r', '\n']), None, "{what}");
+            }
+            let timers: Vec<(TimerKind, Duration)> = out
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Timer(k, d, _) => Some((*k, *d)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(timers.len(), row.timers.len(), "{what}: timers {timers:?}");
+            for ((k, d), (want_k, want_s)) in timers.iter().zip(row.timers) {
+                assert_eq!(k, want_k, "{what}: timers {timers:?}");
+                if let Some(s) = want_s {
+                    assert_eq!(d.as_secs(), *s, "{what}: {k:?} in {d:?}");
+                }
+                assert!(*d <= MAX_WAIT, "{what}");
+            }
+            let reports: Vec<String> = out
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Report(r) => Some(format!("{r:?}")),
+                    _ => None,
+                })
+                .collect();
+            // A failed attempt with another to come is reported too (issue
+            // 16), once, and only when the registration waits to retry; the
+            // rows give the reports besides that one.
+            let attempts = reports
+                .iter()
+                .filter(|r| r.starts_with("AttemptFailed"))
+                .count();
+            assert!(attempts <= 1, "{what}: reports {reports:?}");
+            if attempts == 1 {
+                assert_eq!(r.state, State::RetryWait, "{what}: reports {reports:?}");
+            }
+            let reports: Vec<String> = reports
+                .into_iter()
+                .filter(|r| !r.starts_with("AttemptFailed"))
+                .collect();
+            match row.report {
+                None => assert!(reports.is_empty(), "{what}: reports {reports:?}"),
+                Some(want) => {
+                    assert_eq!(reports.len(), 1, "{what}: reports {reports:?}");
+                    assert!(reports[0].starts_with(want), "{what}: reports {reports:?}");
+                }
+            }
+            assert_eq!(r.state, row.state, "{what}");
+            assert_eq!(
+                out.iter().any(|a| matches!(a, Action::Done)),
+                row.state == State::Done,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_downgrade_after_sha256_unless_the_key_says_md5() {
+        for (min, answered) in [(None, false), (Some(Algorithm::Md5), true)] {
+            let (mut r, _) = set_up(Setup::RegisteredSha256, min);
+            // The binding goes to the next registration of this profile.
+            let binding = r.binding();
+            assert_eq!(binding.strongest, Some(Algorithm::Sha256));
+            let mut out = Vec::new();
+            r.stop(&mut out);
+            let mut next = Registration::new(
+                r.config.clone(),
+                Timers::with_t1(Duration::from_millis(10)),
+                "127.0.0.1:5062".parse().unwrap(),
+            );
+            next.continue_binding(binding);
+            let mut out = Vec::new();
+            next.start(&mut out);
+            let req = sent(&out).pop().unwrap();
+            let mut out = Vec::new();
+            next.on_response(&respond(&req, "401 Unauthorized", CHALLENGE), &mut out);
+            assert_eq!(!sent(&out).is_empty(), answered, "min {min:?}");
+            if !answered {
+                assert!(
+                    out.iter()
+                        .any(|a| matches!(a, Action::Report(Report::Failed(-46))))
+                );
+            }
+        }
+        // Another registrar: nothing remembered.
+        let (r, _) = set_up(Setup::RegisteredSha256, None);
+        let mut cfg = r.config.clone();
+        cfg.registrar = Uri::parse("sip:127.0.0.2:5060").unwrap();
+        let mut other = Registration::new(
+            cfg,
+            Timers::with_t1(Duration::from_millis(10)),
+            "127.0.0.1:5062".parse().unwrap(),
+        );
+        other.continue_binding(r.binding());
+        assert_eq!(other.digest_floor(), Algorithm::Md5);
+    }
+
+    #[test]
+    fn challenge_choice() {
+        let c = |h: &str| Challenge::parse(h).unwrap();
+        let md5 = c("Digest realm=\"r\", nonce=\"a\", qop=auth");
+        let md5_2069 = c("Digest realm=\"r\", nonce=\"b\"");
+        let sha = c("Digest realm=\"r\", nonce=\"c\", qop=auth, algorithm=SHA-256");
+        let sha_2069 = c("Digest realm=\"r\", nonce=\"d\", algorithm=SHA-256");
+        let sha512 = c("Digest realm=\"r\", nonce=\"e\", qop=auth, algorithm=SHA-512-256");
+        let all = [
+            md5.clone(),
+            md5_2069.clone(),
+            sha.clone(),
+            sha_2069.clone(),
+            sha512.clone(),
+        ];
+        use Algorithm::*;
+        assert_eq!(choose_challenge(&all, Md5), Some(sha512.clone()));
+        assert_eq!(choose_challenge(&all[..4], Md5), Some(sha.clone()));
+        assert_eq!(choose_challenge(&all[..4], Sha256), Some(sha.clone()));
+        assert_eq!(choose_challenge(&all[..4], Sha512_256), None);
+        assert_eq!(
+            choose_challenge(std::slice::from_ref(&md5_2069), Md5),
+            Some(md5_2069)
+        );
+        assert_eq!(
+            choose_challenge(std::slice::from_ref(&sha_2069), Md5),
+            Some(sha_2069.clone())
+        );
+        assert_eq!(choose_challenge(&[sha_2069], Sha256), None);
+        assert_eq!(choose_challenge(&[md5], Sha256), None);
+        assert_eq!(choose_challenge(&[], Md5), None);
     }
 }

@@ -39,9 +39,7 @@ pub fn answer(msg: &Message, peer: SocketAddr, is_ours: impl Fn(&str) -> bool) -
     if method == "ACK" {
         return None; // never answered (RFC 3261 §17.2.1)
     }
-    if msg.top_via().is_none() {
-        return None; // no Via to answer along (found by fuzzing)
-    }
+    msg.top_via()?;
     let cseq_ok = msg.cseq().is_some_and(|(_, m)| m == method);
     let (code, reason, extra) = match Uri::parse(uri) {
         _ if !cseq_ok => (400, "Bad Request", ""),

@@ -65,6 +65,7 @@ static const key_row rows[] = {
     {1006, "SIP_KEY_RETRY_MAX_SECONDS", O, N, N, N, O, O, N, N, N, O},
     {1007, "SIP_KEY_INSTANCE_ID", N, N, N, N, O, N, N, O, N, O},
     {1008, "SIP_KEY_TLS_CA_FILE", N, N, N, N, O, N, N, O, N, O},
+    {1010, "SIP_KEY_DIGEST_MIN_ALGORITHM", N, N, O, N, O, N, N, G, N, O},
 };
 
 static int32_t get_u32_code(const sip_profile *p, uint32_t k) {
@@ -159,6 +160,13 @@ static void value_rules(sip_managed_profile_registry *m) {
     EXPECT_RC(sip_profile_set_u32(p, SIP_KEY_SNAP_ID, 0), SIP_ERR_ARGUMENT);   /* ref §4.1 key 14 */
     EXPECT_RC(sip_profile_set_bool(p, SIP_KEY_DEFAULT_PROFILE, false), SIP_ERR_ARGUMENT); /* key 11 */
     EXPECT_RC(sip_profile_set_str(p, SIP_KEY_USER_AOR, "not a uri"), SIP_ERR_ARGUMENT);   /* key 7 */
+    /* contract §8.4: MD5 by default, one of three names, nothing else. */
+    EXPECT_RC(sip_profile_get_str(p, SIP_KEY_DIGEST_MIN_ALGORITHM, buf, sizeof buf, &len), SIP_OK);
+    EXPECT(len == 3 && memcmp(buf, "MD5", 3) == 0);
+    EXPECT_RC(sip_profile_set_str(p, SIP_KEY_DIGEST_MIN_ALGORITHM, "SHA-1"), SIP_ERR_ARGUMENT);
+    EXPECT_RC(sip_profile_set_str(p, SIP_KEY_DIGEST_MIN_ALGORITHM, "sha-256"), SIP_OK);
+    EXPECT_RC(sip_profile_get_str(p, SIP_KEY_DIGEST_MIN_ALGORITHM, buf, sizeof buf, &len), SIP_OK);
+    EXPECT(len == 7 && memcmp(buf, "SHA-256", 7) == 0);
     EXPECT_RC(sip_profile_set_server_str(p, SIP_SERVER_REGISTRAR, SIP_KEY_SERVER_ADDRESS, "http://x"),
               SIP_ERR_ARGUMENT);
     EXPECT_RC(sip_profile_set_server_str(p, 999, SIP_KEY_SERVER_ADDRESS, "sip:x"), SIP_ERR_ARGUMENT);

@@ -37,6 +37,15 @@ int main(int argc, char **argv) {
     std::condition_variable cv;
     std::vector<std::pair<uint32_t, Event>> events;
     std::vector<int32_t> errors;
+    // The library's log through a std::function, from the first call on:
+    // opening the store's first registry starts its profile server.
+    std::vector<std::pair<LogLevel, std::string>> logged;
+    set_log_handler(
+        [&](LogLevel level, const char *line) {
+            std::lock_guard<std::mutex> g(m);
+            logged.emplace_back(level, line);
+        },
+        LogLevel::Trace);
 
     uint32_t id = 0;
     {
@@ -140,6 +149,21 @@ int main(int argc, char **argv) {
         EXPECT(poll(&pfd, 1, 0) == 0);  // nothing left waiting
         EXPECT(registry.dispatch() == 0);
         registry.disable(p);
+    }
+    set_log_handler({});  // back to stderr: nothing more reaches `logged`
+    {
+        std::lock_guard<std::mutex> g(m);
+        bool saw_start = false;
+        for (auto &entry : logged) {
+            if (entry.first == LogLevel::Debug && entry.second.find("starting ") == 0 &&
+                entry.second.find("sipprofile-server") != std::string::npos)
+                saw_start = true;
+            EXPECT(entry.second.find("alicepw") == std::string::npos);
+        }
+        EXPECT(saw_start);
+        size_t n = logged.size();
+        { ManagedProfileRegistry again(store); }
+        EXPECT(logged.size() == n);
     }
     if (failures) {
         std::fprintf(stderr, "cpp: %d failure(s)\n", failures);

@@ -17,7 +17,21 @@ pub fn cdylib_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // Cargo gives the test these package variables; build scripts (ring's)
+        // rerun when they change, so a nested build that sees them rebuilds
+        // ring, rustls and the library on every alternation with `cargo test`.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_BIN_EXE_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || ["OUT_DIR", "CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&&*k)
+            {
+                build.env_remove(&*k);
+            }
+        }
+        let st = build
             .args(["build", "--lib", "--quiet"])
             .current_dir(root())
             .status()

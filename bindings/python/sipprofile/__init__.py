@@ -16,17 +16,19 @@ the semantics of the Symbian OS SIP Profile API, over ``libsipprofile``.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import ctypes
 import itertools
+import logging
 import queue
 import threading
 import time
 import weakref
-from ctypes import byref, c_bool, c_char_p, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_bool, c_char_p, c_int32, c_size_t, c_uint32, c_void_p
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Callable, Iterator, List, Optional, Sequence, Union
+from typing import AsyncIterator, Callable, Iterator, List, Optional, Sequence, Union
 
 from . import _ffi
 from ._ffi import lib
@@ -36,7 +38,14 @@ __all__ = [
     "SipProfileError", "NotFoundError", "ArgumentError", "InUseError", "AccessDeniedError",
     "PermissionDeniedError", "BadHandleError", "Profile", "ProfileRegistry",
     "ManagedProfileRegistry", "Notification", "version", "strerror",
+    "LogLevel", "set_log_handler", "log_to_logging", "APP_DISPATCH", "ATTEMPT_EVENTS",
 ]
+
+
+#: Registry flags (``sip_*_registry_new_with_flags``); the keyword arguments
+#: ``app_dispatch`` and ``attempt_events`` set them.
+APP_DISPATCH = 0x1
+ATTEMPT_EVENTS = 0x2
 
 
 class Event(IntEnum):
@@ -46,6 +55,7 @@ class Event(IntEnum):
     DEREGISTERED = 3
     DESTROYED = 4
     FORCIBLY_DISABLED = 5
+    ATTEMPT_FAILED = 6
 
 
 class Status(IntEnum):
@@ -108,6 +118,7 @@ class Key(IntEnum):
     INSTANCE_ID = 1007
     TLS_CA_FILE = 1008
     CONTACT_URI = 1009
+    DIGEST_MIN_ALGORITHM = 1010
     KEEPALIVE_SECONDS = 1011
     OUTBOUND = 1012
 
@@ -177,6 +188,69 @@ def strerror(code: int) -> str:
 
 def _enc(s: str) -> bytes:
     return s.encode("utf-8")
+
+
+# ----- logging -------------------------------------------------------------------
+
+
+class LogLevel(IntEnum):
+    """The library's log levels (``sip_set_log_callback``)."""
+
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+    TRACE = 5  # every SIP message, digest responses masked; never a password
+
+
+TRACE = 5  # the logging level TRACE lines are logged at (below DEBUG)
+logging.addLevelName(TRACE, "TRACE")
+_TO_LOGGING = {LogLevel.ERROR: logging.ERROR, LogLevel.WARN: logging.WARNING,
+               LogLevel.INFO: logging.INFO, LogLevel.DEBUG: logging.DEBUG, LogLevel.TRACE: TRACE}
+
+_log_handler: Optional[Callable[[LogLevel, str], None]] = None
+
+
+@_ffi.LOG_CB
+def _on_log(_ctx, level, message):
+    handler = _log_handler
+    if handler is None:
+        return
+    try:
+        handler(LogLevel(level) if 1 <= level <= 5 else LogLevel.TRACE,
+                message.decode("utf-8", "replace") if message else "")
+    except BaseException:  # never let an exception unwind into the library
+        pass
+
+
+def set_log_handler(handler: Optional[Callable[[LogLevel, str], None]],
+                    max_level: LogLevel = LogLevel.INFO) -> None:
+    """Sends the library's log lines at ``max_level`` and below to
+    ``handler(level, message)``, called on whichever library thread logs: keep
+    it short, and call no sipprofile function from it. ``None`` logs to
+    stderr again, filtered by ``$SIPPROFILE_LOG`` (default warn)."""
+    global _log_handler
+    _log_handler = handler
+    if handler is None:
+        lib.sip_set_log_callback(_ffi.LOG_CB(), None, 0)
+    else:
+        lib.sip_set_log_callback(_on_log, None, int(max_level))
+
+
+def log_to_logging(logger: Union[str, logging.Logger] = "sipprofile",
+                   max_level: LogLevel = LogLevel.INFO) -> logging.Logger:
+    """Routes the library's log to the ``logging`` module: ``logger`` (a
+    name or a Logger, default ``"sipprofile"``) gets each line at the
+    matching level (ERROR, WARNING, INFO, DEBUG, and TRACE = 5 below DEBUG).
+    Returns the logger. ``set_log_handler(None)`` undoes it."""
+    log = logging.getLogger(logger) if isinstance(logger, str) else logger
+    set_log_handler(lambda level, message: log.log(_TO_LOGGING[level], "%s", message), max_level)
+    return log
+
+
+# Before _close_all is registered, so it runs after it: once Python is
+# finalizing, no library thread may call back into it.
+atexit.register(lambda: set_log_handler(None) if _log_handler is not None else None)
 
 
 # ----- profiles ----------------------------------------------------------------
@@ -330,6 +404,15 @@ class Profile:
             return None
 
     @property
+    @property
+    def last_attempt(self) -> "tuple[int, float]":
+        """The last registration attempt: its error (0 if it succeeded or none
+        was made; a negative code or a SIP status) and the seconds until the
+        next attempt (0 if none is scheduled)."""
+        err, ms = c_int32(), c_uint32()
+        _check(lib.sip_profile_last_attempt(self._handle, byref(err), byref(ms)), "last_attempt")
+        return err.value, ms.value / 1000.0
+
     def type(self) -> ProfileType:
         t = _ffi.sip_profile_type_info()
         _check(lib.sip_profile_type(self._handle, byref(t)))
@@ -395,16 +478,33 @@ class _Registry:
     _new = None
     _free = None
 
-    def __init__(self, store: Optional[str] = None, observer: Optional[Observer] = None):
+    #: How many notifications ``events()`` keeps for a reader; past that the
+    #: oldest go, so a registry whose events nobody reads stays bounded.
+    EVENTS_KEPT = 1024
+
+    def __init__(self, store: Optional[str] = None, observer: Optional[Observer] = None, *,
+                 app_dispatch: bool = False, attempt_events: bool = False):
+        """``app_dispatch``: callbacks run only in ``dispatch()`` (or ``aevents()``)
+        on the calling thread, never on a library thread; ``attempt_events``:
+        also deliver ``Event.ATTEMPT_FAILED`` for each failed attempt that will
+        be retried."""
         self._key = next(_keys)
         self._observer = observer
-        self._queue: "queue.Queue[Notification]" = queue.Queue()
+        self._queue: "queue.Queue[Notification]" = queue.Queue(self.EVENTS_KEPT)
         self._cond = threading.Condition()
+        # Notifications delivered so far, and per profile the last error
+        # with its number: what wait_registered looks at, bounded by the
+        # number of profiles.
+        self._delivered = 0
+        self._last_error: "dict[int, tuple[int, int]]" = {}
+        self._enabled_at: "dict[int, int]" = {}
         with _registries_lock:
             _registries[self._key] = self
         obs = _ffi.sip_profile_registry_observer(self._key, _on_event, _on_error)
         out = c_void_p()
-        rc = type(self)._new(_enc(store) if store is not None else None, byref(obs), byref(out))
+        flags = (APP_DISPATCH if app_dispatch else 0) | (ATTEMPT_EVENTS if attempt_events else 0)
+        rc = getattr(lib, type(self)._prefix + "new_with_flags")(
+            _enc(store) if store is not None else None, byref(obs), flags, byref(out))
         if rc != 0:
             with _registries_lock:
                 _registries.pop(self._key, None)
@@ -443,19 +543,70 @@ class _Registry:
             pass
 
     def _deliver(self, note: Notification) -> None:
-        self._queue.put(note)
+        while True:
+            try:
+                self._queue.put_nowait(note)
+                break
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()  # drop the oldest
+                except queue.Empty:
+                    pass
         with self._cond:
+            self._delivered += 1
+            if note.error is not None:
+                self._last_error[note.profile_id] = (self._delivered, note.error)
             self._cond.notify_all()
         if self._observer is not None:
             self._observer(note)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Notification]:
-        """Notifications as they arrive; ends after ``timeout`` s of silence."""
+        """Notifications as they arrive (the newest ``EVENTS_KEPT`` of those not
+        yet read); ends after ``timeout`` s of silence."""
         while True:
             try:
                 yield self._queue.get(timeout=timeout)
             except queue.Empty:
                 return
+
+    @property
+    def event_fd(self) -> int:
+        """With ``app_dispatch``: an fd that polls readable while callbacks wait
+        (owned by the registry: never close it); else -1."""
+        return self._fn("event_fd")(self._handle)
+
+    def fileno(self) -> int:
+        """``event_fd``, so that ``select``/``selectors`` take the registry itself."""
+        return self.event_fd
+
+    def dispatch(self, max_callbacks: int = 0) -> int:
+        """With ``app_dispatch``: runs up to ``max_callbacks`` waiting callbacks
+        (0: all) on this thread; returns how many ran."""
+        ran = c_uint32()
+        _check(self._fn("dispatch")(self._handle, max_callbacks, byref(ran)), "dispatch")
+        return ran.value
+
+    async def aevents(self) -> "AsyncIterator[Notification]":
+        """With ``app_dispatch``: the notifications, awaited on the running
+        asyncio loop; callbacks (and ``observer``) run on the loop's thread."""
+        loop = asyncio.get_running_loop()
+        fd = self.event_fd
+        if fd < 0:
+            raise SipProfileError(-5, "aevents needs a registry made with app_dispatch=True")
+        ready = asyncio.Event()
+        loop.add_reader(fd, ready.set)
+        try:
+            while self._h is not None:
+                try:
+                    yield self._queue.get_nowait()
+                    continue
+                except queue.Empty:
+                    pass
+                ready.clear()
+                if self.dispatch() == 0:
+                    await ready.wait()
+        finally:
+            loop.remove_reader(fd)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -512,7 +663,14 @@ class ProfileRegistry(_Registry):
     _new = lib.sip_profile_registry_new
     _free = lib.sip_profile_registry_free
 
+    def _mark_enabled(self, p: Profile) -> None:
+        # Errors delivered before this (enable) are not this attempt's.
+        pid = p.id
+        with self._cond:
+            self._enabled_at[pid] = self._delivered
+
     def enable(self, p: Profile) -> None:
+        self._mark_enabled(p)
         _check(lib.sip_profile_registry_enable(self._handle, p._handle), "enable")
 
     def disable(self, p: Profile) -> None:
@@ -522,22 +680,26 @@ class ProfileRegistry(_Registry):
         return bool(lib.sip_profile_registry_is_enabled(self._handle, p._handle))
 
     def refresh_enable(self, p: Profile) -> None:
+        self._mark_enabled(p)
         _check(lib.sip_profile_registry_refresh_enable(self._handle, p._handle), "refresh_enable")
 
     def force_disable(self, p: Profile) -> None:
         _check(lib.sip_profile_registry_force_disable(self._handle, p._handle), "force_disable")
 
     def wait_registered(self, p: Profile, timeout: float = 10.0) -> None:
-        """Waits until ``p`` is registered; raises the registration's error if
-        it fails, TimeoutError if neither happens in time."""
+        """Waits until ``p`` is registered; raises the error of the registration
+        attempt started by the last ``enable`` (or ``refresh_enable``) if it
+        fails, TimeoutError if neither happens in time."""
         pid = p.id
+        with self._cond:
+            since = self._enabled_at.get(pid, 0)
         failed: List[int] = []
 
-        def done() -> bool:
-            for note in list(self._queue.queue):
-                if note.profile_id == pid and note.error is not None:
-                    failed.append(note.error)
-                    return True
+        def done() -> bool:  # called with self._cond held
+            seq, code = self._last_error.get(pid, (0, 0))
+            if seq > since:
+                failed.append(code)
+                return True
             return p.status == Status.REGISTERED
 
         if not self.wait_for(done, timeout):
@@ -558,6 +720,11 @@ class ManagedProfileRegistry(_Registry):
 
     def save(self, p: Profile) -> None:
         _check(lib.sip_managed_profile_registry_save(self._handle, p._handle), "save")
+
+    def save_all(self, profiles: Sequence[Profile]) -> None:
+        """Saves every profile in one durable transaction: all or nothing."""
+        arr = (c_void_p * len(profiles))(*[p._handle for p in profiles])
+        _check(lib.sip_managed_profile_registry_save_all(self._handle, arr, len(profiles)), "save_all")
 
     def destroy(self, p: Profile) -> None:
         _check(lib.sip_managed_profile_registry_destroy(self._handle, p._handle), "destroy")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p,
-                    c_int32, c_size_t, c_uint32, c_void_p)
+                    c_int, c_int32, c_size_t, c_uint32, c_void_p)
 from pathlib import Path
 
 
@@ -23,20 +23,41 @@ class sip_profile_registry_observer(Structure):
     _fields_ = [("context", c_void_p), ("event_occurred", EVENT_CB), ("error_occurred", ERROR_CB)]
 
 
-def _find_library() -> str:
+HERE = Path(__file__).resolve().parent
+BUNDLED = HERE / "libsipprofile.so.0"  # put there by `pip install` (setup.py)
+
+_HOW = ("Point SIPPROFILE_LIB at a libsipprofile.so (in a clone of the repository, "
+        "`cargo build --release --lib` makes target/release/libsipprofile.so), "
+        "reinstall this package from a clone with `pip install ./bindings/python` "
+        "(it builds and bundles the library; Rust needed), "
+        "or install the library system-wide (`make install`, or the .deb of scripts/deb.sh).")
+
+
+def _load() -> "tuple[ctypes.CDLL, str]":
+    """The library: $SIPPROFILE_LIB if set, else the one bundled in this
+    package, else libsipprofile.so.0 on the loader path."""
     env = os.environ.get("SIPPROFILE_LIB")
     if env:
-        return env
-    here = Path(__file__).resolve().parent
-    for name in ("libsipprofile.so.0", "libsipprofile.so"):
-        if (here / name).exists():
-            return str(here / name)
-    return "libsipprofile.so.0"  # the loader path
+        try:
+            return ctypes.CDLL(env), env
+        except OSError as e:
+            raise ImportError(f"sipprofile: SIPPROFILE_LIB={env!r} cannot be loaded ({e}). {_HOW}") from e
+    if BUNDLED.exists():
+        try:
+            return ctypes.CDLL(str(BUNDLED)), str(BUNDLED)
+        except OSError as e:
+            raise ImportError(f"sipprofile: the bundled {BUNDLED} cannot be loaded ({e}). {_HOW}") from e
+    try:
+        return ctypes.CDLL("libsipprofile.so.0"), "libsipprofile.so.0"
+    except OSError as e:
+        raise ImportError(
+            "sipprofile: libsipprofile.so.0 not found: this package has no bundled library "
+            f"(installed with SIPPROFILE_NO_BUILD?) and the loader found none ({e}). {_HOW}") from e
 
 
 # CDLL (not PyDLL): calls release the GIL, so a free that waits for a running
 # callback (which needs the GIL) cannot deadlock.
-lib = ctypes.CDLL(_find_library())
+lib, LIBRARY_PATH = _load()
 
 P = c_void_p  # every opaque handle
 PP = POINTER(c_void_p)
@@ -83,6 +104,8 @@ SIGNATURES = {
     "sip_str_list_len": ([P], c_size_t),
     "sip_str_list_get": ([P, c_size_t], c_char_p),
     "sip_str_list_free": ([P], None),
+    "sip_profile_last_attempt": ([P, POINTER(c_int32), POINTER(c_uint32)], c_int32),
+    "sip_managed_profile_registry_save_all": ([P, PP, c_size_t], c_int32),
 }
 for _prefix in ("sip_profile_registry_", "sip_managed_profile_registry_"):
     SIGNATURES.update({
@@ -93,6 +116,9 @@ for _prefix in ("sip_profile_registry_", "sip_managed_profile_registry_"):
         _prefix + "profiles_by_aor": ([P, c_char_p, PP], c_int32),
         _prefix + "supported_types": ([P, TYPE, c_size_t, POINTER(c_size_t)], c_int32),
         _prefix + "last_registration_error": ([P, P], c_int32),
+        _prefix + "new_with_flags": ([c_char_p, OBS, c_uint32, PP], c_int32),
+        _prefix + "event_fd": ([P], c_int),
+        _prefix + "dispatch": ([P, c_uint32, POINTER(c_uint32)], c_int32),
     })
 
 for _name, (_args, _res) in SIGNATURES.items():

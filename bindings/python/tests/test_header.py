@@ -42,7 +42,7 @@ def c_kind(node) -> str:
         t = node.type
         if isinstance(t, c_ast.IdentifierType):
             name = " ".join(t.names)
-            return {"int32_t": "i32", "uint32_t": "u32", "size_t": "size", "bool": "bool", "_Bool": "bool",
+            return {"int": "i32", "int32_t": "i32", "uint32_t": "u32", "size_t": "size", "bool": "bool", "_Bool": "bool",
                     "void": "void", "sip_log_callback": "fn*", "sip_profile_status": "u32"}.get(name, name)
         if isinstance(t, c_ast.Enum):
             return "u32"

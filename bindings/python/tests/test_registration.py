@@ -1,4 +1,5 @@
 import gc
+import logging
 import time
 
 import pytest
@@ -132,3 +133,61 @@ def test_observer_exceptions_do_not_break_delivery(kamailio, store):
         # The observer raised on every event; delivery went on regardless.
         notes = [n.event for n in r.events(timeout=1.0) if n.profile_id == pid]
         assert Event.REGISTERED in notes and Event.DEREGISTERED in notes
+
+
+def test_wait_registered_after_the_password_is_fixed(kamailio, store):
+    # Only an observer: nothing reads events(), and an old 401 must not count.
+    seen = []
+    pid = provision(store, kamailio.registrar, password="wrong")
+    with sp.ProfileRegistry(store, observer=seen.append) as r:
+        p = r.profile(pid)
+        r.enable(p)
+        with pytest.raises(sp.SipProfileError) as e:
+            r.wait_registered(p, timeout=10)
+        assert e.value.code == 401
+        with sp.ManagedProfileRegistry(store) as m:
+            mp = m.profile(pid)
+            mp.set_server(Server.REGISTRAR, Key.DIGEST_PASSWORD, "alicepw")
+            m.save(mp)
+        r.enable(p)
+        r.wait_registered(p, timeout=10)
+        assert p.status == Status.REGISTERED
+        assert any(n.error == 401 for n in seen)
+
+
+def test_unread_events_stay_bounded(store):
+    with sp.ProfileRegistry(store, observer=lambda n: None) as r:
+        n = 3 * r.EVENTS_KEPT
+        for i in range(n):
+            r._deliver(sp.Notification(i, event=Event.UPDATED))
+        assert r._queue.qsize() == r.EVENTS_KEPT
+        # The newest are kept, in order.
+        kept = [note.profile_id for note in r.events(timeout=0)]
+        assert kept == list(range(n - r.EVENTS_KEPT, n))
+
+
+def test_log_routes_to_the_logging_module(kamailio, store, caplog):
+    # From the first call on: opening the store's first registry starts its
+    # profile server, which the library logs (debug).
+    log = sp.log_to_logging(max_level=sp.LogLevel.TRACE)
+    try:
+        with caplog.at_level(sp.TRACE, logger="sipprofile"):
+            pid = provision(store, kamailio.registrar)
+            with sp.ProfileRegistry(store) as r:
+                p = r.profile(pid)
+                r.enable(p)
+                r.wait_registered(p, timeout=10)
+                r.disable(p)
+                assert r.wait_for(lambda: p.status == Status.UNREGISTERED, 10)
+    finally:
+        sp.set_log_handler(None)
+    assert log.name == "sipprofile"
+    lines = [rec for rec in caplog.records if rec.name == "sipprofile"]
+    assert any(rec.getMessage().startswith("starting ") and "sipprofile-server" in rec.getMessage()
+               and rec.levelno == logging.DEBUG for rec in lines), [rec.getMessage()[:80] for rec in lines]
+    assert all("alicepw" not in rec.getMessage() for rec in lines)
+    # Undone: nothing more reaches the logger.
+    caplog.clear()
+    with sp.ManagedProfileRegistry(store) as m:
+        m.profile(pid)
+    assert not [rec for rec in caplog.records if rec.name == "sipprofile"]
