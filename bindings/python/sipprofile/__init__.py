@@ -182,6 +182,13 @@ def version() -> str:
     return lib.sip_version().decode()
 
 
+def network_changed() -> None:
+    """Tells the library the network changed (it also watches by itself):
+    registrations whose way to their registrar now leaves from another
+    address register again from there (contract 8.3)."""
+    lib.sip_network_changed()
+
+
 def strerror(code: int) -> str:
     return lib.sip_strerror(code).decode()
 
