@@ -6,6 +6,9 @@
 use criterion::{Criterion, criterion_group};
 use sipprofile::ffi::profile::*;
 use sipprofile::ffi::registry::*;
+use sipprofile::profile::keys::{
+    SIP_KEY_PROFILE_ID, SIP_KEY_PROVIDER_NAME, SIP_KEY_SIG_COMP, SIP_KEY_USER_AOR,
+};
 use std::ffi::{CString, c_char};
 use std::hint::black_box;
 use std::ptr::null_mut;

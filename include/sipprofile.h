@@ -20,27 +20,6 @@
 #include <stdint.h>
 
 /**
- * Servers one client starts at most before giving up (ref §5.1).
- */
-#define START_TRIES 10
-
-#define SIP_MALFORMED_MESSAGE -17700
-
-#define SIP_INVALID_REGISTRAR_RESPONSE -17701
-
-#define SIP_TRANSPORT_FAILURE -17707
-
-#define SIP_INVALID_REGISTRATION_STATE -17709
-
-#define SIP_RESOLVING_FAILURE -17712
-
-#define SIP_FORBIDDEN -17713
-
-#define SIP_OUTBOUND_PROXY_NOT_RESPONDING -17716
-
-#define SIP_ICMP_FAILURE -17718
-
-/**
  * Success.
  */
 #define SIP_OK 0
@@ -234,6 +213,32 @@
  * APN switch: non-fatal failure.
  */
 #define SIP_ERR_SIP_APN_SWITCH_NON_FATAL_FAILURE -17719
+
+/**
+ * Major version of this header (`sip_version` gives the library's).
+ */
+#define SIP_VERSION_MAJOR 0
+
+/**
+ * Minor version of this header.
+ */
+#define SIP_VERSION_MINOR 1
+
+/**
+ * Patch version of this header.
+ */
+#define SIP_VERSION_PATCH 0
+
+/**
+ * Registry flag: callbacks run only inside `*_registry_dispatch`, on its
+ * caller's thread; `*_registry_event_fd` polls readable while some wait.
+ */
+#define SIP_REGISTRY_APP_DISPATCH 1
+
+/**
+ * Registry flag: also deliver `SIP_PROFILE_ATTEMPT_FAILED`.
+ */
+#define SIP_REGISTRY_ATTEMPT_EVENTS 2
 
 /**
  * u32, read-only: profile id (0 until saved).
@@ -474,186 +479,6 @@
 #define SIP_KEY_OUTBOUND 1012
 
 /**
- * Major version of this header.
- */
-#define SIPPROFILE_VERSION_MAJOR 0
-
-/**
- * Minor version of this header.
- */
-#define SIPPROFILE_VERSION_MINOR 1
-
-/**
- * Patch version of this header.
- */
-#define SIPPROFILE_VERSION_PATCH 0
-
-/**
- * Registry flag: callbacks run only inside `*_registry_dispatch`, on its
- * caller's thread; `*_registry_event_fd` polls readable while some wait.
- */
-#define SIP_REGISTRY_APP_DISPATCH 1
-
-/**
- * Registry flag: also deliver `SIP_PROFILE_ATTEMPT_FAILED`.
- */
-#define SIP_REGISTRY_ATTEMPT_EVENTS 2
-
-#define ERROR 1
-
-#define WARN 2
-
-#define INFO 3
-
-#define DEBUG 4
-
-#define TRACE 5
-
-#define PROFILE_ID 1
-
-#define PROVIDER_NAME 2
-
-#define ACCESS_POINT_ID 3
-
-#define SIG_COMP 4
-
-#define SECURITY_NEGOTIATION 5
-
-#define AUTO_REGISTRATION 6
-
-#define USER_AOR 7
-
-#define PROFILE_REGISTERED 8
-
-#define REGISTERED_AORS 9
-
-#define NEGOTIATED_SECURITY_MECHANISM 10
-
-#define DEFAULT_PROFILE 11
-
-#define CONTACT_HEADER_PARAMS 12
-
-#define REGISTERED_CONTACT 13
-
-#define SNAP_ID 14
-
-#define CONTACT_HEADER_USER 15
-
-#define SO_IP_TOS 16
-
-#define ACCESS_POINT_NAME 17
-
-#define SNAP_NAME 18
-
-#define RESOLVE_PROXY 19
-
-#define PRIMARY_APN 20
-
-#define SECONDARY_APN 21
-
-#define BEARER_TYPE 22
-
-#define SERVER_REGISTRAR 130
-
-#define SERVER_OUTBOUND_PROXY 131
-
-#define DIGEST_USER_NAME 150
-
-#define DIGEST_REALM 151
-
-#define SERVER_ADDRESS 152
-
-#define PRIVATE_IDENTITY 500
-
-#define DIGEST_PASSWORD 501
-
-#define HEADERS 502
-
-#define ALLOW_IMS_REGISTRATION 503
-
-#define PROFILE_LOCKED 504
-
-#define ALLOW_AUTO_REGISTRATION_ONLY_ON_HOME_NETWORK 505
-
-#define REGISTRATION_EXPIRES 1000
-
-#define GRANTED_EXPIRES 1001
-
-#define SERVICE_ROUTE 1002
-
-#define PUB_GRUU 1003
-
-#define TEMP_GRUU 1004
-
-#define RETRY_BASE_SECONDS 1005
-
-#define RETRY_MAX_SECONDS 1006
-
-#define INSTANCE_ID 1007
-
-#define TLS_CA_FILE 1008
-
-#define CONTACT_URI 1009
-
-/**
- * `MD5` (default), `SHA-256` or `SHA-512-256`: weaker digest challenges are
- * not answered (contract §8.4).
- */
-#define DIGEST_MIN_ALGORITHM 1010
-
-#define KEEPALIVE_SECONDS 1011
-
-#define OUTBOUND 1012
-
-/**
- * The longest keep-alive period `KEEPALIVE_SECONDS` takes.
- */
-#define MAX_KEEPALIVE_SECONDS 3600
-
-#define DEFAULT_EXPIRES_IETF 3600
-
-#define DEFAULT_EXPIRES_IMS 600000
-
-#define DEFAULT_RETRY_BASE_SECONDS 30
-
-#define DEFAULT_RETRY_MAX_SECONDS 1800
-
-/**
- * Profile class of `sip_profile_type_info` (ref §3.3).
- */
-#define CLASS_INTERNET 0
-
-#define CLASS_IMS 1
-
-#define CLASS_OTHER 2
-
-/**
- * Raised whenever a message changes shape: a client and a server of
- * different versions refuse each other with a clear error.
- */
-#define VERSION 1
-
-/**
- * The largest message either side accepts: a `SaveAll` of 100,000 profiles
- * fits.
- */
-#define MAX_FRAME (256 << 20)
-
-/**
- * Messages that may wait for one client. An event holds at most one
- * snapshot of a profile's registration (a few hundred bytes), shared by
- * every client it goes to, so a stuck client pins tens of MB at most.
- */
-#define QUEUE (1 << 17)
-
-/**
- * Larger messages are dropped (contract: messages over 64 KiB are refused).
- */
-#define MAX_MESSAGE 65535
-
-#define SCHEMA_VERSION 1
-
-/**
  * Registration status (ref §3.2).
  */
 typedef enum sip_profile_status {
@@ -783,18 +608,17 @@ typedef struct sip_profile_type_info {
 } sip_profile_type_info;
 
 /**
- * Callbacks of a registry. They run on a thread owned by the library, one
- * at a time and in order per registry, never inside the caller's API call
- * and never with a library lock held; they may call any function of this
- * API. Either function pointer may be NULL. `context` is passed back
- * untouched and may be freed once `*_registry_free` has returned.
- * Registration events are called on the thread that runs the store's SIP
- * engine, right after the change; others on a delivery thread the store's
- * registries share. While a callback blocks, the other registries'
- * callbacks, and the SIP engine, wait about 50 ms at most, then go on on
- * another thread. A registry whose callback kept the SIP engine's thread
- * 1 ms or more three times in a row is called on the delivery thread from
- * then on.
+ * Callbacks of a registry. They run in the application's process (never in
+ * the profile server), one at a time and in order per registry, never
+ * inside the caller's API call and never with a library lock held; the
+ * registry's handles already show the new data when they run. They may
+ * call any function of this API. Either function pointer may be NULL.
+ * `context` is passed back untouched and may be freed once
+ * `*_registry_free` has returned. By default they run on a delivery thread
+ * the process's registries of one store share: while one blocks, the other
+ * registries' callbacks wait about 50 ms at most, then go on on another
+ * thread; SIP never waits for them. With `SIP_REGISTRY_APP_DISPATCH` they
+ * run only inside `*_registry_dispatch`, on its caller's thread.
  */
 typedef struct sip_profile_registry_observer {
   /**
@@ -823,6 +647,15 @@ extern "C" {
 const char *sip_strerror(int32_t code);
 
 /**
+ * A description of the last failed call of this API on the calling thread,
+ * naming the key, argument, path or peer and the reason, e.g. `key
+ * SIP_KEY_USER_AOR (7): "alice" is not a SIP URI`; "" if no call failed on
+ * this thread. Never NULL. Owned by the library: valid until the next call of
+ * this API on this thread.
+ */
+const char *sip_last_error_message(void);
+
+/**
  * The library version as "MAJOR.MINOR.PATCH". Static; never NULL.
  */
 const char *sip_version(void);
@@ -835,7 +668,8 @@ size_t sip_profile_list_len(const struct sip_profile_list *list);
 /**
  * Moves the profile at `index` out of the list: the caller owns it and
  * frees it with `sip_profile_free`. NULL if out of range, already taken, or
- * `list` is NULL.
+ * `list` is NULL. Threads may take from one list at once: each entry is
+ * handed out exactly once.
  */
 struct sip_profile *sip_profile_list_take(struct sip_profile_list *list, size_t index);
 

@@ -199,3 +199,52 @@ fn c_stress_under_asan_then_valgrind() {
         assert!(stdout.contains("stress: all checks passed"));
     }
 }
+
+/// One list taken from by several threads at once hands each entry out
+/// exactly once; one handle set and read by several threads at once never
+/// shows a torn value (contract §1: every function is thread-safe).
+#[test]
+fn c_threads_share_one_list_and_one_handle() {
+    make("tests/c", &[]);
+    let tmp = TempDir::new("c-threads");
+    let out = Command::new(root().join("tests/c/build/threads"))
+        .arg(tmp.path().join("profiles.db"))
+        .output()
+        .expect("run threads");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C threads test failed");
+    assert!(stdout.contains("threads: all checks passed"));
+}
+
+/// An application's own DEBUG, ERROR, PROFILE_ID... survive including the
+/// header: tests/c/macros.c builds with -Werror (a redefinition fails it).
+#[test]
+fn c_header_leaves_application_names_alone() {
+    make("tests/c", &[]);
+    let out = Command::new(root().join("tests/c/build/macros"))
+        .output()
+        .expect("run macros");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success(), "C macros test failed");
+    assert!(stdout.contains("macros: all checks passed"));
+}
+
+/// sip_last_error_message names the key, argument or path and the reason
+/// after a failed call, per thread (tests/c/errors.c).
+#[test]
+fn c_last_error_message_names_what_failed() {
+    make("tests/c", &[]);
+    let tmp = TempDir::new("c-errors");
+    let out = Command::new(root().join("tests/c/build/errors"))
+        .arg(tmp.path())
+        .output()
+        .expect("run errors");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "C errors test failed");
+    assert!(stdout.contains("errors: all checks passed"));
+}

@@ -423,3 +423,224 @@ fn watch_json_prints_one_object_per_event() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Errors say what is wrong: the key and the reason, the missing parts of a
+/// profile, the store path (issue 17 item 3).
+#[test]
+fn errors_name_the_key_and_the_reason() {
+    let tmp = TempDir::new("cli-errors");
+    let store = tmp.path().join("p.db");
+    let added = json(&cli(&store, &["--json", "add", "--provider", "x"]));
+    let id = added["ids"][0].as_u64().unwrap().to_string();
+    let out = cli(&store, &["set", &id, "aor", "alice"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("SIP_KEY_USER_AOR (7)")
+            && err.contains("\"alice\" is not a SIP URI")
+            && err.contains("(-6)"),
+        "{err}"
+    );
+    let out = cli(&store, &["enable", &id, "--timeout", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("profile {id} cannot register: it has no AOR")),
+        "{err}"
+    );
+    // A link to the store reaches the store itself (one server per file);
+    // a dangling one, which would create a file elsewhere, is refused.
+    let link = tmp.path().join("link.db");
+    std::os::unix::fs::symlink(&store, &link).unwrap();
+    assert!(cli(&link, &["list"]).status.success());
+    let link = tmp.path().join("dangling.db");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere.db"), &link).unwrap();
+    let out = cli(&link, &["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("nowhere.db").exists());
+}
+
+fn stored_password(store: &std::path::Path, id: &str) -> Value {
+    let with = cli(store, &["export", "--with-passwords"]);
+    let v: Value = serde_json::from_slice(&with.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
+        .map(|p| p["registrar"]["password"].clone())
+        .unwrap()
+}
+
+/// `--password-stdin` reads the password from standard input's first line
+/// (add and set); nothing is echoed and no warning is printed.
+#[test]
+fn password_from_standard_input() {
+    use std::io::Write;
+    let tmp = TempDir::new("cli-stdin");
+    let store = tmp.path().join("p.db");
+    let run = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sipprofile"))
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &[
+            "--json",
+            "add",
+            "--aor",
+            "sip:bob@example.com",
+            "--registrar",
+            "sip:example.com",
+            "--user",
+            "bob",
+            "--password-stdin",
+        ],
+        "from-Stdin-1\nignored second line\n",
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(
+        !all.contains("from-Stdin-1") && !all.contains("warning"),
+        "{all}"
+    );
+    let id = json(&out)["ids"][0].to_string();
+    assert_eq!(stored_password(&store, &id), "from-Stdin-1");
+    let out = run(
+        &["set", &id, "registrar.password", "--password-stdin"],
+        "changed-2\r\n",
+    );
+    assert!(out.status.success());
+    assert_eq!(stored_password(&store, &id), "changed-2");
+    // A password on the command line still works, with a warning.
+    let out = cli(&store, &["set", &id, "registrar.password", "visible-3"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shows in `ps`"));
+    // No terminal to ask on (a new session has none): a clear error, nothing stored.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipprofile"));
+    cmd.arg("--store")
+        .arg(&store)
+        .args(["set", &id, "registrar.password"])
+        .stdin(Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no terminal") && err.contains("--password-stdin"),
+        "{err}"
+    );
+    assert_eq!(stored_password(&store, &id), "visible-3");
+}
+
+/// Without a value, `--password` asks on the terminal with echo off: typed
+/// into a pseudo-terminal, the password never comes back on it, and is stored.
+#[test]
+fn password_prompt_on_a_terminal_does_not_echo() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let tmp = TempDir::new("cli-tty");
+    let store = tmp.path().join("p.db");
+    let (mut master, slave) = {
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty writes two fds into the locals; no name, default modes.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both fds were just opened and are owned here alone.
+        unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+    };
+    let slave_fd = std::os::fd::AsRawFd::as_raw_fd(&slave);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipprofile"));
+    cmd.arg("--store")
+        .arg(&store)
+        .args([
+            "--json",
+            "add",
+            "--aor",
+            "sip:carol@example.com",
+            "--registrar",
+            "sip:example.com",
+            "--user",
+            "carol",
+            "--password",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec: a new
+    // session whose controlling terminal is the pty's slave.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn sipprofile on a pty");
+    drop(slave);
+    // Read what the terminal shows until the prompt, then type.
+    let mut shown = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&shown).contains("Password: ") {
+        assert!(Instant::now() < deadline, "no prompt: {shown:?}");
+        let mut buf = [0u8; 256];
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => panic!("terminal closed before the prompt: {shown:?}"),
+            Ok(n) => shown.extend_from_slice(&buf[..n]),
+        }
+    }
+    master.write_all(b"Typed-Secret-9\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    // The rest of what the terminal showed (the pty closes when the child exits).
+    let mut rest = [0u8; 4096];
+    while let Ok(n) = master.read(&mut rest) {
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&rest[..n]);
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!shown.contains("Typed-Secret-9"), "echoed: {shown:?}");
+    let id = json(&out)["ids"][0].to_string();
+    assert_eq!(stored_password(&store, &id), "Typed-Secret-9");
+}

@@ -716,12 +716,10 @@ fn a_killed_server_is_replaced_and_each_client_restores_its_enables() {
 /// Calls made while the server is being replaced wait for the new one: the
 /// application does nothing about the replacement (issue 14, point 4).
 ///
-/// FAILS (lead to decide, src/client/connection.rs `lost`): a request
-/// written before the reader saw the server's end gets no answer, and its
-/// caller SIP_ERR_SERVER_TERMINATED (about one call per kill here). The
-/// code says so on purpose; but these are lookups, safe to send again to
-/// the new server (a save may or may not have been written, so -15 there
-/// can stand).
+/// A request written before the reader saw the server's end gets no
+/// answer from it: a question (a lookup) is asked again of the new server,
+/// so the caller sees nothing (a change such as a save may or may not have
+/// been written, so it still gets -15). Found failing before that retry.
 #[test]
 fn calls_made_as_the_server_dies_are_answered_by_the_next_one() {
     let s = Setup::new("mp-inflight");
@@ -816,11 +814,10 @@ fn when_no_server_can_be_started_a_registry_holding_an_enabled_profile_gets_minu
     s.finish();
 }
 
-/// BUG (lead, src/client/connect.rs `connect`): ref §5.1 (and contract
-/// §8.1) tries up to 10 times to start a server; `start_server(endpoint)?`
-/// gives up at the first failed start, so one transient failure (a fork
-/// that fails, a server that dies during start-up) ends every enable of
-/// the client with SIP_ERR_SERVER_TERMINATED.
+/// Ref §5.1 (and contract §8.1) tries up to 10 times to start a server:
+/// one transient failure (a fork that fails, a server that dies during
+/// start-up) must not end the client's enables. (Found failing: the first
+/// failed start gave up.)
 #[test]
 fn a_server_start_that_fails_once_is_tried_again() {
     let s = Setup::new("mp-flaky");
@@ -924,10 +921,9 @@ fn twenty_processes_opening_at_once_start_exactly_one_server() {
     s.finish();
 }
 
-/// BUG (lead, src/protocol/endpoint.rs `canonical`): only the directory is
-/// resolved, the file name is kept, so a store reached through a symlink
-/// (`alias.db -> p.db`) gets a second server on the same file: two
-/// writers, two registrations, no events between them.
+/// A store reached through a symlink (`alias.db -> p.db`) is the same
+/// store, with the same server. (Found failing: only the directory was
+/// resolved, so the alias got a second server on the same file.)
 #[test]
 fn a_store_reached_through_a_symlink_has_the_same_server() {
     let s = Setup::new("mp-symlink");
@@ -1074,8 +1070,8 @@ fn an_auto_registration_profile_whose_registration_failed_does_not_keep_the_serv
     s.finish();
 }
 
-/// BUG (lead, src/server/host.rs `close_socket`): to stop, the server wakes
-/// its acceptor by connecting to its own socket *path*, then joins it. If
+/// Found failing (src/server/host.rs `close_socket`), now fixed: to stop,
+/// the server woke its acceptor by connecting to its own socket *path*. If
 /// the socket file is gone (the runtime directory cleaned: logout,
 /// systemd-tmpfiles, `rm -rf` of /tmp/sipprofile-$UID), the connect fails,
 /// the acceptor never wakes and the server hangs in the join forever: a
@@ -1113,8 +1109,8 @@ fn socket_in(rt: &Path) -> PathBuf {
         .expect("the server's socket")
 }
 
-/// BUG (lead, src/server/listener.rs `session` with src/client/connect.rs
-/// `greet`): the server refuses another user as soon as it accepts, before
+/// Found failing (src/server/listener.rs `session` with
+/// src/client/connect.rs `greet`), now fixed: the server refuses another user as soon as it accepts, before
 /// reading the greeting, and closes. A client whose Hello is written after
 /// that close gets EPIPE, `greet` fails on the send and never reads the
 /// Refused waiting in its socket: the attempt counts as "no server", the
@@ -1460,8 +1456,8 @@ fn a_stopped_client_does_not_stall_the_others_and_gets_every_event_when_it_resum
 
 // ----- what the server inherits from the application -------------------------
 
-/// BUG (lead, src/client/connect.rs `start_server` / src/bin/sipprofile-server.rs):
-/// the server is started with `Command`, which passes on every fd the
+/// Found failing (src/client/connect.rs `start_server`), now fixed: the
+/// server is started with `Command`, which passes on every fd the
 /// application holds without FD_CLOEXEC (fd 3+ from a shell redirection, a
 /// jobserver pipe, a socket opened without SOCK_CLOEXEC). The server lives
 /// on after the application, holding them: a pipe the application wrote to

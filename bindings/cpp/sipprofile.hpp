@@ -23,19 +23,31 @@
 
 namespace sipprofile {
 
-/// A failed call: `code()` is the C status (negative) or a SIP status.
+/// A failed call: `code()` is the C status (negative) or a SIP status;
+/// `message()` the library's description of the failure (what
+/// sip_last_error_message() said: the key, argument, path or peer and the
+/// reason), empty if none. what() holds both.
 class Error : public std::runtime_error {
 public:
-    explicit Error(int32_t code, const std::string &what = "")
-        : std::runtime_error((what.empty() ? "" : what + ": ") + sip_strerror(code)), code_(code) {}
+    explicit Error(int32_t code, const std::string &what = "", const std::string &message = "")
+        : std::runtime_error(describe(code, what, message)), code_(code), message_(message) {}
     int32_t code() const noexcept { return code_; }
+    const std::string &message() const noexcept { return message_; }
 
 private:
+    static std::string describe(int32_t code, const std::string &what, const std::string &message) {
+        std::string s = what.empty() ? "" : what + ": ";
+        if (message.empty()) return s + sip_strerror(code);
+        return s + message + " (" + sip_strerror(code) + ")";
+    }
     int32_t code_;
+    std::string message_;
 };
 
+/// Throws Error for a failed status, with this thread's last error message
+/// (read at once, before any other call can replace it).
 inline void check(int32_t rc, const char *what) {
-    if (rc != SIP_OK) throw Error(rc, what);
+    if (rc != SIP_OK) throw Error(rc, what, sip_last_error_message());
 }
 
 enum class Event : uint32_t {

@@ -20,6 +20,23 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Closes every fd but standard input, output and error: whatever the
+/// application that started us had open without close-on-exec (a pipe, a
+/// jobserver) must not stay open for the server's whole life.
+fn close_inherited_fds() {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect(),
+        Err(_) => return,
+    };
+    // The directory's own fd is closed by now: closing it again is EBADF.
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 fn main() -> ExitCode {
     let mut store: Option<PathBuf> = None;
     let mut detach = false;
@@ -41,6 +58,7 @@ fn main() -> ExitCode {
     let Some(store) = store else {
         return usage();
     };
+    close_inherited_fds();
     if detach {
         // Start the real server and return at once: the library waits for
         // this process, so the server is nobody's zombie.

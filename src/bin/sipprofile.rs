@@ -17,9 +17,13 @@ use std::process::ExitCode;
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 const EXAMPLES: &str = "Examples:
-  sipprofile add --aor sip:alice@example.com --registrar sip:example.com --user alice --password secret
+  sipprofile add --aor sip:alice@example.com --registrar sip:example.com --user alice --password
+                                      # asks for the password on the terminal, without echo
+  printf '%s\\n' \"$PW\" | sipprofile add --aor sip:bob@example.com --registrar sip:example.com --user bob --password-stdin
+  sipprofile set 1 registrar.password # asks again; or add --password-stdin and pipe it in
   sipprofile list --json
   sipprofile set 1 registrar.address sip:sip.example.com
   sipprofile set 1 expires 600
@@ -51,14 +55,21 @@ enum Command {
     Add(AddArgs),
     /// Set one parameter: KEY is a name (see `keys`), a key number, or
     /// registrar.N / proxy.N for a per-server key; booleans are
-    /// true/false, yes/no, on/off or 1/0; lists are comma-separated
+    /// true/false, yes/no, on/off or 1/0; lists are comma-separated. For
+    /// registrar.password and proxy.password leave VALUE out: the password is
+    /// asked for on the terminal without echo, or read from standard input
+    /// with --password-stdin (a VALUE on the command line shows in `ps` and
+    /// in shell history)
     Set {
         id: u32,
         key: String,
-        value: String,
+        value: Option<String>,
         /// The value's type for a key number that has no name (default str)
         #[arg(long = "type", value_enum)]
         ext_type: Option<ExtType>,
+        /// Read the value of a password key from the first line of standard input
+        #[arg(long, conflicts_with = "value")]
+        password_stdin: bool,
     },
     /// Remove a profile
     #[command(visible_alias = "remove")]
@@ -102,8 +113,14 @@ struct AddArgs {
     registrar: Option<String>,
     #[arg(long)]
     user: Option<String>,
-    #[arg(long)]
-    password: Option<String>,
+    /// The registrar's digest password. Without a value it is asked for on
+    /// the terminal, without echo; a value given here shows in `ps` and in
+    /// shell history (prefer no value, or --password-stdin)
+    #[arg(long, value_name = "PASSWORD", num_args = 0..=1)]
+    password: Option<Option<String>>,
+    /// Read the registrar's digest password from the first line of standard input
+    #[arg(long, conflicts_with = "password")]
+    password_stdin: bool,
     #[arg(long)]
     realm: Option<String>,
     #[arg(long)]
@@ -125,9 +142,99 @@ struct AddArgs {
 
 struct Failure(String);
 
+/// Sets the terminal's echo back as it was, however the prompt ends.
+struct EchoRestored {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl Drop for EchoRestored {
+    fn drop(&mut self) {
+        // SAFETY: fd is the open terminal; saved came from tcgetattr on it.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
+/// One line read from `fd` byte by byte (no buffer keeps a copy), without
+/// its line end, into memory wiped when dropped.
+fn read_secret_line(fd: i32) -> std::io::Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(128));
+    loop {
+        let mut b = 0u8;
+        // SAFETY: reads at most one byte into a valid local.
+        let n = unsafe { libc::read(fd, (&raw mut b).cast(), 1) };
+        match n {
+            1 if b == b'\n' => break,
+            1 => {
+                if bytes.len() >= 4096 {
+                    return Err(std::io::Error::other("longer than 4096 bytes"));
+                }
+                bytes.push(b);
+            }
+            0 => break,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| std::io::Error::other("not UTF-8"))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// Asks for a password on the controlling terminal with echo off.
+fn prompt_password(prompt: &str) -> Result<Zeroizing<String>> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| {
+            Failure(format!(
+                "no terminal to ask for the password on ({e}); use --password-stdin"
+            ))
+        })?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for an open fd.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open; term is a valid termios.
+    if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
+        return Err(Failure(
+            "/dev/tty is not a terminal; use --password-stdin".into(),
+        ));
+    }
+    let restore = EchoRestored { fd, saved: term };
+    term.c_lflag &= !(libc::ECHO | libc::ECHOE | libc::ECHOK);
+    term.c_lflag |= libc::ECHONL;
+    // SAFETY: fd is open; term is a valid termios.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
+    let _ = write!(tty, "{prompt}");
+    let _ = tty.flush();
+    let line = read_secret_line(fd).map_err(|e| Failure(format!("reading the password: {e}")));
+    drop(restore);
+    line
+}
+
+/// The password from standard input's first line.
+fn password_from_stdin() -> Result<Zeroizing<String>> {
+    read_secret_line(0)
+        .map_err(|e| Failure(format!("reading the password from standard input: {e}")))
+}
+
+const PASSWORD_ON_COMMAND_LINE: &str = "sipprofile: warning: a password on the command line shows \
+    in `ps` and in shell history; leave the value out to be asked, or use --password-stdin";
+
 impl From<Error> for Failure {
+    /// The library's own description of what failed (the key, path or peer
+    /// and why), then the code's text and number.
     fn from(e: Error) -> Self {
-        Failure(describe(e.code()))
+        Failure(keytable::describe_api(e))
     }
 }
 
@@ -225,6 +332,14 @@ fn managed(store: &Option<PathBuf>) -> Result<Arc<Registry>> {
 }
 
 fn add_from(m: &Arc<Registry>, v: &Value) -> Result<u32> {
+    let h = unsaved_from(m, v)?;
+    m.save(&h)?;
+    let id = h.block.read().data.id;
+    Ok(id)
+}
+
+/// A new profile, not saved yet, from one object as `export` writes it.
+fn unsaved_from(m: &Arc<Registry>, v: &Value) -> Result<ProfileHandle> {
     let ims = v
         .pointer("/type/name")
         .and_then(Value::as_str)
@@ -235,9 +350,7 @@ fn add_from(m: &Arc<Registry>, v: &Value) -> Result<u32> {
         TypeInfo::ietf()
     })?;
     keytable::import(&mut h.block.write().data, v)?;
-    m.save(&h)?;
-    let id = h.block.read().data.id;
-    Ok(id)
+    Ok(h)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -297,14 +410,45 @@ fn run(cli: Cli) -> Result<()> {
                     ids.push(add_from(&m, &item)?);
                 }
             } else {
+                let password: Option<Zeroizing<String>> = match (&a.password, a.password_stdin) {
+                    (_, true) => Some(password_from_stdin()?),
+                    (Some(Some(p)), false) => {
+                        eprintln!("{PASSWORD_ON_COMMAND_LINE}");
+                        Some(Zeroizing::new(p.clone()))
+                    }
+                    (Some(None), false) => Some(prompt_password("Password: ")?),
+                    (None, false) => None,
+                };
                 let v = json!({
                     "type": {"name": if a.ims { "ims" } else { "IETF" }},
                     "aor": a.aor, "provider_name": a.provider,
-                    "registrar": {"address": a.registrar, "user": a.user, "realm": a.realm, "password": a.password},
+                    "registrar": {"address": a.registrar, "user": a.user, "realm": a.realm},
                     "proxy": {"address": a.proxy},
                     "expires": a.expires, "auto_registration": a.auto,
                 });
-                ids.push(add_from(&m, &v)?);
+                let h = m.create(&if a.ims {
+                    TypeInfo::ims()
+                } else {
+                    TypeInfo::ietf()
+                })?;
+                {
+                    let mut b = h.block.write();
+                    keytable::import(&mut b.data, &v)?;
+                    if let Some(p) = &password {
+                        // Set directly: never through a JSON value, which
+                        // would keep a copy.
+                        keytable::set_text(
+                            &mut b.data,
+                            keytable::Kind::Server(
+                                sipprofile::profile::keys::SERVER_REGISTRAR,
+                                sipprofile::profile::keys::DIGEST_PASSWORD,
+                            ),
+                            p,
+                        )?;
+                    }
+                }
+                m.save(&h)?;
+                ids.push(h.block.read().data.id);
             }
             out(
                 ids.iter()
@@ -320,11 +464,32 @@ fn run(cli: Cli) -> Result<()> {
             key,
             value,
             ext_type,
+            password_stdin,
         } => {
             let kind = keytable::resolve(key, *ext_type)?;
+            let is_password = matches!(
+                kind,
+                keytable::Kind::Server(_, sipprofile::profile::keys::DIGEST_PASSWORD)
+            );
+            let value: Zeroizing<String> = match (value, is_password, *password_stdin) {
+                (_, false, true) => {
+                    return Err(Failure(format!(
+                        "--password-stdin is for registrar.password and proxy.password, not {key}"
+                    )));
+                }
+                (None, true, true) => password_from_stdin()?,
+                (None, true, false) => prompt_password(&format!("{key}: "))?,
+                (None, false, _) => return Err(Failure(format!("a value for {key} is needed"))),
+                (Some(v), pw, _) => {
+                    if pw {
+                        eprintln!("{PASSWORD_ON_COMMAND_LINE}");
+                    }
+                    Zeroizing::new(v.clone())
+                }
+            };
             let m = managed(&cli.store)?;
             let h = m.profile(*id)?;
-            keytable::set_text(&mut h.block.write().data, kind, value)?;
+            keytable::set_text(&mut h.block.write().data, kind, &value)?;
             m.save(&h)?;
             out(
                 format!("profile {id}: {key} set"),
@@ -490,10 +655,16 @@ fn run(cli: Cli) -> Result<()> {
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
             let m = managed(&cli.store)?;
-            let mut ids = Vec::new();
-            for item in v.as_array().cloned().unwrap_or_else(|| vec![v]) {
-                ids.push(add_from(&m, &item)?);
-            }
+            // Every profile in one durable transaction: all or nothing.
+            let handles = v
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| vec![v])
+                .iter()
+                .map(|item| unsaved_from(&m, item))
+                .collect::<Result<Vec<_>>>()?;
+            m.save_all(&handles.iter().collect::<Vec<_>>())?;
+            let ids: Vec<u32> = handles.iter().map(|h| h.id()).collect();
             out(
                 format!("imported {} profile(s): {ids:?}", ids.len()),
                 json!({"ids": ids}),

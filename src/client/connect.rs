@@ -62,6 +62,7 @@ enum Attempt {
 pub(crate) fn connect(endpoint: &Endpoint, hosting: Hosting) -> Result<Link> {
     let deadline = Instant::now() + START_WAIT;
     let mut started = 0;
+    let mut last_failure = None;
     let mut pause = Duration::from_millis(1);
     loop {
         match attempt(endpoint) {
@@ -85,13 +86,22 @@ pub(crate) fn connect(endpoint: &Endpoint, hosting: Hosting) -> Result<Link> {
                 }
             }
             Hosting::Process => {
-                if !host::is_running(endpoint) && started < START_TRIES {
+                if !host::is_running(endpoint) {
+                    if started >= START_TRIES {
+                        return Err(last_failure.unwrap_or(Error::ServerTerminated));
+                    }
                     started += 1;
-                    start_server(endpoint)?;
+                    // Ref §5.1: a failed start is tried again, 10 times.
+                    if let Err(e) = start_server(endpoint) {
+                        last_failure = Some(e);
+                    }
                 }
             }
         }
         if Instant::now() >= deadline {
+            if let Some(e) = last_failure {
+                return Err(e);
+            }
             crate::error::set_message(format!(
                 "no profile server for {} answered within {} s",
                 endpoint.store.display(),
@@ -118,8 +128,13 @@ fn attempt(endpoint: &Endpoint) -> Attempt {
 
 fn greet(s: &UnixStream) -> io::Result<Welcome> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    send_message(s, &Hello::new())?;
-    let w = read_message(&mut &*s)?;
+    // A server that refuses us may have answered and closed before our
+    // greeting went out: its answer is still there to read.
+    let sent = send_message(s, &Hello::new());
+    let w = match read_message(&mut &*s) {
+        Ok(w) => w,
+        Err(e) => return Err(sent.err().unwrap_or(e)),
+    };
     s.set_read_timeout(None)?;
     Ok(w)
 }

@@ -158,6 +158,19 @@ impl Connection {
     }
 
     fn call_as(&self, request: Request, recovery: bool) -> Result<Reply> {
+        // A question the server dies before answering is asked again of the
+        // next one: the application sees nothing of the change. A change
+        // (enable, save, ...) is not repeated: it may have happened.
+        let again = (!recovery && request.is_question()).then(|| request.clone());
+        match self.call_once(request, recovery) {
+            Err(Error::ServerTerminated) if again.is_some() => {
+                self.call_once(again.expect("checked"), false)
+            }
+            r => r,
+        }
+    }
+
+    fn call_once(&self, request: Request, recovery: bool) -> Result<Reply> {
         let (tx, rx) = bounded(1);
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.send(call, request, Some(tx), recovery)?;

@@ -1,87 +1,8 @@
-//! Status codes (contract §3): Symbian's numbers, so ported code keeps them.
-//! Every fallible function returns `SIP_OK` or one of these; error callbacks
-//! may also carry a positive SIP status such as 403.
+//! `sip_strerror` and `sip_version`. The status codes themselves (contract
+//! §3) are defined once, in `crate::error`.
 
+use crate::error::*;
 use std::ffi::{CStr, c_char};
-
-/// Success.
-pub const SIP_OK: i32 = 0;
-/// No such profile, key or value.
-pub const SIP_ERR_NOT_FOUND: i32 = -1;
-/// Unexpected internal failure.
-pub const SIP_ERR_GENERAL: i32 = -2;
-/// Cancelled.
-pub const SIP_ERR_CANCEL: i32 = -3;
-/// Out of memory.
-pub const SIP_ERR_NO_MEMORY: i32 = -4;
-/// Not supported by this version (or not a sipprofile store).
-pub const SIP_ERR_NOT_SUPPORTED: i32 = -5;
-/// Invalid argument: NULL, bad UTF-8, bad URI, out-of-range value, wrong state.
-pub const SIP_ERR_ARGUMENT: i32 = -6;
-/// The handle's registry is gone, or the handle belongs to another registry.
-pub const SIP_ERR_BAD_HANDLE: i32 = -8;
-/// The output buffer is too small; the needed size was written.
-pub const SIP_ERR_OVERFLOW: i32 = -9;
-/// Already exists.
-pub const SIP_ERR_ALREADY_EXISTS: i32 = -11;
-/// The profile is enabled by some registry.
-pub const SIP_ERR_IN_USE: i32 = -14;
-/// The profile server stopped.
-pub const SIP_ERR_SERVER_TERMINATED: i32 = -15;
-/// Not allowed on this handle (e.g. a setter on a user-registry profile).
-pub const SIP_ERR_ACCESS_DENIED: i32 = -21;
-/// The store is locked by another writer.
-pub const SIP_ERR_LOCKED: i32 = -22;
-/// No answer in time.
-pub const SIP_ERR_TIMED_OUT: i32 = -33;
-/// Could not connect.
-pub const SIP_ERR_COULD_NOT_CONNECT: i32 = -34;
-/// A registered profile lost its registration; it re-registers by itself.
-pub const SIP_ERR_DISCONNECTED: i32 = -36;
-/// Too big.
-pub const SIP_ERR_TOO_BIG: i32 = -40;
-/// Secret value: write-only (digest passwords).
-pub const SIP_ERR_PERMISSION_DENIED: i32 = -46;
-/// Malformed SIP message.
-pub const SIP_ERR_SIP_MALFORMED_MESSAGE: i32 = -17700;
-/// The registrar's response could not be used.
-pub const SIP_ERR_SIP_INVALID_REGISTRAR_RESPONSE: i32 = -17701;
-/// A request is already pending.
-pub const SIP_ERR_SIP_REQUEST_PENDING: i32 = -17702;
-/// Invalid transaction state.
-pub const SIP_ERR_SIP_INVALID_TRANSACTION_STATE: i32 = -17703;
-/// Invalid dialog state.
-pub const SIP_ERR_SIP_INVALID_DIALOG_STATE: i32 = -17704;
-/// Invalid dialog request.
-pub const SIP_ERR_SIP_INVALID_DIALOG_REQUEST: i32 = -17705;
-/// Invalid dialog response.
-pub const SIP_ERR_SIP_INVALID_DIALOG_RESPONSE: i32 = -17706;
-/// Sending failed at the transport.
-pub const SIP_ERR_SIP_TRANSPORT_FAILURE: i32 = -17707;
-/// No ACK received.
-pub const SIP_ERR_SIP_NO_ACK_RECEIVED: i32 = -17708;
-/// Not registered: the registration context is not active.
-pub const SIP_ERR_SIP_INVALID_REGISTRATION_STATE: i32 = -17709;
-/// Invalid Contact.
-pub const SIP_ERR_SIP_INVALID_CONTACT: i32 = -17710;
-/// Resource not available.
-pub const SIP_ERR_SIP_RESOURCE_NOT_AVAILABLE: i32 = -17711;
-/// The server's name could not be resolved.
-pub const SIP_ERR_SIP_RESOLVING_FAILURE: i32 = -17712;
-/// Forbidden.
-pub const SIP_ERR_SIP_FORBIDDEN: i32 = -17713;
-/// No SigComp compartment left.
-pub const SIP_ERR_SIP_MAX_COMPARTMENTS_IN_USE: i32 = -17714;
-/// Terminated with a response.
-pub const SIP_ERR_SIP_TERMINATED_WITH_RESPONSE: i32 = -17715;
-/// The outbound proxy does not answer.
-pub const SIP_ERR_SIP_OUTBOUND_PROXY_NOT_RESPONDING: i32 = -17716;
-/// Invalid URI type.
-pub const SIP_ERR_SIP_INVALID_URI_TYPE: i32 = -17717;
-/// ICMP error from the network.
-pub const SIP_ERR_SIP_ICMP_FAILURE: i32 = -17718;
-/// APN switch: non-fatal failure.
-pub const SIP_ERR_SIP_APN_SWITCH_NON_FATAL_FAILURE: i32 = -17719;
 
 fn describe(code: i32) -> &'static CStr {
     match code {
@@ -156,6 +77,23 @@ pub extern "C" fn sip_strerror(code: i32) -> *const c_char {
     describe(code).as_ptr()
 }
 
+/// A description of the last failed call of this API on the calling thread,
+/// naming the key, argument, path or peer and the reason, e.g. `key
+/// SIP_KEY_USER_AOR (7): "alice" is not a SIP URI`; "" if no call failed on
+/// this thread. Never NULL. Owned by the library: valid until the next call of
+/// this API on this thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn sip_last_error_message() -> *const c_char {
+    super::boundary::guard(c"".as_ptr(), super::boundary::last_message)
+}
+
+/// Major version of this header (`sip_version` gives the library's).
+pub const SIP_VERSION_MAJOR: u32 = 0;
+/// Minor version of this header.
+pub const SIP_VERSION_MINOR: u32 = 1;
+/// Patch version of this header.
+pub const SIP_VERSION_PATCH: u32 = 0;
+
 /// The library version as "MAJOR.MINOR.PATCH". Static; never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_version() -> *const c_char {
@@ -166,16 +104,24 @@ pub extern "C" fn sip_version() -> *const c_char {
 mod tests {
     use super::*;
     #[test]
-    fn codes_match_core_errors() {
-        use crate::Error;
-        assert_eq!(Error::NotFound.code(), SIP_ERR_NOT_FOUND);
-        assert_eq!(Error::PermissionDenied.code(), SIP_ERR_PERMISSION_DENIED);
-        assert_eq!(
-            crate::error::SIP_TRANSPORT_FAILURE,
-            SIP_ERR_SIP_TRANSPORT_FAILURE
-        );
+    fn every_code_is_described() {
         for c in [-17719, -17700, -46, 0, 403, 12345, i32::MIN] {
             assert!(!sip_strerror(c).is_null());
         }
+        for c in -17719..=-17700 {
+            assert_ne!(describe(c), c"unknown error", "{c}");
+        }
+    }
+
+    #[test]
+    fn version_constants_match_cargo() {
+        assert_eq!(
+            [SIP_VERSION_MAJOR, SIP_VERSION_MINOR, SIP_VERSION_PATCH].map(|v| v.to_string()),
+            [
+                env!("CARGO_PKG_VERSION_MAJOR"),
+                env!("CARGO_PKG_VERSION_MINOR"),
+                env!("CARGO_PKG_VERSION_PATCH")
+            ]
+        );
     }
 }

@@ -26,18 +26,17 @@ pub enum sip_profile_event {
     SIP_PROFILE_ATTEMPT_FAILED = 6,
 }
 
-/// Callbacks of a registry. They run on a thread owned by the library, one
-/// at a time and in order per registry, never inside the caller's API call
-/// and never with a library lock held; they may call any function of this
-/// API. Either function pointer may be NULL. `context` is passed back
-/// untouched and may be freed once `*_registry_free` has returned.
-/// Registration events are called on the thread that runs the store's SIP
-/// engine, right after the change; others on a delivery thread the store's
-/// registries share. While a callback blocks, the other registries'
-/// callbacks, and the SIP engine, wait about 50 ms at most, then go on on
-/// another thread. A registry whose callback kept the SIP engine's thread
-/// 1 ms or more three times in a row is called on the delivery thread from
-/// then on.
+/// Callbacks of a registry. They run in the application's process (never in
+/// the profile server), one at a time and in order per registry, never
+/// inside the caller's API call and never with a library lock held; the
+/// registry's handles already show the new data when they run. They may
+/// call any function of this API. Either function pointer may be NULL.
+/// `context` is passed back untouched and may be freed once
+/// `*_registry_free` has returned. By default they run on a delivery thread
+/// the process's registries of one store share: while one blocks, the other
+/// registries' callbacks wait about 50 ms at most, then go on on another
+/// thread; SIP never waits for them. With `SIP_REGISTRY_APP_DISPATCH` they
+/// run only inside `*_registry_dispatch`, on its caller's thread.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sip_profile_registry_observer {

@@ -2,7 +2,8 @@
 //! its typed getters and setters (ref §4), and the key constants.
 
 use super::boundary::{
-    copy_out, guard, reference, reference_mut, status, string, type_info, type_info_out, write,
+    argument, bad_argument, copy_out, guard, out_argument, status, string_argument, type_info,
+    type_info_out, write,
 };
 use super::lists::sip_str_list;
 use crate::client::ProfileHandle;
@@ -56,128 +57,26 @@ pub enum sip_profile_status {
     SIP_PROFILE_STATUS_REGISTERED = 4,
 }
 
-/// u32, read-only: profile id (0 until saved).
-pub const SIP_KEY_PROFILE_ID: u32 = 1;
-/// string: user-visible provider name.
-pub const SIP_KEY_PROVIDER_NAME: u32 = 2;
-/// u32: network interface index the profile's traffic must use (0: any).
-pub const SIP_KEY_ACCESS_POINT_ID: u32 = 3;
-/// bool: SigComp (stored only; registration is uncompressed).
-pub const SIP_KEY_SIG_COMP: u32 = 4;
-/// bool: security negotiation (sec-agree).
-pub const SIP_KEY_SECURITY_NEGOTIATION: u32 = 5;
-/// bool: registered even when no registry enabled it.
-pub const SIP_KEY_AUTO_REGISTRATION: u32 = 6;
-/// string: public identity (address-of-record URI).
-pub const SIP_KEY_USER_AOR: u32 = 7;
-/// bool, read-only: registered.
-pub const SIP_KEY_PROFILE_REGISTERED: u32 = 8;
-/// string array, read-only: AORs actually registered.
-pub const SIP_KEY_REGISTERED_AORS: u32 = 9;
-/// string, read-only: negotiated security mechanism.
-pub const SIP_KEY_NEGOTIATED_SECURITY_MECHANISM: u32 = 10;
-/// bool: is the default profile (set true and save to make it default).
-pub const SIP_KEY_DEFAULT_PROFILE: u32 = 11;
-/// string array: extra Contact parameters ("name[=value]").
-pub const SIP_KEY_CONTACT_HEADER_PARAMS: u32 = 12;
-/// string, read-only: the registered Contact value.
-pub const SIP_KEY_REGISTERED_CONTACT: u32 = 13;
-/// u32: SNAP id (stored only).
-pub const SIP_KEY_SNAP_ID: u32 = 14;
-/// string, read-only: generated Contact user part.
-pub const SIP_KEY_CONTACT_HEADER_USER: u32 = 15;
-/// u32: IP TOS for signalling.
-pub const SIP_KEY_SO_IP_TOS: u32 = 16;
-/// string: network interface name the profile's traffic must use.
-pub const SIP_KEY_ACCESS_POINT_NAME: u32 = 17;
-/// string: SNAP name (stored only).
-pub const SIP_KEY_SNAP_NAME: u32 = 18;
-/// bool: resolve the outbound proxy dynamically.
-pub const SIP_KEY_RESOLVE_PROXY: u32 = 19;
-/// string: primary APN.
-pub const SIP_KEY_PRIMARY_APN: u32 = 20;
-/// string: secondary APN.
-pub const SIP_KEY_SECONDARY_APN: u32 = 21;
-/// u32: bearer type (0 any, 1 WLAN, 2 cellular).
-pub const SIP_KEY_BEARER_TYPE: u32 = 22;
-/// Server selector: the registrar.
-pub const SIP_SERVER_REGISTRAR: u32 = 130;
-/// Server selector: the outbound proxy.
-pub const SIP_SERVER_OUTBOUND_PROXY: u32 = 131;
-/// per-server string: digest user name.
-pub const SIP_KEY_DIGEST_USER_NAME: u32 = 150;
-/// per-server string: digest realm.
-pub const SIP_KEY_DIGEST_REALM: u32 = 151;
-/// per-server string: server URI.
-pub const SIP_KEY_SERVER_ADDRESS: u32 = 152;
-/// string: IMS private identity.
-pub const SIP_KEY_PRIVATE_IDENTITY: u32 = 500;
-/// per-server string, write-only: digest password.
-pub const SIP_KEY_DIGEST_PASSWORD: u32 = 501;
-/// string array: extra REGISTER headers ("Name: value").
-pub const SIP_KEY_HEADERS: u32 = 502;
-/// u32: IMS registration modes allowed.
-pub const SIP_KEY_ALLOW_IMS_REGISTRATION: u32 = 503;
-/// bool: UI hint, do not edit.
-pub const SIP_KEY_PROFILE_LOCKED: u32 = 504;
-/// bool: auto-register only on the home network (stored only).
-pub const SIP_KEY_ALLOW_AUTO_REGISTRATION_ONLY_ON_HOME_NETWORK: u32 = 505;
-/// u32: Expires asked for in REGISTER (default 3600 IETF, 600000 ims).
-pub const SIP_KEY_REGISTRATION_EXPIRES: u32 = 1000;
-/// u32, read-only: expiry granted in the last 2xx; 0 when unregistered.
-pub const SIP_KEY_GRANTED_EXPIRES: u32 = 1001;
-/// string array, read-only: Service-Route of the last 2xx.
-pub const SIP_KEY_SERVICE_ROUTE: u32 = 1002;
-/// string, read-only: public GRUU granted.
-pub const SIP_KEY_PUB_GRUU: u32 = 1003;
-/// string, read-only: temporary GRUU granted.
-pub const SIP_KEY_TEMP_GRUU: u32 = 1004;
-/// u32: first retry delay base in seconds (default 30).
-pub const SIP_KEY_RETRY_BASE_SECONDS: u32 = 1005;
-/// u32: retry delay cap in seconds (default 1800).
-pub const SIP_KEY_RETRY_MAX_SECONDS: u32 = 1006;
-/// string: `+sip.instance` URN (generated `urn:uuid:` if unset).
-pub const SIP_KEY_INSTANCE_ID: u32 = 1007;
-/// string: PEM file of extra trust anchors for TLS.
-pub const SIP_KEY_TLS_CA_FILE: u32 = 1008;
-/// string: the Contact to register instead of the library's own (the
-/// application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
-pub const SIP_KEY_CONTACT_URI: u32 = 1009;
-/// string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
-/// `SHA-512-256`; weaker challenges fail the attempt with
-/// `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
-/// `MD5`. Unset (or set to ""), MD5 is refused once SHA-256 or better has
-/// succeeded at the registrar; set to `MD5`, MD5 is always answered.
-pub const SIP_KEY_DIGEST_MIN_ALGORITHM: u32 = 1010;
-/// u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
-/// STUN on UDP), at most 3600; 0 = the library's default (the registrar's
-/// Flow-Timer if it sent one).
-pub const SIP_KEY_KEEPALIVE_SECONDS: u32 = 1011;
-/// bool: RFC 5626 outbound: register with `reg-id`, `+sip.instance` and
-/// `;ob`, keep the flow alive, register again on a new flow when it fails.
-pub const SIP_KEY_OUTBOUND: u32 = 1012;
-
-/// Major version of this header.
-pub const SIPPROFILE_VERSION_MAJOR: u32 = 0;
-/// Minor version of this header.
-pub const SIPPROFILE_VERSION_MINOR: u32 = 1;
-/// Patch version of this header.
-pub const SIPPROFILE_VERSION_PATCH: u32 = 0;
-
 /// # Safety
 /// `p` is NULL or a live profile of this library.
 unsafe fn handle<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    Ok(&unsafe { reference(p) }?.inner)
+    Ok(&unsafe { argument(p, "profile") }?.inner)
 }
 
+/// A handle that accepts setters. Shared access only: other threads may be
+/// reading the same handle, so every change goes through its block's lock.
+///
 /// # Safety
 /// `p` is NULL or a live profile of this library.
 unsafe fn managed<'a>(p: *mut sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    let h = &unsafe { reference_mut(p) }?.inner;
+    let h = &unsafe { argument(p.cast_const(), "profile") }?.inner;
     if !h.managed {
-        return Err(Error::AccessDenied);
+        return Err(crate::error::with_context(
+            Error::AccessDenied,
+            "setters work only on profiles from a managed registry; this one is from a user registry",
+        ));
     }
     Ok(h)
 }
@@ -315,9 +214,7 @@ pub extern "C" fn sip_profile_clone(
     status(|| {
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         let c = h.clone_profile()?;
         // SAFETY: out checked non-NULL.
         unsafe { write(out, Box::into_raw(Box::new(sip_profile { inner: c }))) }
@@ -329,9 +226,7 @@ pub extern "C" fn sip_profile_clone(
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_get_u32(profile: *const sip_profile, key: u32, out: *mut u32) -> i32 {
     status(|| {
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         // SAFETY: NULL or valid.
         let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_u32(v, key)
@@ -349,9 +244,7 @@ pub extern "C" fn sip_profile_get_bool(
     out: *mut bool,
 ) -> i32 {
     status(|| {
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         // SAFETY: NULL or valid.
         let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_bool(v, key)
@@ -390,9 +283,7 @@ pub extern "C" fn sip_profile_get_str_array(
         let v = read(unsafe { handle(profile) }?, key, |v| {
             access::get_str_array(v, key)
         })?;
-        if out.is_null() {
-            return Err(Error::Argument);
-        }
+        out_argument(out, "out")?;
         let l = Box::into_raw(Box::new(sip_str_list::from_strings(v)));
         // SAFETY: out checked non-NULL.
         unsafe { write(out, l) }
@@ -427,8 +318,12 @@ fn string_out(
     get: impl for<'v, 'a> FnOnce(&'v access::View<'a>) -> Result<&'a str>,
 ) -> i32 {
     status(|| {
-        if len.is_null() || (buf.is_null() && capacity != 0) {
-            return Err(Error::Argument);
+        out_argument(len, "len")?;
+        if buf.is_null() && capacity != 0 {
+            return Err(bad_argument(
+                "buf",
+                &format!("is NULL but capacity is {capacity}"),
+            ));
         }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
@@ -440,20 +335,19 @@ fn string_out(
     })
 }
 
+/// Applies `f` to the profile's data under its block's write lock.
 fn edit(
     profile: *mut sip_profile,
     f: impl FnOnce(&mut crate::profile::ProfileData) -> Result<()>,
-) -> i32 {
-    status(|| {
-        // SAFETY: NULL or valid.
-        let h = unsafe { managed(profile) }?;
-        let mut b = h.block.write();
-        // Apply to a copy so that a failed set changes nothing.
-        let mut d = b.data.clone();
-        f(&mut d)?;
-        b.data = d;
-        Ok(())
-    })
+) -> Result<()> {
+    // SAFETY: NULL or valid.
+    let h = unsafe { managed(profile) }?;
+    let mut b = h.block.write();
+    // Apply to a copy so that a failed set changes nothing.
+    let mut d = b.data.clone();
+    f(&mut d)?;
+    b.data = d;
+    Ok(())
 }
 
 /// Sets a u32 parameter on a managed profile (ref §4.3); saved by
@@ -461,13 +355,13 @@ fn edit(
 /// user-registry profile.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_set_u32(profile: *mut sip_profile, key: u32, value: u32) -> i32 {
-    edit(profile, |d| access::set_u32(d, key, value))
+    status(|| edit(profile, |d| access::set_u32(d, key, value)))
 }
 
 /// Sets a bool parameter on a managed profile (ref §4.3).
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_set_bool(profile: *mut sip_profile, key: u32, value: bool) -> i32 {
-    edit(profile, |d| access::set_bool(d, key, value))
+    status(|| edit(profile, |d| access::set_bool(d, key, value)))
 }
 
 /// Sets a string parameter on a managed profile (ref §4.3); "" removes an
@@ -478,11 +372,11 @@ pub extern "C" fn sip_profile_set_str(
     key: u32,
     value: *const c_char,
 ) -> i32 {
-    // SAFETY: value NULL or a C string.
-    match unsafe { string(value) } {
-        Ok(v) => edit(profile, |d| access::set_str(d, key, v)),
-        Err(e) => e.code(),
-    }
+    status(|| {
+        // SAFETY: value NULL or a C string.
+        let v = unsafe { string_argument(value, "value") }?;
+        edit(profile, |d| access::set_str(d, key, v))
+    })
 }
 
 /// Sets a string-array parameter on a managed profile (ref §4.3) from
@@ -495,23 +389,22 @@ pub extern "C" fn sip_profile_set_str_array(
     values: *const *const c_char,
     count: usize,
 ) -> i32 {
-    let collected = guard(Err(Error::General), || {
+    status(|| {
         if values.is_null() && count != 0 {
-            return Err(Error::Argument);
+            return Err(bad_argument(
+                "values",
+                &format!("is NULL but count is {count}"),
+            ));
         }
         let mut v = Vec::with_capacity(count.min(4096));
         for i in 0..count {
             // SAFETY: values points to count readable pointers (caller).
             let p = unsafe { *values.add(i) };
             // SAFETY: each is NULL or a C string.
-            v.push(unsafe { string(p) }?.to_owned());
+            v.push(unsafe { string_argument(p, &format!("values[{i}]")) }?.to_owned());
         }
-        Ok(v)
-    });
-    match collected {
-        Ok(v) => edit(profile, |d| access::set_str_array(d, key, v)),
-        Err(e) => e.code(),
-    }
+        edit(profile, |d| access::set_str_array(d, key, v))
+    })
 }
 
 /// Sets a per-server parameter of `server` on a managed profile (ref §4.3,
@@ -523,11 +416,11 @@ pub extern "C" fn sip_profile_set_server_str(
     key: u32,
     value: *const c_char,
 ) -> i32 {
-    // SAFETY: value NULL or a C string.
-    match unsafe { string(value) } {
-        Ok(v) => edit(profile, |d| access::set_server_str(d, server, key, v)),
-        Err(e) => e.code(),
-    }
+    status(|| {
+        // SAFETY: value NULL or a C string.
+        let v = unsafe { string_argument(value, "value") }?;
+        edit(profile, |d| access::set_server_str(d, server, key, v))
+    })
 }
 
 /// Sets the profile's type on a managed profile (checked at save).
@@ -536,46 +429,12 @@ pub extern "C" fn sip_profile_set_type(
     profile: *mut sip_profile,
     r#type: *const sip_profile_type_info,
 ) -> i32 {
-    // SAFETY: type NULL or readable.
-    match unsafe { type_info(r#type) } {
-        Ok(t) => edit(profile, |d| {
+    status(|| {
+        // SAFETY: type NULL or readable.
+        let t = unsafe { type_info(r#type) }?;
+        edit(profile, |d| {
             d.type_info = t;
             Ok(())
-        }),
-        Err(e) => e.code(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // The header needs literal values; the core's key module is the source.
-    #[test]
-    fn key_constants_match_the_model() {
-        assert_eq!(SIP_KEY_PROFILE_ID, keys::PROFILE_ID);
-        assert_eq!(SIP_KEY_BEARER_TYPE, keys::BEARER_TYPE);
-        assert_eq!(SIP_SERVER_OUTBOUND_PROXY, keys::SERVER_OUTBOUND_PROXY);
-        assert_eq!(SIP_KEY_DIGEST_PASSWORD, keys::DIGEST_PASSWORD);
-        assert_eq!(
-            SIP_KEY_ALLOW_AUTO_REGISTRATION_ONLY_ON_HOME_NETWORK,
-            keys::ALLOW_AUTO_REGISTRATION_ONLY_ON_HOME_NETWORK
-        );
-        assert_eq!(SIP_KEY_REGISTRATION_EXPIRES, keys::REGISTRATION_EXPIRES);
-        assert_eq!(SIP_KEY_TLS_CA_FILE, keys::TLS_CA_FILE);
-        assert_eq!(SIP_KEY_CONTACT_URI, keys::CONTACT_URI);
-        assert_eq!(SIP_KEY_KEEPALIVE_SECONDS, keys::KEEPALIVE_SECONDS);
-        assert_eq!(SIP_KEY_OUTBOUND, keys::OUTBOUND);
-        assert_eq!(SIP_KEY_DIGEST_MIN_ALGORITHM, keys::DIGEST_MIN_ALGORITHM);
-        assert_eq!(
-            (
-                SIPPROFILE_VERSION_MAJOR,
-                SIPPROFILE_VERSION_MINOR,
-                SIPPROFILE_VERSION_PATCH
-            )
-                .0
-                .to_string(),
-            env!("CARGO_PKG_VERSION_MAJOR")
-        );
-    }
+        })
+    })
 }

@@ -2,7 +2,9 @@
 //! `sip_managed_profile_registry` (`CSIPManagedProfileRegistry`). The base
 //! functions exist once per prefix and share one implementation here.
 
-use super::boundary::{reference, status, string, type_info, type_info_out, write};
+use super::boundary::{
+    argument, bad_argument, reference, status, string_argument, type_info, type_info_out, write,
+};
 use super::lists::sip_profile_list;
 use super::observer::{CObserver, sip_profile_registry_observer};
 use super::profile::{sip_profile, sip_profile_type_info};
@@ -47,9 +49,12 @@ unsafe fn open(
         None
     } else {
         // SAFETY: non-NULL C string per the function's contract.
-        let s = unsafe { string(store_path) }?;
+        let s = unsafe { string_argument(store_path, "store_path") }?;
         if s.is_empty() {
-            return Err(Error::Argument);
+            return Err(bad_argument(
+                "store_path",
+                "is empty (NULL means the default store)",
+            ));
         }
         Some(PathBuf::from(s))
     };
@@ -147,7 +152,7 @@ unsafe fn base_by_aor(
     out: *mut *mut sip_profile_list,
 ) -> Result<()> {
     // SAFETY: forwarded caller guarantee.
-    let aor = unsafe { string(aor) }?;
+    let aor = unsafe { string_argument(aor, "aor") }?;
     if out.is_null() {
         return Err(Error::Argument);
     }
@@ -191,21 +196,21 @@ unsafe fn base_last_error(r: &Arc<Registry>, p: *const sip_profile) -> i32 {
 /// `r` is NULL or a live registry of this library.
 unsafe fn user<'a>(r: *const sip_profile_registry) -> Result<&'a Arc<Registry>> {
     // SAFETY: forwarded caller guarantee.
-    Ok(&unsafe { reference(r) }?.inner)
+    Ok(&unsafe { argument(r, "registry") }?.inner)
 }
 
 /// # Safety
 /// `r` is NULL or a live registry of this library.
 unsafe fn managed<'a>(r: *const sip_managed_profile_registry) -> Result<&'a Arc<Registry>> {
     // SAFETY: forwarded caller guarantee.
-    Ok(&unsafe { reference(r) }?.inner)
+    Ok(&unsafe { argument(r, "registry") }?.inner)
 }
 
 /// # Safety
 /// `p` is NULL or a live profile of this library.
 unsafe fn profile<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    Ok(&unsafe { reference(p) }?.inner)
+    Ok(&unsafe { argument(p, "profile") }?.inner)
 }
 
 // ----- user registry -----

@@ -1,11 +1,84 @@
 //! Which typed getter or setter reads or writes which key, and the error for
 //! every other combination: ref §4.2 (getters) and §4.3 (setters), plus the
-//! library keys 1000–1012 (contract §5.1, §8.4), which are typed strictly.
+//! library keys 1000–1010 (contract §5.1, §8.4), which are typed strictly.
 
 use super::keys::*;
 use super::model::{ProfileData, RegistrationInfo, Status};
+use crate::error::with_context;
 use crate::sip::digest::has_control;
 use crate::{Error, Result};
+
+/// `error` for `key`, which the `tried` getter or setter does not take: the
+/// message says whether the key is read-only, of another type, or unknown.
+fn refused(error: Error, key: u32, tried: KeyType, setting: bool) -> Error {
+    let key_name = display(key);
+    let message = match info(key) {
+        Some(i) if setting && i.read_only => format!("key {key_name} is read-only"),
+        Some(i) if i.key_type == KeyType::Server => format!(
+            "{key_name} is a server selector: pass it as `server` to {}",
+            if setting {
+                "sip_profile_set_server_str"
+            } else {
+                "sip_profile_get_server_str"
+            }
+        ),
+        Some(i) if i.key_type != tried => {
+            let how = if setting {
+                i.key_type.setter().to_owned()
+            } else {
+                i.key_type.setter().replace("_set_", "_get_")
+            };
+            format!("key {key_name} is {} key: use {how}", i.key_type.noun())
+        }
+        Some(_) if setting => format!("key {key_name} cannot be set"),
+        Some(_) => format!("key {key_name} has no value"),
+        None if is_library_key(key) => format!(
+            "key {key} is not defined: 1000-1999 are this library's own keys \
+             (the others are application keys)"
+        ),
+        None if setting => format!("key {key} cannot be set with {}", tried.setter()),
+        None => format!(
+            "key {key} has no {} value",
+            tried.noun().trim_start_matches("a ")
+        ),
+    };
+    with_context(error, message)
+}
+
+fn not_found(key: u32, tried: KeyType) -> Error {
+    refused(Error::NotFound, key, tried, false)
+}
+
+fn not_settable(key: u32, tried: KeyType) -> Error {
+    refused(Error::NotFound, key, tried, true)
+}
+
+/// `SIP_ERR_ARGUMENT` for a value `key` does not accept, saying why.
+fn invalid(key: u32, why: impl std::fmt::Display) -> Error {
+    with_context(Error::Argument, format!("key {}: {why}", display(key)))
+}
+
+/// A value as messages quote it: escaped, and cut after 60 characters.
+fn quoted(value: &str) -> String {
+    let mut cut: String = value.chars().take(60).collect();
+    if cut.len() < value.len() {
+        cut.push_str("...");
+    }
+    format!("{cut:?}")
+}
+
+fn check_uri(key: u32, value: &str) -> Result<()> {
+    if !value.is_empty() && crate::sip::uri::Uri::parse(value).is_err() {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is not a SIP URI (sip:user@host[:port][;params], sips:... or tel:...)",
+                quoted(value)
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// What a getter sees: the client copy of the data and of the registration.
 pub struct View<'a> {
@@ -24,8 +97,12 @@ pub fn get_u32(v: &View, key: u32) -> Result<u32> {
         RETRY_BASE_SECONDS => Ok(d.retry_base_seconds()),
         RETRY_MAX_SECONDS => Ok(d.retry_max_seconds()),
         KEEPALIVE_SECONDS => Ok(d.ext_u32.get(&key).copied().unwrap_or(0)),
-        k if is_library_key(k) => Err(Error::NotFound),
-        k => d.ext_u32.get(&k).copied().ok_or(Error::NotFound),
+        k if is_library_key(k) => Err(not_found(k, KeyType::U32)),
+        k => d
+            .ext_u32
+            .get(&k)
+            .copied()
+            .ok_or_else(|| not_found(k, KeyType::U32)),
     }
 }
 
@@ -38,8 +115,12 @@ pub fn get_bool(v: &View, key: u32) -> Result<bool> {
         PROFILE_REGISTERED => Ok(v.reg.status == Status::Registered),
         DEFAULT_PROFILE => Ok(v.is_default),
         OUTBOUND => Ok(d.ext_bool.get(&key).copied().unwrap_or(false)),
-        k if is_library_key(k) => Err(Error::NotFound),
-        k => d.ext_bool.get(&k).copied().ok_or(Error::NotFound),
+        k if is_library_key(k) => Err(not_found(k, KeyType::Bool)),
+        k => d
+            .ext_bool
+            .get(&k)
+            .copied()
+            .ok_or_else(|| not_found(k, KeyType::Bool)),
     }
 }
 
@@ -54,9 +135,15 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
         NEGOTIATED_SECURITY_MECHANISM => Ok(""),
         CONTACT_HEADER_USER => Ok(&d.contact_user),
         REGISTERED_CONTACT if !reg.registered_contact.is_empty() => Ok(&reg.registered_contact),
-        REGISTERED_CONTACT => Err(Error::NotFound),
-        1 | 3 | 4 | 5 | 6 | 8 | 9 | 11 | 12 | 130 | 131 | 150 | 151 | 152 | 501 => {
-            Err(Error::NotFound)
+        REGISTERED_CONTACT => Err(with_context(
+            Error::NotFound,
+            format!(
+                "key {} has no value: the profile is not registered",
+                display(REGISTERED_CONTACT)
+            ),
+        )),
+        k @ (1 | 3 | 4 | 5 | 6 | 8 | 9 | 11 | 12 | 130 | 131 | 150 | 151 | 152 | 501) => {
+            Err(not_found(k, KeyType::Str))
         }
         PUB_GRUU if !reg.pub_gruu.is_empty() => Ok(&reg.pub_gruu),
         TEMP_GRUU if !reg.temp_gruu.is_empty() => Ok(&reg.temp_gruu),
@@ -64,13 +151,21 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
             .ext_str
             .get(&key)
             .map_or(crate::sip::digest::Algorithm::Md5.name(), String::as_str)),
+        k @ (PUB_GRUU | TEMP_GRUU) => Err(with_context(
+            Error::NotFound,
+            format!("key {} has no value: no GRUU was granted", display(k)),
+        )),
         INSTANCE_ID | TLS_CA_FILE | CONTACT_URI => d
             .ext_str
             .get(&key)
             .map(String::as_str)
-            .ok_or(Error::NotFound),
-        k if is_library_key(k) => Err(Error::NotFound),
-        k => d.ext_str.get(&k).map(String::as_str).ok_or(Error::NotFound),
+            .ok_or_else(|| not_found(key, KeyType::Str)),
+        k if is_library_key(k) => Err(not_found(k, KeyType::Str)),
+        k => d
+            .ext_str
+            .get(&k)
+            .map(String::as_str)
+            .ok_or_else(|| not_found(k, KeyType::Str)),
     }
 }
 
@@ -85,19 +180,29 @@ pub fn get_str_array(v: &View, key: u32) -> Result<Vec<String>> {
         CONTACT_HEADER_PARAMS => Ok(d.contact_params.clone()),
         HEADERS => Ok(d.headers.clone()),
         SERVICE_ROUTE => Ok(v.reg.service_route.clone()),
-        k if is_library_key(k) => Err(Error::NotFound),
-        k => d.ext_array.get(&k).cloned().ok_or(Error::NotFound),
+        k if is_library_key(k) => Err(not_found(k, KeyType::StrArray)),
+        k => d
+            .ext_array
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| not_found(k, KeyType::StrArray)),
     }
 }
 
 pub fn get_server_str<'a>(v: &View<'a>, server: u32, key: u32) -> Result<&'a str> {
     let s = v.data.server(server);
     match key {
-        DIGEST_PASSWORD => Err(Error::PermissionDenied),
+        DIGEST_PASSWORD => Err(with_context(
+            Error::PermissionDenied,
+            format!(
+                "key {} is write-only: passwords are never read back",
+                display(DIGEST_PASSWORD)
+            ),
+        )),
         DIGEST_USER_NAME => Ok(s.map(|s| s.user.as_str()).unwrap_or("")),
         DIGEST_REALM => Ok(s.map(|s| s.realm.as_str()).unwrap_or("")),
         SERVER_ADDRESS => Ok(s.map(|s| s.address.as_str()).unwrap_or("")),
-        1..=12 | 16 | 20 | 21 | 130 | 131 | 500 => Err(Error::NotFound),
+        k @ (1..=12 | 16 | 20 | 21 | 130 | 131 | 500) => Err(not_found(k, KeyType::ServerStr)),
         k => Ok(s
             .and_then(|s| s.ext.get(&k.to_string()))
             .map(String::as_str)
@@ -111,16 +216,21 @@ pub fn set_u32(d: &mut ProfileData, key: u32, value: u32) -> Result<()> {
             d.access_point_id = value;
             Ok(())
         }
-        1 | 2 | 4..=12 | 130 | 131 | 150..=152 | 500..=502 | 15 | 20 | 21 => Err(Error::NotFound),
-        SNAP_ID if value == 0 => Err(Error::Argument),
+        k @ (1 | 2 | 4..=12 | 130 | 131 | 150..=152 | 500..=502 | 15 | 20 | 21) => {
+            Err(not_settable(k, KeyType::U32))
+        }
+        SNAP_ID if value == 0 => Err(invalid(SNAP_ID, "0 is not a SNAP id")),
         REGISTRATION_EXPIRES | RETRY_BASE_SECONDS | RETRY_MAX_SECONDS => {
             if value == 0 {
-                return Err(Error::Argument);
+                return Err(invalid(key, "must be at least 1 (seconds)"));
             }
             d.ext_u32.insert(key, value);
             Ok(())
         }
-        KEEPALIVE_SECONDS if value > MAX_KEEPALIVE_SECONDS => Err(Error::Argument),
+        KEEPALIVE_SECONDS if value > MAX_KEEPALIVE_SECONDS => Err(invalid(
+            key,
+            format!("at most {MAX_KEEPALIVE_SECONDS} seconds (0: the default)"),
+        )),
         KEEPALIVE_SECONDS => {
             if value == 0 {
                 d.ext_u32.remove(&key);
@@ -129,7 +239,7 @@ pub fn set_u32(d: &mut ProfileData, key: u32, value: u32) -> Result<()> {
             }
             Ok(())
         }
-        k if is_library_key(k) => Err(Error::NotFound),
+        k if is_library_key(k) => Err(not_settable(k, KeyType::U32)),
         k => {
             d.ext_u32.insert(k, value);
             Ok(())
@@ -139,7 +249,10 @@ pub fn set_u32(d: &mut ProfileData, key: u32, value: u32) -> Result<()> {
 
 pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
     match key {
-        DEFAULT_PROFILE if !value => Err(Error::Argument),
+        DEFAULT_PROFILE if !value => Err(invalid(
+            DEFAULT_PROFILE,
+            "can only be set to true (make another profile the default instead)",
+        )),
         DEFAULT_PROFILE => {
             d.make_default = true;
             Ok(())
@@ -156,7 +269,7 @@ pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
             d.auto_registration = value;
             Ok(())
         }
-        1
+        k @ (1
         | 2
         | 3
         | 7..=10
@@ -170,7 +283,7 @@ pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
         | 14
         | 20
         | 21
-        | 22 => Err(Error::NotFound),
+        | 22) => Err(not_settable(k, KeyType::Bool)),
         OUTBOUND => {
             if value {
                 d.ext_bool.insert(key, true);
@@ -179,7 +292,7 @@ pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
             }
             Ok(())
         }
-        k if is_library_key(k) => Err(Error::NotFound),
+        k if is_library_key(k) => Err(not_settable(k, KeyType::Bool)),
         k => {
             d.ext_bool.insert(k, value);
             Ok(())
@@ -194,28 +307,43 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
             Ok(())
         }
         USER_AOR => {
-            if !value.is_empty() {
-                crate::sip::uri::Uri::parse(value).map_err(|_| Error::Argument)?;
-            }
+            check_uri(key, value)?;
             d.aor = value.to_owned();
             Ok(())
         }
         // Goes into Authorization (IMS): no line break may come with it.
-        PRIVATE_IDENTITY if has_control(value) => Err(Error::Argument),
+        PRIVATE_IDENTITY if has_control(value) => Err(invalid(
+            key,
+            format!("{} holds a control character", quoted(value)),
+        )),
         PRIVATE_IDENTITY => {
             d.private_identity = value.to_owned();
             Ok(())
         }
-        CONTACT_HEADER_USER => Err(Error::AccessDenied),
-        1 | 3..=6 | 8..=12 | 130 | 131 | 150..=152 | 501 | 502 | 16 | 22 => Err(Error::NotFound),
+        CONTACT_HEADER_USER => Err(with_context(
+            Error::AccessDenied,
+            format!(
+                "key {} is generated by the library and read-only",
+                display(CONTACT_HEADER_USER)
+            ),
+        )),
+        k @ (1 | 3..=6 | 8..=12 | 130 | 131 | 150..=152 | 501 | 502 | 16 | 22) => {
+            Err(not_settable(k, KeyType::Str))
+        }
         // Filled in by registration only (ref §4.1: "treat as RO").
-        REGISTERED_CONTACT => Err(Error::NotFound),
+        REGISTERED_CONTACT => Err(not_settable(REGISTERED_CONTACT, KeyType::Str)),
         INSTANCE_ID => {
-            if (!value.is_empty() && !value.to_ascii_lowercase().starts_with("urn:"))
-                || has_control(value)
-                || value.contains(['"', '>'])
-            {
-                return Err(Error::Argument);
+            if !value.is_empty() && !value.to_ascii_lowercase().starts_with("urn:") {
+                return Err(invalid(
+                    key,
+                    format!("{} is not a URN (urn:uuid:...)", quoted(value)),
+                ));
+            }
+            if has_control(value) || value.contains(['"', '>']) {
+                return Err(invalid(
+                    key,
+                    format!("{} holds a control character, '\"' or '>'", quoted(value)),
+                ));
             }
             set_ext_str(d, key, value);
             Ok(())
@@ -226,7 +354,7 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
         }
         CONTACT_URI => {
             if !value.is_empty() && !is_contact_uri(value) {
-                return Err(Error::Argument);
+                return Err(invalid(key, "not a sip: or sips: URI for a Contact"));
             }
             set_ext_str(d, key, value);
             Ok(())
@@ -239,17 +367,25 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
                 set_ext_str(d, key, value);
                 return Ok(());
             }
-            let a = crate::sip::digest::Algorithm::from_name(value).ok_or(Error::Argument)?;
+            let a = crate::sip::digest::Algorithm::from_name(value).ok_or_else(|| {
+                invalid(
+                    key,
+                    format!("{} is not MD5, SHA-256 or SHA-512-256", quoted(value)),
+                )
+            })?;
             set_ext_str(d, key, a.name());
             Ok(())
         }
-        k if is_library_key(k) => Err(Error::NotFound),
+        k if is_library_key(k) => Err(not_settable(k, KeyType::Str)),
         k => {
             set_ext_str(d, k, value);
             Ok(())
         }
     }
 }
+
+/// The longest keep-alive period `SIP_KEY_KEEPALIVE_SECONDS` takes.
+const MAX_KEEPALIVE_SECONDS: u32 = 3600;
 
 /// A `sip:` or `sips:` URI with a host that can stand in a Contact header
 /// between `<` and `>` (`SIP_KEY_CONTACT_URI`).
@@ -274,24 +410,39 @@ fn set_ext_str(d: &mut ProfileData, key: u32, value: &str) {
 pub fn set_str_array(d: &mut ProfileData, key: u32, values: Vec<String>) -> Result<()> {
     match key {
         CONTACT_HEADER_PARAMS => {
-            if values
+            if let Some((i, v)) = values
                 .iter()
-                .any(|v| v.is_empty() || has_control(v) || v.contains([',', '>']))
+                .enumerate()
+                .find(|(_, v)| v.is_empty() || has_control(v) || v.contains([',', '>']))
             {
-                return Err(Error::Argument);
+                return Err(invalid(
+                    key,
+                    format!(
+                        "entry {i} {} is empty or holds a control character, ',' or '>'",
+                        quoted(v)
+                    ),
+                ));
             }
             d.contact_params = values;
             Ok(())
         }
         HEADERS => {
-            if values.iter().any(|h| !is_header_line(h)) {
-                return Err(Error::Argument);
+            if let Some((i, h)) = values.iter().enumerate().find(|(_, h)| !is_header_line(h)) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "entry {i} {} is not one `Name: value` header line",
+                        quoted(h)
+                    ),
+                ));
             }
             d.headers = values;
             Ok(())
         }
-        1..=11 | 130 | 131 | 150..=152 | 500 | 501 | 15 | 16 | 14 | 20 | 21 => Err(Error::NotFound),
-        k if is_library_key(k) => Err(Error::NotFound),
+        k @ (1..=11 | 130 | 131 | 150..=152 | 500 | 501 | 15 | 16 | 14 | 20 | 21) => {
+            Err(not_settable(k, KeyType::StrArray))
+        }
+        k if is_library_key(k) => Err(not_settable(k, KeyType::StrArray)),
         k => {
             if values.is_empty() {
                 d.ext_array.remove(&k);
@@ -317,22 +468,34 @@ fn is_header_line(h: &str) -> bool {
 
 pub fn set_server_str(d: &mut ProfileData, server: u32, key: u32, value: &str) -> Result<()> {
     let Some(s) = d.server_mut(server) else {
-        return Err(Error::Argument);
+        return Err(with_context(
+            Error::Argument,
+            format!(
+                "server {server} is neither {} nor {}",
+                display(SERVER_REGISTRAR),
+                display(SERVER_OUTBOUND_PROXY)
+            ),
+        ));
     };
     match key {
         // The user name and realm go into Authorization: no control
         // character (a line break would inject header lines).
-        DIGEST_USER_NAME | DIGEST_REALM if has_control(value) => return Err(Error::Argument),
+        DIGEST_USER_NAME | DIGEST_REALM if has_control(value) => {
+            return Err(invalid(
+                key,
+                format!("{} holds a control character", quoted(value)),
+            ));
+        }
         DIGEST_USER_NAME => s.user = value.to_owned(),
         DIGEST_REALM => s.realm = value.to_owned(),
-        DIGEST_PASSWORD => s.password = value.to_owned(),
+        DIGEST_PASSWORD => s.password = value.into(),
         SERVER_ADDRESS => {
-            if !value.is_empty() {
-                crate::sip::uri::Uri::parse(value).map_err(|_| Error::Argument)?;
-            }
+            check_uri(key, value)?;
             s.address = value.to_owned();
         }
-        1..=12 | 130 | 131 | 500 | 15 | 16 | 14 | 20 | 21 => return Err(Error::NotFound),
+        k @ (1..=12 | 130 | 131 | 500 | 15 | 16 | 14 | 20 | 21) => {
+            return Err(not_settable(k, KeyType::ServerStr));
+        }
         k => {
             if value.is_empty() {
                 s.ext.remove(&k.to_string());
@@ -579,5 +742,91 @@ mod tests {
             set_bool(&mut d, DIGEST_MIN_ALGORITHM, true),
             Err(Error::NotFound)
         );
+    }
+
+    /// The message a failed call leaves for `sip_last_error_message`.
+    fn message(r: Result<()>) -> String {
+        let e = r.expect_err("should fail");
+        let m = crate::error::message_for(e.code());
+        assert!(!m.is_empty(), "a message");
+        m
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_why() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        // Value invalid.
+        let m = message(set_str(&mut d, USER_AOR, "not a uri"));
+        assert!(
+            m.contains("SIP_KEY_USER_AOR (7)") && m.contains("\"not a uri\" is not a SIP URI"),
+            "{m}"
+        );
+        let m = message(set_server_str(
+            &mut d,
+            SERVER_REGISTRAR,
+            SERVER_ADDRESS,
+            "x y",
+        ));
+        assert!(
+            m.contains("SIP_KEY_SERVER_ADDRESS (152)") && m.contains("not a SIP URI"),
+            "{m}"
+        );
+        let m = message(set_u32(&mut d, REGISTRATION_EXPIRES, 0));
+        assert!(
+            m.contains("SIP_KEY_REGISTRATION_EXPIRES (1000)") && m.contains("at least 1"),
+            "{m}"
+        );
+        let m = message(set_str_array(
+            &mut d,
+            HEADERS,
+            vec!["X-Ok: 1".into(), "bad".into()],
+        ));
+        assert!(
+            m.contains("SIP_KEY_HEADERS (502)") && m.contains("entry 1 \"bad\""),
+            "{m}"
+        );
+        // Wrong type.
+        let m = message(set_u32(&mut d, USER_AOR, 1));
+        assert_eq!(
+            m,
+            "key SIP_KEY_USER_AOR (7) is a string key: use sip_profile_set_str"
+        );
+        let m = message(set_str(&mut d, DIGEST_USER_NAME, "alice"));
+        assert!(
+            m.contains("per-server string key: use sip_profile_set_server_str"),
+            "{m}"
+        );
+        // Read-only.
+        let m = message(set_u32(&mut d, PROFILE_ID, 5));
+        assert_eq!(m, "key SIP_KEY_PROFILE_ID (1) is read-only");
+        let m = message(set_str(&mut d, CONTACT_HEADER_USER, "x"));
+        assert!(
+            m.contains("SIP_KEY_CONTACT_HEADER_USER (15)") && m.contains("read-only"),
+            "{m}"
+        );
+        // Unknown.
+        let m = message(set_u32(&mut d, 1999, 1));
+        assert!(m.starts_with("key 1999 is not defined"), "{m}");
+        let m = message(set_server_str(&mut d, 7, SERVER_ADDRESS, "sip:x"));
+        assert!(
+            m.contains("server 7 is neither SIP_SERVER_REGISTRAR (130)"),
+            "{m}"
+        );
+        // A password never appears in a message.
+        let m = message(set_str(&mut d, DIGEST_PASSWORD, "hunter2"));
+        assert!(
+            !m.contains("hunter2") && m.contains("SIP_KEY_DIGEST_PASSWORD (501)"),
+            "{m}"
+        );
+        let r = RegistrationInfo::default();
+        let v = View {
+            data: &d,
+            reg: &r,
+            is_default: false,
+        };
+        let m = message(get_server_str(&v, SERVER_REGISTRAR, DIGEST_PASSWORD).map(|_| ()));
+        assert!(m.contains("write-only"), "{m}");
+        let m = message(get_u32(&v, 700).map(|_| ()));
+        assert_eq!(m, "key 700 has no u32 value");
     }
 }

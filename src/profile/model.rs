@@ -5,6 +5,12 @@ use super::keys;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Defaults of keys 1000, 1005 and 1006 (contract §5.1).
+pub const DEFAULT_EXPIRES_IETF: u32 = 3600;
+pub const DEFAULT_EXPIRES_IMS: u32 = 600_000;
+pub const DEFAULT_RETRY_BASE_SECONDS: u32 = 30;
+pub const DEFAULT_RETRY_MAX_SECONDS: u32 = 1800;
+
 /// Profile class of `sip_profile_type_info` (ref §3.3).
 pub const CLASS_INTERNET: u32 = 0;
 pub const CLASS_IMS: u32 = 1;
@@ -48,8 +54,9 @@ pub struct ServerParams {
     pub address: String,
     pub user: String,
     pub realm: String,
-    /// Write-only: never handed to a client (see `ProfileData::without_passwords`).
-    pub password: String,
+    /// Write-only: never handed to a client (see `ProfileData::without_passwords`);
+    /// wiped from memory when dropped.
+    pub password: crate::secret::Secret,
     pub ext: BTreeMap<String, String>,
 }
 
@@ -152,9 +159,9 @@ impl ProfileData {
             .get(&keys::REGISTRATION_EXPIRES)
             .copied()
             .unwrap_or(if self.type_info.is_ims() {
-                keys::DEFAULT_EXPIRES_IMS
+                DEFAULT_EXPIRES_IMS
             } else {
-                keys::DEFAULT_EXPIRES_IETF
+                DEFAULT_EXPIRES_IETF
             })
     }
 
@@ -162,14 +169,14 @@ impl ProfileData {
         self.ext_u32
             .get(&keys::RETRY_BASE_SECONDS)
             .copied()
-            .unwrap_or(keys::DEFAULT_RETRY_BASE_SECONDS)
+            .unwrap_or(DEFAULT_RETRY_BASE_SECONDS)
     }
 
     pub fn retry_max_seconds(&self) -> u32 {
         self.ext_u32
             .get(&keys::RETRY_MAX_SECONDS)
             .copied()
-            .unwrap_or(keys::DEFAULT_RETRY_MAX_SECONDS)
+            .unwrap_or(DEFAULT_RETRY_MAX_SECONDS)
     }
 
     /// Merges an update from a client: an empty password keeps the stored one (ref §4.4).
@@ -182,23 +189,50 @@ impl ProfileData {
         }
     }
 
-    /// Checks what the profile's type needs before it can register (ref §5.10).
+    /// Checks what the profile's type needs before it can register (ref §5.10);
+    /// the error's message names what is missing.
     pub fn check_registrable(&self) -> crate::Result<()> {
-        use crate::Error;
-        if self.aor.is_empty() || self.registrar.address.is_empty() {
-            return Err(Error::Argument);
+        let mut missing = Vec::new();
+        if self.aor.is_empty() {
+            missing.push("an AOR (SIP_KEY_USER_AOR)");
+        }
+        if self.registrar.address.is_empty() {
+            missing.push("a registrar (SIP_KEY_SERVER_ADDRESS of SIP_SERVER_REGISTRAR)");
         }
         if self.type_info.is_ims() {
-            let proxy = &self.proxy.address;
-            if proxy.is_empty() {
-                return Err(Error::Argument);
+            if self.proxy.address.is_empty() {
+                missing.push(
+                    "an outbound proxy (SIP_KEY_SERVER_ADDRESS of SIP_SERVER_OUTBOUND_PROXY)",
+                );
             }
-            let user_ok = !self.private_identity.is_empty() || !self.registrar.user.is_empty();
-            if !user_ok || self.registrar.password.is_empty() {
-                return Err(Error::Argument);
+            if self.private_identity.is_empty() && self.registrar.user.is_empty() {
+                missing.push(
+                    "a private identity (SIP_KEY_PRIVATE_IDENTITY) or registrar digest user name",
+                );
+            }
+            if self.registrar.password.is_empty() {
+                missing.push("a registrar digest password");
             }
         }
-        Ok(())
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let which = if self.id == 0 {
+            "the profile".to_owned()
+        } else {
+            format!("profile {}", self.id)
+        };
+        Err(crate::error::with_context(
+            crate::Error::Argument,
+            format!(
+                "{which} cannot register: it has no {}",
+                missing
+                    .iter()
+                    .map(|m| m.trim_start_matches("a ").trim_start_matches("an "))
+                    .collect::<Vec<_>>()
+                    .join(", no ")
+            ),
+        ))
     }
 }
 
@@ -273,9 +307,17 @@ mod tests {
     #[test]
     fn registrable_needs_aor_and_registrar() {
         let mut p = ProfileData::new(TypeInfo::ietf());
-        assert!(p.check_registrable().is_err());
+        p.id = 4;
+        let e = p.check_registrable().unwrap_err();
+        assert_eq!(
+            crate::error::message_for(e.code()),
+            "profile 4 cannot register: it has no AOR (SIP_KEY_USER_AOR), \
+             no registrar (SIP_KEY_SERVER_ADDRESS of SIP_SERVER_REGISTRAR)"
+        );
         p.aor = "sip:a@example.com".into();
-        assert!(p.check_registrable().is_err());
+        let e = p.check_registrable().unwrap_err();
+        let m = crate::error::message_for(e.code());
+        assert!(m.contains("no registrar") && !m.contains("AOR"), "{m}");
         p.registrar.address = "sip:example.com".into();
         assert!(p.check_registrable().is_ok());
     }

@@ -34,10 +34,13 @@ impl Endpoint {
     }
 }
 
-/// Same file, same server, however the path was spelled: the directory is
-/// resolved (created 0700 if missing), the file name kept (the file itself
-/// may not exist yet).
+/// Same file, same server, however the path was spelled: an existing file
+/// is resolved whole (symbolic links included), else its directory is
+/// (created 0700 if missing) and the file name kept.
 pub fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
     let abs = if path.is_absolute() {
         path.to_owned()
     } else {

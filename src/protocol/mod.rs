@@ -156,6 +156,22 @@ pub struct SaveItem {
     pub make_default: bool,
 }
 
+impl Request {
+    /// Asks without changing anything: safe to ask again of a new server.
+    pub fn is_question(&self) -> bool {
+        matches!(
+            self,
+            Request::ListIds { .. }
+                | Request::DefaultId
+                | Request::Lookup { .. }
+                | Request::LookupMany { .. }
+                | Request::IsInUse { .. }
+                | Request::Status
+                | Request::ExportWithPasswords
+        )
+    }
+}
+
 /// A successful answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply {

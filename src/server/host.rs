@@ -15,7 +15,7 @@ use crate::protocol::endpoint::Endpoint;
 use crate::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -39,6 +39,9 @@ pub struct Host {
     endpoint: Endpoint,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
+    /// The listening socket, to wake the acceptor (shut down for reading,
+    /// `accept` returns) even when the socket's file is gone.
+    listening: UnixListener,
     /// Held for the server's whole life; the kernel drops it when the
     /// process dies, however it dies.
     _lock: File,
@@ -96,6 +99,7 @@ impl Host {
             let _ = std::fs::remove_file(&endpoint.socket);
         })?;
         let stop = Arc::new(AtomicBool::new(false));
+        let listening = listener.try_clone().map_err(|_| Error::NoMemory)?;
         let (s, st) = (server.clone(), stop.clone());
         let acceptor = std::thread::Builder::new()
             .name("sipprofile-accept".into())
@@ -111,6 +115,7 @@ impl Host {
             endpoint: endpoint.clone(),
             stop,
             acceptor: Some(acceptor),
+            listening,
             _lock: lock,
         }))
     }
@@ -163,12 +168,13 @@ impl Host {
         self.server.shutdown();
     }
 
-    /// Stops accepting: the acceptor is woken by a connection of our own
-    /// (it sees the flag and returns), then the socket file goes.
+    /// Stops accepting: the listening socket is shut down, which ends the
+    /// acceptor's `accept` (it sees the flag and returns), then the socket
+    /// file goes.
     fn close_socket(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(a) = self.acceptor.take() {
-            let _ = UnixStream::connect(&self.endpoint.socket);
+            let _ = socket2::SockRef::from(&self.listening).shutdown(std::net::Shutdown::Both);
             let _ = a.join();
         }
         let _ = std::fs::remove_file(&self.endpoint.socket);

@@ -1,85 +1,216 @@
-//! One connected client as the server sees it: the queue of what goes to it
-//! (replies and events, in order). The queue is bounded and a send never
-//! blocks, so a client that stops reading (a callback that never returns)
-//! cannot stall the engine or the other clients, nor grow the server's
-//! memory without end: once [`QUEUE`] messages wait, the client is dropped.
-//! Its library reconnects and restores what it had enabled (`client/`).
+//! One connected client as the server sees it: where its replies and events
+//! go, in order. Sending never blocks, so a client that stops reading (a
+//! callback that never returns) cannot stall the engine or the other
+//! clients; what it has not read waits here, bounded: past [`MAX_WAITING`]
+//! bytes (or [`QUEUE`] messages in-process) the client is dropped, and its
+//! library reconnects and restores what it had enabled (`client/`).
+//!
+//! On a socket a message is written at once by the thread that sends it
+//! (the engine's, for a registration's event: no thread is woken on this
+//! side); only what the socket cannot take now waits for the link's writer
+//! thread.
 
 use crate::log;
 use crate::protocol::ToClient;
+use crate::protocol::frame::{encode, send_all};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Messages that may wait for one client. An event holds at most one
-/// snapshot of a profile's registration (a few hundred bytes), shared by
-/// every client it goes to, so a stuck client pins tens of MB at most.
+/// Messages that may wait for one in-process client.
 pub const QUEUE: usize = 1 << 17;
+/// Bytes that may wait for one client on a socket (a REGISTERED event is
+/// about 200 bytes, an UPDATED one a whole profile).
+pub const MAX_WAITING: usize = 64 << 20;
+
+enum Outlet {
+    /// A client in the server's own process: the messages themselves.
+    Channel(Mutex<Option<Sender<ToClient>>>),
+    Socket {
+        sock: UnixStream,
+        waiting: Mutex<Waiting>,
+        more: Condvar,
+    },
+}
+
+/// What a socket could not take yet.
+struct Waiting {
+    bytes: Vec<u8>,
+    /// The writer is writing bytes taken from here: senders append.
+    writing: bool,
+}
 
 pub struct ClientLink {
-    id: u64,
     pid: u32,
-    out: Mutex<Option<Sender<ToClient>>>,
+    outlet: Outlet,
     closed: AtomicBool,
-    /// Ends the client's transport (shuts its socket down), so that its
-    /// session ends too.
-    on_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl ClientLink {
-    /// A link and the receiving end of its queue.
-    pub fn new(
-        id: u64,
-        pid: u32,
-        on_close: Option<Box<dyn FnOnce() + Send>>,
-    ) -> (ClientLink, Receiver<ToClient>) {
+    /// A client in the server's process, and the receiving end of its queue.
+    pub fn channel(pid: u32) -> (ClientLink, Receiver<ToClient>) {
         let (tx, rx) = bounded(QUEUE);
         (
             ClientLink {
-                id,
                 pid,
-                out: Mutex::new(Some(tx)),
+                outlet: Outlet::Channel(Mutex::new(Some(tx))),
                 closed: AtomicBool::new(false),
-                on_close: Mutex::new(on_close),
             },
             rx,
         )
+    }
+
+    /// A client on `sock`, with the writer thread for what cannot be sent
+    /// at once (it ends when the link closes).
+    pub fn socket(pid: u32, sock: UnixStream) -> io::Result<Arc<ClientLink>> {
+        let link = Arc::new(ClientLink {
+            pid,
+            outlet: Outlet::Socket {
+                sock,
+                waiting: Mutex::new(Waiting {
+                    bytes: Vec::new(),
+                    writing: false,
+                }),
+                more: Condvar::new(),
+            },
+            closed: AtomicBool::new(false),
+        });
+        let l = link.clone();
+        std::thread::Builder::new()
+            .name("sipprofile-writer".into())
+            .spawn(move || l.write_waiting())?;
+        Ok(link)
     }
 
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// Queues one message; never blocks.
+    /// Sends one message, or queues it; never blocks.
     pub fn send(&self, m: ToClient) {
-        let full = {
-            let out = self.out.lock();
-            let Some(tx) = out.as_ref() else {
-                return;
-            };
-            match tx.try_send(m) {
-                Ok(()) => return,
-                Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Disconnected(_)) => false,
-            }
-        };
-        if full {
-            log::warn(&format!(
-                "client {} (pid {}) has {QUEUE} messages waiting: dropped; it reconnects",
-                self.id, self.pid
-            ));
+        if self.closed.load(Ordering::Acquire) {
+            return;
         }
-        self.close();
+        match &self.outlet {
+            Outlet::Channel(tx) => {
+                let full = {
+                    let tx = tx.lock();
+                    let Some(tx) = tx.as_ref() else {
+                        return;
+                    };
+                    match tx.try_send(m) {
+                        Ok(()) => return,
+                        Err(TrySendError::Full(_)) => true,
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
+                };
+                if full {
+                    self.overflow();
+                }
+                self.close();
+            }
+            Outlet::Socket {
+                sock,
+                waiting,
+                more,
+            } => {
+                let frame = match encode(&m) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        log::error(&format!("a message for a client did not encode: {e}"));
+                        return;
+                    }
+                };
+                let mut w = waiting.lock();
+                if w.bytes.is_empty() && !w.writing {
+                    let s = socket2::SockRef::from(sock);
+                    match s.send_with_flags(&frame, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
+                        Ok(n) if n == frame.len() => return,
+                        Ok(n) => w.bytes.extend_from_slice(&frame[n..]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            w.bytes.extend_from_slice(&frame)
+                        }
+                        Err(_) => {
+                            drop(w);
+                            self.close();
+                            return;
+                        }
+                    }
+                    more.notify_one();
+                    return;
+                }
+                w.bytes.extend_from_slice(&frame);
+                if w.bytes.len() > MAX_WAITING {
+                    drop(w);
+                    self.overflow();
+                    self.close();
+                }
+            }
+        }
     }
 
-    /// Nothing more goes to the client, and its transport is ended.
+    fn overflow(&self) {
+        log::warn(&format!(
+            "client pid {} is not reading: dropped; it reconnects",
+            self.pid
+        ));
+    }
+
+    /// The writer thread: writes what waits, blocking as the socket needs.
+    fn write_waiting(&self) {
+        let Outlet::Socket {
+            sock,
+            waiting,
+            more,
+        } = &self.outlet
+        else {
+            return;
+        };
+        let mut w = waiting.lock();
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if w.bytes.is_empty() {
+                w.writing = false;
+                more.wait(&mut w);
+                continue;
+            }
+            let bytes = std::mem::take(&mut w.bytes);
+            w.writing = true;
+            drop(w);
+            let ok = send_all(sock, &bytes).is_ok();
+            w = waiting.lock();
+            if !ok {
+                drop(w);
+                self.close();
+                return;
+            }
+        }
+    }
+
+    /// Nothing more goes to the client, and its transport is ended (its
+    /// session then ends too).
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.out.lock().take();
-        if let Some(f) = self.on_close.lock().take() {
-            f();
+        match &self.outlet {
+            Outlet::Channel(tx) => {
+                tx.lock().take();
+            }
+            Outlet::Socket {
+                sock,
+                waiting,
+                more,
+            } => {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+                let _w = waiting.lock();
+                more.notify_all();
+            }
         }
     }
 }

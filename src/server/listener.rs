@@ -6,7 +6,7 @@
 
 use super::{ClientLink, Server};
 use crate::log;
-use crate::protocol::frame::{self, read_message, send_all};
+use crate::protocol::frame::{self, read_message};
 use crate::protocol::{Hello, MAGIC, ToClient, ToServer, VERSION, Welcome};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::io;
@@ -36,6 +36,9 @@ pub fn accept_loop(server: Arc<Server>, listener: UnixListener, stop: Arc<Atomic
                 }
             }
             Err(e) => {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
                 log::warn(&format!("accepting a client: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -85,20 +88,9 @@ fn session(server: Arc<Server>, stream: UnixStream) -> io::Result<()> {
         ));
     }
     stream.set_read_timeout(None)?;
-    let closer = stream.try_clone()?;
-    let mut queue = None;
-    let client = server.connect(hello.pid, |id| {
-        let (link, rx) = ClientLink::new(
-            id,
-            hello.pid,
-            Some(Box::new(move || {
-                let _ = closer.shutdown(std::net::Shutdown::Both);
-            })),
-        );
-        queue = Some(rx);
-        Arc::new(link)
-    });
-    let (Some(client), Some(queue)) = (client, queue) else {
+    let link = ClientLink::socket(hello.pid, stream.try_clone()?)?;
+    let Some(client) = server.connect(hello.pid, link.clone()) else {
+        link.close();
         return Err(refuse(&stream, "the server is stopping".into()));
     };
     frame::send_message(
@@ -108,10 +100,6 @@ fn session(server: Arc<Server>, stream: UnixStream) -> io::Result<()> {
             server_pid: std::process::id(),
         },
     )?;
-    let out = stream.try_clone()?;
-    let writer = std::thread::Builder::new()
-        .name("sipprofile-writer".into())
-        .spawn(move || write_loop(&out, &queue))?;
     let end = loop {
         match read_message::<ToServer>(&mut reader) {
             Ok(m) => {
@@ -129,33 +117,10 @@ fn session(server: Arc<Server>, stream: UnixStream) -> io::Result<()> {
     };
     server.disconnect(client);
     let _ = stream.shutdown(std::net::Shutdown::Both);
-    let _ = writer.join();
     if end.kind() == io::ErrorKind::UnexpectedEof {
         Ok(())
     } else {
         Err(end)
-    }
-}
-
-/// Writes what the client's queue holds, several messages per system call
-/// when they wait together.
-fn write_loop(out: &UnixStream, queue: &Receiver<ToClient>) {
-    let mut buf = Vec::with_capacity(64 << 10);
-    while let Ok(m) = queue.recv() {
-        buf.clear();
-        let mut next = Some(m);
-        while let Some(m) = next.take() {
-            match frame::encode(&m) {
-                Ok(f) => buf.extend_from_slice(&f),
-                Err(e) => log::error(&format!("a message for a client did not encode: {e}")),
-            }
-            if buf.len() < (64 << 10) {
-                next = queue.try_recv().ok();
-            }
-        }
-        if send_all(out, &buf).is_err() {
-            return;
-        }
     }
 }
 
@@ -164,12 +129,8 @@ fn write_loop(out: &UnixStream, queue: &Receiver<ToClient>) {
 /// receiving end of its queue; `None` once the server is stopping.
 pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver<ToClient>)> {
     let (requests, incoming) = unbounded::<ToServer>();
-    let mut queue = None;
-    let client = server.connect(std::process::id(), |id| {
-        let (link, rx) = ClientLink::new(id, std::process::id(), None);
-        queue = Some(rx);
-        Arc::new(link)
-    })?;
+    let (link, queue) = ClientLink::channel(std::process::id());
+    let client = server.connect(std::process::id(), Arc::new(link))?;
     let s = server.clone();
     let spawned = std::thread::Builder::new()
         .name("sipprofile-session".into())
@@ -190,5 +151,5 @@ pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver
         server.disconnect(client);
         return None;
     }
-    Some((requests, queue?))
+    Some((requests, queue))
 }

@@ -191,15 +191,14 @@ impl Server {
 
     /// A client connected; what goes to it is queued on `link`. `None` once
     /// the server is stopping (the client then starts or finds another).
-    pub fn connect(&self, pid: u32, link: impl FnOnce(u64) -> Arc<ClientLink>) -> Option<u64> {
+    pub fn connect(&self, pid: u32, link: Arc<ClientLink>) -> Option<u64> {
         let mut st = self.state.lock();
         if st.stopping {
             return None;
         }
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        let l = link(id);
         log::debug(&format!("client {id} (pid {pid}) connected"));
-        st.clients.insert(id, l);
+        st.clients.insert(id, link);
         self.changed.notify_all();
         Some(id)
     }
@@ -254,7 +253,7 @@ impl Server {
     pub fn handle(&self, client: u64, request: Request) -> std::result::Result<Reply, Failure> {
         crate::error::clear_message();
         self.carry_out(client, request)
-            .map_err(|e| Failure::new(e, crate::error::message()))
+            .map_err(|e| Failure::new(e, crate::error::message_for(e.code())))
     }
 
     fn carry_out(&self, client: u64, request: Request) -> Result<Reply> {

@@ -4,6 +4,7 @@
 
 use md5::Md5;
 use sha2::{Digest as _, Sha256, Sha512_256};
+use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -244,10 +245,15 @@ pub struct Request<'a> {
 /// The `response=` value.
 pub fn response(c: &Challenge, r: &Request) -> String {
     let h = |s: &str| c.algorithm.hash(s.as_bytes());
-    let mut ha1 = h(&format!("{}:{}:{}", r.username, c.realm, r.password));
+    // A1 holds the password and HA1 stands in for it: every string holding
+    // either is wiped when dropped.
+    let a1 = Zeroizing::new(format!("{}:{}:{}", r.username, c.realm, r.password));
+    let mut ha1 = Zeroizing::new(h(&a1));
     if c.sess {
-        ha1 = h(&format!("{ha1}:{}:{}", c.nonce, r.cnonce));
+        let sess = Zeroizing::new(format!("{}:{}:{}", ha1.as_str(), c.nonce, r.cnonce));
+        ha1 = Zeroizing::new(h(&sess));
     }
+    let ha1 = ha1.as_str();
     let ha2 = match c.qop {
         Some(Qop::AuthInt) => h(&format!(
             "{}:{}:{}",
@@ -257,16 +263,17 @@ pub fn response(c: &Challenge, r: &Request) -> String {
         )),
         _ => h(&format!("{}:{}", r.method, r.uri)),
     };
-    match c.qop {
-        Some(q) => h(&format!(
+    let kd = Zeroizing::new(match c.qop {
+        Some(q) => format!(
             "{ha1}:{}:{:08x}:{}:{}:{ha2}",
             c.nonce,
             r.nc,
             r.cnonce,
             if q == Qop::Auth { "auth" } else { "auth-int" }
-        )),
-        None => h(&format!("{ha1}:{}:{ha2}", c.nonce)),
-    }
+        ),
+        None => format!("{ha1}:{}:{ha2}", c.nonce),
+    });
+    h(&kd)
 }
 
 /// A quoted-string; None when `s` holds a control character, which no

@@ -16,7 +16,8 @@ use std::time::Duration;
 pub struct Credentials {
     pub user: String,
     pub realm: String,
-    pub password: String,
+    /// Wiped from memory when dropped.
+    pub password: crate::secret::Secret,
 }
 
 impl Credentials {

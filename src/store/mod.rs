@@ -1,13 +1,19 @@
 //! The profile store: one SQLite file per store path (rusqlite, bundled
 //! SQLite), created with mode 0600, WAL journal, synchronous writes, a
 //! versioned schema and an id counter that never hands out an id twice
-//! (contract §7.1). Passwords are stored here and nowhere else.
+//! (contract §7.1). Passwords are stored here and nowhere else, so the file
+//! is this user's alone: never reached through a symbolic link, never another
+//! user's, never readable by others (a wider mode is tightened to 0600, with
+//! a warning), in directories created 0700.
 
+use crate::error::with_context;
 use crate::profile::ProfileData;
 use crate::{Error, Result};
-use rusqlite::{Connection, OptionalExtension, params};
-use std::os::unix::fs::OpenOptionsExt;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::fs::{DirBuilder, Metadata, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 pub const SCHEMA_VERSION: i64 = 1;
 const APPLICATION_ID: i64 = 0x5349_5050; // "SIPP"
@@ -33,32 +39,81 @@ pub fn default_path() -> Result<PathBuf> {
 }
 
 impl Store {
-    /// Opens the store at `path`, creating it (mode 0600) if missing. A file
-    /// that is not a sipprofile store is refused and left untouched.
+    /// Opens the store at `path`, creating it (mode 0600, and its missing
+    /// directories 0700) if missing. A file that is not a sipprofile store, a
+    /// symbolic link, or another user's file is refused and left untouched;
+    /// one readable or writable by others is tightened to 0600.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|_| Error::AccessDenied)?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    refuse(
+                        io_error(&e),
+                        path,
+                        &format!("cannot create its directory {}: {e}", dir.display()),
+                    )
+                })?;
         }
-        // Create the file ourselves so it never exists with a wider mode;
-        // SQLite gives its -wal and -shm files the same mode as this one.
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => Error::AccessDenied,
-                _ => Error::General,
-            })?;
-        let conn = Connection::open(path)?;
+        // An existing file is only looked at (lstat), never opened here:
+        // closing a descriptor of a file SQLite has open elsewhere in this
+        // process would drop that connection's locks.
+        let checked = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path)?,
+            Err(e) => return Err(refuse(io_error(&e), path, &format!("cannot stat it: {e}"))),
+        };
+        refuse_unsafe(path, &checked, current_uid())?;
+        // Companions SQLite opens by name next to the file: the same rules.
+        let mut files = vec![(path.to_owned(), checked.clone())];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::symlink_metadata(&companion) {
+                Ok(meta) => {
+                    refuse_unsafe(&companion, &meta, current_uid())?;
+                    files.push((companion, meta));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(refuse(
+                        io_error(&e),
+                        &companion,
+                        &format!("cannot stat it: {e}"),
+                    ));
+                }
+            }
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| {
+            let error = Error::from(e);
+            let why = crate::error::message_for(error.code());
+            refuse(error, path, &format!("cannot open it: {why}"))
+        })?;
+        // The file SQLite opened is the one checked (not swapped meanwhile).
+        let now = std::fs::symlink_metadata(path)
+            .map_err(|e| refuse(io_error(&e), path, &format!("cannot stat it: {e}")))?;
+        if (now.dev(), now.ino()) != (checked.dev(), checked.ino()) {
+            return Err(refuse(
+                Error::AccessDenied,
+                path,
+                "was replaced while being opened; refusing it",
+            ));
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let app_id: i64 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
             .map_err(|e| {
                 crate::log::error(&format!("{}: not a sipprofile store ({e})", path.display()));
-                Error::NotSupported
+                refuse(
+                    Error::NotSupported,
+                    path,
+                    &format!("is not a sipprofile store ({e}); left untouched"),
+                )
             })?;
         let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
         if app_id != APPLICATION_ID && !(app_id == 0 && tables == 0) {
@@ -66,12 +121,31 @@ impl Store {
                 "{}: not a sipprofile store; left untouched",
                 path.display()
             ));
-            return Err(Error::NotSupported);
+            return Err(refuse(
+                Error::NotSupported,
+                path,
+                "is another application's SQLite database, not a sipprofile store; left untouched",
+            ));
+        }
+        // A sipprofile store (or a new one): only now tightened, so that a
+        // foreign file is left untouched.
+        for (file, meta) in &files {
+            tighten(file, meta)?;
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Deleted or replaced rows (old passwords) are overwritten with
+        // zeros within their page, not left in the file; FAST skips zeroing
+        // whole freed pages, which cost saves a measurable share of speed.
+        conn.pragma_update(None, "secure_delete", "FAST")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let mut store = Store { conn };
-        store.migrate()?;
+        store.migrate().map_err(|e| {
+            let mut why = crate::error::message_for(e.code());
+            if why.is_empty() {
+                why = e.to_string();
+            }
+            refuse(e, path, &why)
+        })?;
         Ok(store)
     }
 
@@ -81,7 +155,12 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             crate::log::error("store written by a newer sipprofile; refusing to open");
-            return Err(Error::NotSupported);
+            return Err(with_context(
+                Error::NotSupported,
+                format!(
+                    "was written by a newer sipprofile (schema {version}, this one reads up to {SCHEMA_VERSION})"
+                ),
+            ));
         }
         if version == 0 {
             let tx = self.conn.transaction()?;
@@ -105,7 +184,9 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, json) = row?;
-            match serde_json::from_str::<ProfileData>(&json) {
+            // The text holds the passwords: wiped once parsed.
+            let json = Zeroizing::new(json);
+            match serde_json::from_str::<ProfileData>(json.as_str()) {
                 Ok(mut p) => {
                     p.id = id;
                     out.push(p);
@@ -148,8 +229,10 @@ impl Store {
                 }
                 let mut stored = (*data).clone();
                 stored.id = id;
-                let json = serde_json::to_string(&stored).map_err(|_| Error::General)?;
-                insert.execute(params![id, json])?;
+                // The text holds the passwords: wiped once written.
+                let json =
+                    Zeroizing::new(serde_json::to_string(&stored).map_err(|_| Error::General)?);
+                insert.execute(params![id, json.as_str()])?;
                 if !has_default || data.make_default {
                     tx.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('default_id', ?1)",
@@ -170,11 +253,11 @@ impl Store {
     }
 
     pub fn update(&mut self, data: &ProfileData) -> Result<()> {
-        let json = serde_json::to_string(data).map_err(|_| Error::General)?;
+        let json = Zeroizing::new(serde_json::to_string(data).map_err(|_| Error::General)?);
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE profiles SET data = ?2 WHERE id = ?1",
-            params![data.id, json],
+            params![data.id, json.as_str()],
         )?;
         if n == 0 {
             return Err(Error::NotFound);
@@ -227,6 +310,104 @@ impl Store {
             })
             .optional()?)
     }
+}
+
+/// `error`, described as "store PATH: WHY" for `sip_last_error_message`.
+fn refuse(error: Error, path: &Path, why: &str) -> Error {
+    with_context(error, format!("store {}: {why}", path.display()))
+}
+
+fn io_error(e: &std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::AccessDenied,
+        _ => Error::General,
+    }
+}
+
+fn symlink_refused(path: &Path) -> Error {
+    refuse(
+        Error::AccessDenied,
+        path,
+        "is a symbolic link; a store is never opened through one: \
+         give the real file's path instead (store path or $SIPPROFILE_STORE)",
+    )
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates the store file, mode 0600 from the start (SQLite gives its -wal
+/// and -shm files the same mode), never through a symbolic link.
+fn create(path: &Path) -> Result<Metadata> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            // A link (dangling or not) or a file that appeared meanwhile.
+            std::io::ErrorKind::AlreadyExists => match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => symlink_refused(path),
+                _ => refuse(Error::AccessDenied, path, "appeared while being created"),
+            },
+            _ => refuse(io_error(&e), path, &format!("cannot create it: {e}")),
+        })?;
+    file.metadata()
+        .map_err(|e| refuse(Error::General, path, &format!("cannot stat it: {e}")))
+}
+
+/// Refuses a store file (or companion) that is a symbolic link, not a
+/// regular file, or not `uid`'s. `meta` is from lstat.
+fn refuse_unsafe(path: &Path, meta: &Metadata, uid: u32) -> Result<()> {
+    if meta.file_type().is_symlink() {
+        return Err(symlink_refused(path));
+    }
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            Error::NotSupported,
+            path,
+            "is not a regular file; give the path of a store file",
+        ));
+    }
+    if meta.uid() != uid {
+        return Err(refuse(
+            Error::AccessDenied,
+            path,
+            &format!(
+                "belongs to uid {}, not to this user (uid {uid}): a store holds passwords, \
+                 so only its owner may use it; use a store of your own (or chown it)",
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Tightens a store file (or companion) that others may read or write to
+/// 0600, with a warning. `meta` is from lstat.
+fn tighten(path: &Path, meta: &Metadata) -> Result<()> {
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        // By path: lstat just said it is our regular file, not a link.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            refuse(
+                io_error(&e),
+                path,
+                &format!(
+                    "has mode {mode:04o}, open to other users, and cannot be changed to 0600: {e}"
+                ),
+            )
+        })?;
+        crate::log::warn(&format!(
+            "store {}: had mode {mode:04o}, open to other users; changed it to 0600",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -303,10 +484,172 @@ mod tests {
     fn foreign_file_refused_and_untouched() {
         let p = tmp("foreign");
         std::fs::write(&p, b"this is not a database at all, just text").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Store::open(&p).is_err());
         assert_eq!(
             std::fs::read(&p).unwrap(),
             b"this is not a database at all, just text"
         );
+        assert_eq!(mode_of(&p), 0o644, "mode untouched too");
+    }
+
+    fn refusal(r: Result<Store>) -> (Error, String) {
+        let e = r.err().expect("refused");
+        let m = crate::error::message_for(e.code());
+        assert!(!m.is_empty(), "a message");
+        (e, m)
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn symlink_never_followed() {
+        let real = tmp("link-target");
+        drop(Store::open(&real).unwrap());
+        let before = std::fs::read(&real).unwrap();
+        let link = real.with_file_name("link.db");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (e, m) = refusal(Store::open(&link));
+        assert_eq!(e, Error::AccessDenied);
+        assert!(
+            m.contains(&link.display().to_string()) && m.contains("symbolic link"),
+            "{m}"
+        );
+        assert!(m.contains("real file's path"), "says what to change: {m}");
+        assert_eq!(std::fs::read(&real).unwrap(), before);
+        // A dangling link: nothing is created at its target.
+        let target = real.with_file_name("nowhere.db");
+        let dangling = real.with_file_name("dangling.db");
+        std::os::unix::fs::symlink(&target, &dangling).unwrap();
+        let (e, m) = refusal(Store::open(&dangling));
+        assert_eq!(e, Error::AccessDenied);
+        assert!(m.contains("symbolic link"), "{m}");
+        assert!(!target.exists());
+        // A companion SQLite would open by name: refused the same way.
+        let p = tmp("wal-link");
+        drop(Store::open(&p).unwrap());
+        let wal = PathBuf::from(format!("{}-wal", p.display()));
+        let _ = std::fs::remove_file(&wal);
+        std::os::unix::fs::symlink(&target, &wal).unwrap();
+        let (_, m) = refusal(Store::open(&p));
+        assert!(m.contains("-wal") && m.contains("symbolic link"), "{m}");
+    }
+
+    #[test]
+    fn another_users_file_refused() {
+        let p = tmp("owner");
+        drop(Store::open(&p).unwrap());
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let other = current_uid().wrapping_add(1);
+        let e = refuse_unsafe(&p, &meta, other).unwrap_err();
+        assert_eq!(e, Error::AccessDenied);
+        let m = crate::error::message_for(e.code());
+        assert!(
+            m.contains(&p.display().to_string())
+                && m.contains(&format!("uid {}", current_uid()))
+                && m.contains("use a store of your own"),
+            "{m}"
+        );
+        // As root (CI), a real file of another user, through the public API.
+        if current_uid() == 0 {
+            let q = tmp("owner-real");
+            drop(Store::open(&q).unwrap());
+            std::os::unix::fs::chown(&q, Some(65534), Some(65534)).unwrap();
+            let (e, m) = refusal(Store::open(&q));
+            assert_eq!(e, Error::AccessDenied);
+            assert!(m.contains("belongs to uid 65534"), "{m}");
+        }
+    }
+
+    #[test]
+    fn wider_mode_tightened_with_a_warning() {
+        let p = tmp("wide");
+        drop(Store::open(&p).unwrap());
+        let wal = PathBuf::from(format!("{}-wal", p.display()));
+        std::fs::write(&wal, b"").unwrap();
+        for f in [&p, &wal] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = log.clone();
+        crate::log::set_sink(
+            Some(Box::new(move |_, m| {
+                sink.lock().unwrap().push(m.to_owned())
+            })),
+            crate::log::WARN,
+        );
+        let s = Store::open(&p);
+        crate::log::set_sink(None, 0);
+        drop(s.unwrap());
+        assert_eq!(mode_of(&p), 0o600);
+        if wal.exists() {
+            assert_eq!(mode_of(&wal), 0o600);
+        }
+        let lines = log.lock().unwrap().clone();
+        let name = p.display().to_string();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&name) && l.contains("0644") && l.contains("0600")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn new_directories_are_0700() {
+        let base = tmp("dirs").with_file_name("new");
+        let p = base.join("deeper").join("profiles.db");
+        drop(Store::open(&p).unwrap());
+        assert_eq!(mode_of(&base), 0o700);
+        assert_eq!(mode_of(p.parent().unwrap()), 0o700);
+        assert_eq!(mode_of(&p), 0o600);
+    }
+
+    #[test]
+    fn open_failures_name_the_path_and_reason() {
+        let p = tmp("foreign-message");
+        std::fs::write(&p, b"this is not a database at all, just text").unwrap();
+        let (e, m) = refusal(Store::open(&p));
+        assert_eq!(e, Error::NotSupported);
+        assert!(
+            m.starts_with(&format!("store {}:", p.display()))
+                && m.contains("not a sipprofile store"),
+            "{m}"
+        );
+        let dir = tmp("a-directory").with_file_name("is-a-dir.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, m) = refusal(Store::open(&dir));
+        assert!(m.contains("not a regular file"), "{m}");
+    }
+
+    #[test]
+    fn a_replaced_password_leaves_no_trace_in_the_file() {
+        let p = tmp("secure-delete");
+        let mut s = Store::open(&p).unwrap();
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        d.registrar.password = "old-Secret-4711".into();
+        d.id = s.add(&d).unwrap();
+        d.registrar.password = "new".into();
+        s.update(&d).unwrap();
+        let mut gone = ProfileData::new(TypeInfo::ietf());
+        gone.provider_name = "x".repeat(300);
+        gone.registrar.password = "deleted-Secret-0815".into();
+        let gone_id = s.add(&gone).unwrap();
+        s.delete(gone_id).unwrap();
+        drop(s); // last connection: the WAL is checkpointed into the file
+        let mut bytes = std::fs::read(&p).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{}-wal", p.display())) {
+            bytes.extend(wal);
+        }
+        for needle in [&b"old-Secret-4711"[..], b"deleted-Secret-0815"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} left in the file",
+                String::from_utf8_lossy(needle)
+            );
+        }
+        assert!(bytes.windows(3).any(|w| w == b"new"));
     }
 }

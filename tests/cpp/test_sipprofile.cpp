@@ -66,6 +66,10 @@ int main(int argc, char **argv) {
             EXPECT(false);
         } catch (const Error &e) {
             EXPECT(e.code() == SIP_ERR_ARGUMENT);
+            // The library's message names the key and the reason, in what() too.
+            EXPECT(e.message().find("SIP_KEY_USER_AOR (7)") != std::string::npos);
+            EXPECT(e.message().find("\"not a uri\" is not a SIP URI") != std::string::npos);
+            EXPECT(std::string(e.what()).find(e.message()) != std::string::npos);
         }
         try {
             managed.profile(0);

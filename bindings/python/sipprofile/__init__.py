@@ -34,10 +34,10 @@ from . import _ffi
 from ._ffi import lib
 
 __all__ = [
-    "Event", "Status", "ProfileClass", "Key", "Server", "ProfileType", "IETF", "IMS",
+    "Event", "Status", "ProfileClass", "Key", "Server", "Code", "ProfileType", "IETF", "IMS",
     "SipProfileError", "NotFoundError", "ArgumentError", "InUseError", "AccessDeniedError",
     "PermissionDeniedError", "BadHandleError", "Profile", "ProfileRegistry",
-    "ManagedProfileRegistry", "Notification", "version", "strerror",
+    "ManagedProfileRegistry", "Notification", "version", "strerror", "last_error_message",
     "LogLevel", "set_log_handler", "log_to_logging", "APP_DISPATCH", "ATTEMPT_EVENTS",
 ]
 
@@ -46,6 +46,53 @@ __all__ = [
 #: ``app_dispatch`` and ``attempt_events`` set them.
 APP_DISPATCH = 0x1
 ATTEMPT_EVENTS = 0x2
+
+# Every value below is the header's (tests/test_header.py compares each enum
+# with include/sipprofile.h, both ways), so they cannot drift apart.
+
+
+class Code(IntEnum):
+    """Status codes (contract §3): ``SIP_OK`` and ``SIP_ERR_*`` without the prefix."""
+
+    OK = 0
+    NOT_FOUND = -1
+    GENERAL = -2
+    CANCEL = -3
+    NO_MEMORY = -4
+    NOT_SUPPORTED = -5
+    ARGUMENT = -6
+    BAD_HANDLE = -8
+    OVERFLOW = -9
+    ALREADY_EXISTS = -11
+    IN_USE = -14
+    SERVER_TERMINATED = -15
+    ACCESS_DENIED = -21
+    LOCKED = -22
+    TIMED_OUT = -33
+    COULD_NOT_CONNECT = -34
+    DISCONNECTED = -36
+    TOO_BIG = -40
+    PERMISSION_DENIED = -46
+    SIP_MALFORMED_MESSAGE = -17700
+    SIP_INVALID_REGISTRAR_RESPONSE = -17701
+    SIP_REQUEST_PENDING = -17702
+    SIP_INVALID_TRANSACTION_STATE = -17703
+    SIP_INVALID_DIALOG_STATE = -17704
+    SIP_INVALID_DIALOG_REQUEST = -17705
+    SIP_INVALID_DIALOG_RESPONSE = -17706
+    SIP_TRANSPORT_FAILURE = -17707
+    SIP_NO_ACK_RECEIVED = -17708
+    SIP_INVALID_REGISTRATION_STATE = -17709
+    SIP_INVALID_CONTACT = -17710
+    SIP_RESOURCE_NOT_AVAILABLE = -17711
+    SIP_RESOLVING_FAILURE = -17712
+    SIP_FORBIDDEN = -17713
+    SIP_MAX_COMPARTMENTS_IN_USE = -17714
+    SIP_TERMINATED_WITH_RESPONSE = -17715
+    SIP_OUTBOUND_PROXY_NOT_RESPONDING = -17716
+    SIP_INVALID_URI_TYPE = -17717
+    SIP_ICMP_FAILURE = -17718
+    SIP_APN_SWITCH_NON_FATAL_FAILURE = -17719
 
 
 class Event(IntEnum):
@@ -137,12 +184,17 @@ IMS = ProfileType(ProfileClass.IMS, "ims")
 
 
 class SipProfileError(Exception):
-    """A negative status code of the C API (``code``), or a SIP status."""
+    """A negative status code of the C API (``code``), or a SIP status.
+    ``message`` is the library's description of the failed call (what
+    ``sip_last_error_message`` said: the key, argument, path or peer and the
+    reason), or "" when there is none."""
 
-    def __init__(self, code: int, what: str = ""):
+    def __init__(self, code: int, what: str = "", message: str = ""):
         self.code = code
+        self.message = message
         text = strerror(code)
-        super().__init__(f"{what}: {text} ({code})" if what else f"{text} ({code})")
+        detail = f"{message} ({text}, {code})" if message else f"{text} ({code})"
+        super().__init__(f"{what}: {detail}" if what else detail)
 
 
 class NotFoundError(SipProfileError, LookupError):
@@ -169,13 +221,15 @@ class BadHandleError(SipProfileError):
     pass
 
 
-_ERRORS = {-1: NotFoundError, -6: ArgumentError, -14: InUseError, -21: AccessDeniedError,
-           -46: PermissionDeniedError, -8: BadHandleError}
+_ERRORS = {Code.NOT_FOUND: NotFoundError, Code.ARGUMENT: ArgumentError, Code.IN_USE: InUseError,
+           Code.ACCESS_DENIED: AccessDeniedError, Code.PERMISSION_DENIED: PermissionDeniedError,
+           Code.BAD_HANDLE: BadHandleError}
 
 
 def _check(code: int, what: str = "") -> None:
     if code != 0:
-        raise _ERRORS.get(code, SipProfileError)(code, what)
+        # Read at once, on the thread that made the failed call.
+        raise _ERRORS.get(code, SipProfileError)(code, what, last_error_message())
 
 
 def version() -> str:
@@ -191,6 +245,11 @@ def network_changed() -> None:
 
 def strerror(code: int) -> str:
     return lib.sip_strerror(code).decode()
+
+
+def last_error_message() -> str:
+    """The library's description of the last failed call on this thread ("" if none)."""
+    return lib.sip_last_error_message().decode("utf-8", "replace")
 
 
 def _enc(s: str) -> bytes:
@@ -286,7 +345,7 @@ class Profile:
     @property
     def _handle(self) -> int:
         if self._h is None:
-            raise BadHandleError(-8, "profile closed")
+            raise BadHandleError(Code.BAD_HANDLE, "profile closed")
         return self._h
 
     # typed access by key (ref §4)
@@ -320,7 +379,7 @@ class Profile:
         n = c_size_t()
         buf = ctypes.create_string_buffer(256)
         rc = call(buf, len(buf), byref(n))
-        if rc == -9:  # too small: n holds the length needed
+        if rc == Code.OVERFLOW:  # too small: n holds the length needed
             buf = ctypes.create_string_buffer(n.value + 1)
             rc = call(buf, len(buf), byref(n))
         _check(rc)
@@ -525,7 +584,7 @@ class _Registry:
     @property
     def _handle(self) -> int:
         if self._h is None:
-            raise BadHandleError(-8, "registry closed")
+            raise BadHandleError(Code.BAD_HANDLE, "registry closed")
         return self._h
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pycparser
 from pycparser import c_ast
 
+import sipprofile
 from sipprofile import _ffi
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,3 +88,50 @@ def test_every_function_matches_the_header(tmp_path):
         assert [("ptr" if g == "char*" and w == "ptr" else g) for g, w in zip(got, want_args)] == want_args \
             or got == want_args, (name, got, want_args)
         assert py_kind(res) == want_res, (name, py_kind(res), want_res)
+
+
+def header_constants(tmp_path) -> "dict[str, int]":
+    """Every #define with an integer value and every enum constant of the header."""
+    for name, text in FAKE.items():
+        (tmp_path / name).write_text(text)
+    macros = subprocess.run(["gcc", "-E", "-dM", "-nostdinc", "-I", str(tmp_path), str(HEADER)],
+                            capture_output=True, text=True, check=True).stdout
+    values = {}
+    for line in macros.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].startswith("SIP_"):
+            values[parts[1]] = int(parts[2].rstrip("u"), 0)
+    for ext in parse(tmp_path).ext:
+        enum = getattr(getattr(ext, "type", None), "type", None)
+        if isinstance(enum, c_ast.Enum) and enum.values is not None:
+            for e in enum.values.enumerators:
+                values[e.name] = int(e.value.value)
+    return values
+
+
+# Python enum -> the header's name for one of its members.
+ENUMS = {
+    sipprofile.Code: lambda n: "SIP_OK" if n == "OK" else "SIP_ERR_" + n,
+    sipprofile.Key: lambda n: "SIP_KEY_" + n,
+    sipprofile.Server: lambda n: "SIP_SERVER_" + n,
+    sipprofile.Event: lambda n: "SIP_PROFILE_" + n,
+    sipprofile.Status: lambda n: "SIP_PROFILE_STATUS_" + n,
+    sipprofile.ProfileClass: lambda n: "SIP_PROFILE_CLASS_" + n,
+}
+
+
+def test_every_value_matches_the_header(tmp_path):
+    header = header_constants(tmp_path)
+    named = set()
+    for enum, c_name in ENUMS.items():
+        for member in enum:
+            name = c_name(member.name)
+            assert name in header, f"{enum.__name__}.{member.name}: no {name} in the header"
+            assert header[name] == member.value, (name, header[name], member.value)
+            named.add(name)
+    assert sipprofile.APP_DISPATCH == header["SIP_REGISTRY_APP_DISPATCH"]
+    assert sipprofile.ATTEMPT_EVENTS == header["SIP_REGISTRY_ATTEMPT_EVENTS"]
+    # The other way: every status code and key of the header has its Python name.
+    for name in header:
+        if name.startswith(("SIP_ERR_", "SIP_KEY_", "SIP_SERVER_")) or name == "SIP_OK":
+            assert name in named, f"{name} is in the header but not in the Python package"

@@ -431,9 +431,16 @@ pub fn import(d: &mut ProfileData, v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// The C API's words for a code, as `sip_strerror` gives them.
+/// The library's description of a failure (what `sip_last_error_message`
+/// would say: the key, path or peer and why), with the C API's words for the
+/// code, as `sip_strerror` gives them.
 pub fn describe_api(e: Error) -> String {
-    describe_code(e.code())
+    let message = sipprofile::error::message_for(e.code());
+    if message.is_empty() {
+        describe_code(e.code())
+    } else {
+        format!("{message} ({})", describe_code(e.code()))
+    }
 }
 
 pub fn describe_code(code: i32) -> String {
