@@ -451,6 +451,12 @@
 #define SIP_KEY_TLS_CA_FILE 1008
 
 /**
+ * string: the Contact to register instead of the library's own (the
+ * application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
+ */
+#define SIP_KEY_CONTACT_URI 1009
+
+/**
  * string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
  * `SHA-512-256`; weaker challenges fail the attempt with
  * `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
@@ -458,6 +464,19 @@
  * succeeded at the registrar; set to `MD5`, MD5 is always answered.
  */
 #define SIP_KEY_DIGEST_MIN_ALGORITHM 1010
+
+/**
+ * u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
+ * STUN on UDP), at most 3600; 0 = the library's default (the registrar's
+ * Flow-Timer if it sent one).
+ */
+#define SIP_KEY_KEEPALIVE_SECONDS 1011
+
+/**
+ * bool: RFC 5626 outbound: register with `reg-id`, `+sip.instance` and
+ * `;ob`, keep the flow alive, register again on a new flow when it fails.
+ */
+#define SIP_KEY_OUTBOUND 1012
 
 /**
  * Registration status (ref §3.2).
@@ -685,6 +704,17 @@ void sip_str_list_free(struct sip_str_list *list);
  * quickly and must not call this API.
  */
 void sip_set_log_callback(sip_log_callback callback, void *context, int32_t max_level);
+
+/**
+ * Tells the library that the network changed (an address, a link, a
+ * route). The library also watches addresses and links by itself; this
+ * makes it look again at once. Each registration whose way to its next
+ * hop now leaves from another address registers again from there; one
+ * waiting to retry retries now; no other is touched. Returns at once; the
+ * work runs on the library's own thread. Safe from any thread, and from a
+ * callback.
+ */
+void sip_network_changed(void);
 
 /**
  * Frees a profile handle. The last handle of a profile in a registry

@@ -130,7 +130,7 @@ fn c_conformance_key_table_and_bad_input() {
             .lines()
             .filter(|l| l.contains("ref §4.1 SIP_"))
             .count(),
-        43
+        46
     );
 }
 

@@ -198,6 +198,7 @@ fn sample(name: &str, ty: &str) -> Option<&'static str> {
         ("registrar.address", _) => "sip:registrar.example.com;transport=tcp",
         ("proxy.address", _) => "sips:proxy.example.com",
         ("instance_id", _) => "urn:uuid:3f1e3a4c-3c5e-4b8e-9e2a-2d6f0c1a9b7e",
+        ("contact_uri", _) => "sip:app@192.0.2.10:5080;transport=tcp",
         ("digest_min_algorithm", _) => "SHA-256",
         ("headers", _) => "X-One: 1, X-Two: 2",
         ("contact_params", _) => "+sip.instance-free, expires-hint=5",

@@ -12,6 +12,7 @@ pub mod boundary;
 pub mod codes;
 pub mod lists;
 pub mod log;
+pub mod network;
 pub mod observer;
 pub mod profile;
 pub mod registry;

@@ -96,6 +96,7 @@ pub fn get_u32(v: &View, key: u32) -> Result<u32> {
         GRANTED_EXPIRES => Ok(v.reg.granted_expires),
         RETRY_BASE_SECONDS => Ok(d.retry_base_seconds()),
         RETRY_MAX_SECONDS => Ok(d.retry_max_seconds()),
+        KEEPALIVE_SECONDS => Ok(d.ext_u32.get(&key).copied().unwrap_or(0)),
         k if is_library_key(k) => Err(not_found(k, KeyType::U32)),
         k => d
             .ext_u32
@@ -113,6 +114,7 @@ pub fn get_bool(v: &View, key: u32) -> Result<bool> {
         AUTO_REGISTRATION => Ok(d.auto_registration),
         PROFILE_REGISTERED => Ok(v.reg.status == Status::Registered),
         DEFAULT_PROFILE => Ok(v.is_default),
+        OUTBOUND => Ok(d.ext_bool.get(&key).copied().unwrap_or(false)),
         k if is_library_key(k) => Err(not_found(k, KeyType::Bool)),
         k => d
             .ext_bool
@@ -153,7 +155,7 @@ pub fn get_str<'a>(v: &View<'a>, key: u32) -> Result<&'a str> {
             Error::NotFound,
             format!("key {} has no value: no GRUU was granted", display(k)),
         )),
-        INSTANCE_ID | TLS_CA_FILE => d
+        INSTANCE_ID | TLS_CA_FILE | CONTACT_URI => d
             .ext_str
             .get(&key)
             .map(String::as_str)
@@ -225,6 +227,18 @@ pub fn set_u32(d: &mut ProfileData, key: u32, value: u32) -> Result<()> {
             d.ext_u32.insert(key, value);
             Ok(())
         }
+        KEEPALIVE_SECONDS if value > MAX_KEEPALIVE_SECONDS => Err(invalid(
+            key,
+            format!("at most {MAX_KEEPALIVE_SECONDS} seconds (0: the default)"),
+        )),
+        KEEPALIVE_SECONDS => {
+            if value == 0 {
+                d.ext_u32.remove(&key);
+            } else {
+                d.ext_u32.insert(key, value);
+            }
+            Ok(())
+        }
         k if is_library_key(k) => Err(not_settable(k, KeyType::U32)),
         k => {
             d.ext_u32.insert(k, value);
@@ -270,6 +284,14 @@ pub fn set_bool(d: &mut ProfileData, key: u32, value: bool) -> Result<()> {
         | 20
         | 21
         | 22) => Err(not_settable(k, KeyType::Bool)),
+        OUTBOUND => {
+            if value {
+                d.ext_bool.insert(key, true);
+            } else {
+                d.ext_bool.remove(&key);
+            }
+            Ok(())
+        }
         k if is_library_key(k) => Err(not_settable(k, KeyType::Bool)),
         k => {
             d.ext_bool.insert(k, value);
@@ -330,6 +352,13 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
             set_ext_str(d, key, value);
             Ok(())
         }
+        CONTACT_URI => {
+            if !value.is_empty() && !is_contact_uri(value) {
+                return Err(invalid(key, "not a sip: or sips: URI for a Contact"));
+            }
+            set_ext_str(d, key, value);
+            Ok(())
+        }
         // One of the three names (stored as spelled by the contract); ""
         // goes back to the default (MD5 until the registrar has shown
         // SHA-256 or better), which differs from an explicit "MD5".
@@ -353,6 +382,21 @@ pub fn set_str(d: &mut ProfileData, key: u32, value: &str) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The longest keep-alive period `SIP_KEY_KEEPALIVE_SECONDS` takes.
+const MAX_KEEPALIVE_SECONDS: u32 = 3600;
+
+/// A `sip:` or `sips:` URI with a host that can stand in a Contact header
+/// between `<` and `>` (`SIP_KEY_CONTACT_URI`).
+fn is_contact_uri(value: &str) -> bool {
+    use crate::sip::uri::{Scheme, Uri};
+    !value.contains(['<', '>', '"', ','])
+        && Uri::parse(value).is_ok_and(|u| {
+            matches!(u.scheme, Scheme::Sip | Scheme::Sips)
+                && !u.host.is_empty()
+                && u.headers.is_empty()
+        })
 }
 
 fn set_ext_str(d: &mut ProfileData, key: u32, value: &str) {
@@ -509,6 +553,70 @@ mod tests {
         );
         assert_eq!(get_server_str(&v, 999, SERVER_ADDRESS), Ok(""));
         assert_eq!(get_server_str(&v, SERVER_REGISTRAR, 600), Ok(""));
+    }
+
+    #[test]
+    fn keepalive_and_outbound_keys() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        let r = RegistrationInfo::default();
+        let get = |d: &ProfileData| {
+            let v = View {
+                data: d,
+                reg: &r,
+                is_default: false,
+            };
+            (get_u32(&v, KEEPALIVE_SECONDS), get_bool(&v, OUTBOUND))
+        };
+        assert_eq!(get(&d), (Ok(0), Ok(false)));
+        set_u32(&mut d, KEEPALIVE_SECONDS, 30).unwrap();
+        set_bool(&mut d, OUTBOUND, true).unwrap();
+        assert_eq!(get(&d), (Ok(30), Ok(true)));
+        assert_eq!(
+            set_u32(&mut d, KEEPALIVE_SECONDS, MAX_KEEPALIVE_SECONDS + 1),
+            Err(Error::Argument)
+        );
+        assert_eq!(get(&d), (Ok(30), Ok(true)));
+        assert_eq!(
+            set_str(&mut d, KEEPALIVE_SECONDS, "x"),
+            Err(Error::NotFound)
+        );
+        set_u32(&mut d, KEEPALIVE_SECONDS, 0).unwrap();
+        set_bool(&mut d, OUTBOUND, false).unwrap();
+        assert_eq!(get(&d), (Ok(0), Ok(false)));
+        assert!(d.ext_u32.is_empty() && d.ext_bool.is_empty());
+    }
+
+    #[test]
+    fn contact_uri_must_be_a_sip_uri() {
+        let mut d = ProfileData::new(TypeInfo::ietf());
+        for bad in [
+            "alice@example.com",
+            "tel:+15550100",
+            "sip:a@b>;x=1",
+            "sip:a@b, <sip:c@d>",
+            "sip:a@b?Subject=x",
+            "sip:a@b c",
+        ] {
+            assert_eq!(
+                set_str(&mut d, CONTACT_URI, bad),
+                Err(Error::Argument),
+                "{bad}"
+            );
+        }
+        set_str(&mut d, CONTACT_URI, "sip:app@192.0.2.1:5080;transport=tcp").unwrap();
+        assert_eq!(set_str(&mut d, CONTACT_URI, "bad"), Err(Error::Argument));
+        let r = RegistrationInfo::default();
+        let v = View {
+            data: &d,
+            reg: &r,
+            is_default: false,
+        };
+        assert_eq!(
+            get_str(&v, CONTACT_URI),
+            Ok("sip:app@192.0.2.1:5080;transport=tcp")
+        );
+        set_str(&mut d, CONTACT_URI, "").unwrap();
+        assert!(!d.ext_str.contains_key(&CONTACT_URI));
     }
 
     #[test]

@@ -88,12 +88,22 @@ pub const SIP_KEY_RETRY_MAX_SECONDS: u32 = 1006;
 pub const SIP_KEY_INSTANCE_ID: u32 = 1007;
 /// string: PEM file of extra trust anchors for TLS.
 pub const SIP_KEY_TLS_CA_FILE: u32 = 1008;
+/// string: the Contact to register instead of the library's own (the
+/// application's SIP stack), a `sip:`/`sips:` URI; empty = the library's.
+pub const SIP_KEY_CONTACT_URI: u32 = 1009;
 /// string: weakest digest algorithm answered, `MD5` (default), `SHA-256` or
 /// `SHA-512-256`; weaker challenges fail the attempt with
 /// `SIP_ERR_PERMISSION_DENIED`. Answers without qop (RFC 2069) only with
 /// `MD5`. Unset (or set to ""), MD5 is refused once SHA-256 or better has
 /// succeeded at the registrar; set to `MD5`, MD5 is always answered.
 pub const SIP_KEY_DIGEST_MIN_ALGORITHM: u32 = 1010;
+/// u32: keep-alive period of the profile's flow in seconds (CRLF on TCP/TLS,
+/// STUN on UDP), at most 3600; 0 = the library's default (the registrar's
+/// Flow-Timer if it sent one).
+pub const SIP_KEY_KEEPALIVE_SECONDS: u32 = 1011;
+/// bool: RFC 5626 outbound: register with `reg-id`, `+sip.instance` and
+/// `;ob`, keep the flow alive, register again on a new flow when it fails.
+pub const SIP_KEY_OUTBOUND: u32 = 1012;
 
 // Short names for the core (a `use`, so not a second constant in the header).
 pub use SIP_KEY_ACCESS_POINT_ID as ACCESS_POINT_ID;
@@ -104,6 +114,7 @@ pub use SIP_KEY_AUTO_REGISTRATION as AUTO_REGISTRATION;
 pub use SIP_KEY_BEARER_TYPE as BEARER_TYPE;
 pub use SIP_KEY_CONTACT_HEADER_PARAMS as CONTACT_HEADER_PARAMS;
 pub use SIP_KEY_CONTACT_HEADER_USER as CONTACT_HEADER_USER;
+pub use SIP_KEY_CONTACT_URI as CONTACT_URI;
 pub use SIP_KEY_DEFAULT_PROFILE as DEFAULT_PROFILE;
 pub use SIP_KEY_DIGEST_MIN_ALGORITHM as DIGEST_MIN_ALGORITHM;
 pub use SIP_KEY_DIGEST_PASSWORD as DIGEST_PASSWORD;
@@ -112,7 +123,9 @@ pub use SIP_KEY_DIGEST_USER_NAME as DIGEST_USER_NAME;
 pub use SIP_KEY_GRANTED_EXPIRES as GRANTED_EXPIRES;
 pub use SIP_KEY_HEADERS as HEADERS;
 pub use SIP_KEY_INSTANCE_ID as INSTANCE_ID;
+pub use SIP_KEY_KEEPALIVE_SECONDS as KEEPALIVE_SECONDS;
 pub use SIP_KEY_NEGOTIATED_SECURITY_MECHANISM as NEGOTIATED_SECURITY_MECHANISM;
+pub use SIP_KEY_OUTBOUND as OUTBOUND;
 pub use SIP_KEY_PRIMARY_APN as PRIMARY_APN;
 pub use SIP_KEY_PRIVATE_IDENTITY as PRIVATE_IDENTITY;
 pub use SIP_KEY_PROFILE_ID as PROFILE_ID;
@@ -240,7 +253,10 @@ pub fn info(key: u32) -> Option<KeyInfo> {
         SIP_KEY_RETRY_MAX_SECONDS => ("SIP_KEY_RETRY_MAX_SECONDS", KeyType::U32, false),
         SIP_KEY_INSTANCE_ID => ("SIP_KEY_INSTANCE_ID", KeyType::Str, false),
         SIP_KEY_TLS_CA_FILE => ("SIP_KEY_TLS_CA_FILE", KeyType::Str, false),
+        SIP_KEY_CONTACT_URI => ("SIP_KEY_CONTACT_URI", KeyType::Str, false),
         SIP_KEY_DIGEST_MIN_ALGORITHM => ("SIP_KEY_DIGEST_MIN_ALGORITHM", KeyType::Str, false),
+        SIP_KEY_KEEPALIVE_SECONDS => ("SIP_KEY_KEEPALIVE_SECONDS", KeyType::U32, false),
+        SIP_KEY_OUTBOUND => ("SIP_KEY_OUTBOUND", KeyType::Bool, false),
         _ => return None,
     };
     Some(KeyInfo {

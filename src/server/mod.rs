@@ -621,6 +621,7 @@ impl Server {
                 .ext_str
                 .get(&keys::DIGEST_MIN_ALGORITHM)
                 .and_then(|a| crate::sip::digest::Algorithm::from_name(a)),
+            network: crate::sip::registration::NetworkOptions::of(data),
         })
     }
 
@@ -724,6 +725,13 @@ impl Server {
                     code,
                     snapshot: s,
                 });
+            }
+            Report::AttemptFailed { error, retry_in } => {
+                // Issue 16 item 5: the lead wires this to the API.
+                log::info(&format!(
+                    "profile {id}: attempt failed with {error}; next in {:.1} s",
+                    retry_in.as_secs_f64()
+                ));
             }
         }
         self.changed.notify_all();

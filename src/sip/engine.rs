@@ -10,21 +10,33 @@
 //! callback needs no other thread woken. If that work does not return,
 //! [`Engine::hand_off`] lets a new thread carry on the engine while the old
 //! one is stuck.
+//!
+//! What the engine does itself: the commands, the timers, which of a next
+//! hop's targets each registration uses (RFC 3263 failover), answering
+//! requests to our Contact, and following network changes. What it leaves
+//! to others: sockets, flows and their keep-alives ([`Connections`]), name
+//! lookups on a resolver thread (`resolve`), the REGISTER state machine
+//! (`registration`).
 
+use super::connections::{Connections, Datagram, Flow, FlowFailure, Origin};
 use super::message::{Message, masked_for_log};
-use super::registration::{Action, Binding, RegConfig, Registration, Report, TimerKind};
+use super::netwatch::{Change, NetWatch};
+use super::registration::{
+    Action, Binding, Granted, RegConfig, Registration, Report, Retarget, TimerKind,
+};
+use super::resolve::{Names, Query, Resolution, Target};
 use super::timers::{Timers, deadline};
-use super::transport::{StreamConn, StreamState, Transport, is_outgoing_full, tls_config};
+use super::transport::{StreamState, Transport, is_outgoing_full};
+use super::uas;
 use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -89,8 +101,25 @@ thread_local! {
 type TimerEntry = (Instant, u64, u32, u8, u64);
 
 const WAKER: Token = Token(0);
-/// A UDP socket per (IPv6?, network interface the profile is bound to).
-type UdpKey = (bool, Option<String>);
+const NETWATCH: Token = Token(1);
+
+/// Every engine of the process, for `network_changed`: its "look again"
+/// flag and its waker.
+type EngineLink = (std::sync::Weak<AtomicBool>, std::sync::Weak<Waker>);
+static ENGINES: Mutex<Vec<EngineLink>> = Mutex::new(Vec::new());
+
+/// The application says the network changed (`sip_network_changed`): every
+/// engine of this process looks again at where its registrations go.
+pub fn network_changed() {
+    let mut engines = ENGINES.lock();
+    engines.retain(|(flag, waker)| {
+        let (Some(flag), Some(waker)) = (flag.upgrade(), waker.upgrade()) else {
+            return false;
+        };
+        flag.store(true, Ordering::Release);
+        waker.wake().is_ok()
+    });
+}
 
 impl Engine {
     pub fn start(reporter: Arc<dyn Reporter>) -> io::Result<Engine> {
@@ -98,7 +127,7 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = unbounded();
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(poll, rx, reporter.clone())),
+            core: Mutex::new(Core::new(poll, rx, reporter.clone(), waker.clone())?),
             reporter,
             generation: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -226,6 +255,12 @@ impl Shared {
 
 struct Entry {
     reg: Registration,
+    /// What its next hop was located from, the targets found (best first)
+    /// until when, and the one in use.
+    query: Query,
+    targets: Vec<Target>,
+    valid_until: Instant,
+    target: usize,
     dest: SocketAddr,
     context_id: u32,
     /// The stream connection it uses (TCP/TLS), if any now.
@@ -233,17 +268,6 @@ struct Entry {
     /// The branch of its current transaction (key in `Core::branches`).
     branch: Option<String>,
 }
-
-/// Connections are shared by registrations with the same next hop.
-type ConnKey = (
-    Transport,
-    SocketAddr,
-    Option<String>,
-    Option<std::path::PathBuf>,
-    Option<String>,
-);
-
-const FIRST_CONN_TOKEN: usize = 16;
 
 /// New registrations started at once; the rest wait their turn, so that
 /// enabling 10,000 profiles does not overflow socket buffers (ours or the
@@ -260,9 +284,6 @@ const MAX_STARTING: usize = 128;
 /// 3.9 s at 50 ms).
 const MAX_STOPPING: usize = 128;
 
-/// Socket buffers asked for (the kernel caps them at net.core.*mem_max).
-const SOCKET_BUFFER: usize = 4 << 20;
-
 struct Core {
     poll: Poll,
     events: Events,
@@ -275,8 +296,19 @@ struct Core {
     commands: Receiver<Command>,
     reporter: Arc<dyn Reporter>,
     timers: Timers,
-    udp: HashMap<UdpKey, (Token, UdpSocket)>,
-    udp_tokens: HashMap<Token, UdpKey>,
+    /// UDP sockets and stream flows.
+    conns: Connections,
+    /// Next hops' targets, and the lookups under way.
+    names: Names<Waiting>,
+    /// Registrations waiting for their next hop's lookup to start.
+    resolving: HashMap<u32, Box<RegConfig>>,
+    /// Address and link changes, when they can be watched.
+    netwatch: Option<NetWatch>,
+    /// Set by `network_changed` (the application's word).
+    look_again: Arc<AtomicBool>,
+    /// Contact users of registrations (entries of those gone linger, and
+    /// are checked against `regs`).
+    contacts: HashMap<String, u32>,
     // Boxed: the map over-allocates slots, and an Entry is large.
     regs: HashMap<u32, Box<Entry>>,
     branches: HashMap<String, u32>,
@@ -286,10 +318,6 @@ struct Core {
     seq: u64,
     next_context: u32,
     shutdown: Option<Instant>,
-    local_cache: HashMap<(SocketAddr, Option<String>), SocketAddr>,
-    conns: HashMap<Token, StreamConn>,
-    conn_index: HashMap<ConnKey, Token>,
-    next_token: usize,
     /// Call-ID and CSeq of each profile's last binding, to continue them.
     bindings: HashMap<u32, Binding>,
     /// Registrations waiting to start, and those started but not yet settled.
@@ -299,6 +327,13 @@ struct Core {
     /// de-registered (paced like starts).
     stop_queue: VecDeque<u32>,
     stopping: HashSet<u32>,
+}
+
+/// Who waits for a lookup: a registration to start, or one to retry (with
+/// its Retry timer's generation) once its targets have expired.
+enum Waiting {
+    Start(u32),
+    Retry(u32, u64),
 }
 
 fn kind_from(k: u8) -> TimerKind {
@@ -311,8 +346,42 @@ fn kind_from(k: u8) -> TimerKind {
 }
 
 impl Core {
-    fn new(poll: Poll, commands: Receiver<Command>, reporter: Arc<dyn Reporter>) -> Core {
-        Core {
+    fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        reporter: Arc<dyn Reporter>,
+        waker: Arc<Waker>,
+    ) -> io::Result<Core> {
+        let registry = poll.registry().try_clone()?;
+        let engine_waker = Arc::downgrade(&waker);
+        let wake = Arc::new(move || {
+            let _ = waker.wake();
+        });
+        let look_again = Arc::new(AtomicBool::new(false));
+        {
+            let mut engines = ENGINES.lock();
+            engines.retain(|(flag, _)| flag.strong_count() > 0);
+            engines.push((Arc::downgrade(&look_again), engine_waker));
+        }
+        let netwatch = if std::env::var("SIPPROFILE_WATCH_NETWORK").as_deref() == Ok("0") {
+            None
+        } else {
+            match NetWatch::open() {
+                Ok(w) => {
+                    poll.registry().register(
+                        &mut mio::unix::SourceFd(&w.fd()),
+                        NETWATCH,
+                        mio::Interest::READABLE,
+                    )?;
+                    Some(w)
+                }
+                Err(e) => {
+                    log::warn(&format!("network changes not watched: {e}"));
+                    None
+                }
+            }
+        };
+        Ok(Core {
             poll,
             events: Events::with_capacity(64),
             ready: VecDeque::new(),
@@ -321,8 +390,12 @@ impl Core {
             commands,
             reporter,
             timers: Timers::from_env(),
-            udp: HashMap::new(),
-            udp_tokens: HashMap::new(),
+            conns: Connections::new(registry),
+            names: Names::new(wake),
+            resolving: HashMap::new(),
+            netwatch,
+            look_again,
+            contacts: HashMap::new(),
             regs: HashMap::new(),
             branches: HashMap::new(),
             pending: HashMap::new(),
@@ -330,16 +403,12 @@ impl Core {
             seq: 0,
             next_context: 0,
             shutdown: None,
-            local_cache: HashMap::new(),
-            conns: HashMap::new(),
-            conn_index: HashMap::new(),
-            next_token: FIRST_CONN_TOKEN,
             bindings: HashMap::new(),
             queued: VecDeque::new(),
             starting: HashSet::new(),
             stop_queue: VecDeque::new(),
             stopping: HashSet::new(),
-        }
+        })
     }
 
     /// One step: the next datagram, stream readiness or commands from the
@@ -352,8 +421,27 @@ impl Core {
                 WAKER => {
                     self.ready.pop_front();
                     self.drain_commands();
+                    self.take_answers();
+                    if self.look_again.swap(false, Ordering::AcqRel) {
+                        self.network_changed(true);
+                    }
                 }
-                t if self.udp_tokens.contains_key(&t) => {
+                NETWATCH => {
+                    self.ready.pop_front();
+                    let changes = self
+                        .netwatch
+                        .as_mut()
+                        .map(NetWatch::changes)
+                        .unwrap_or_default();
+                    if !changes.is_empty() {
+                        log::debug(&format!("network: {changes:?}"));
+                        let link_up = changes
+                            .iter()
+                            .any(|c| matches!(c, Change::Link { up: true, .. }));
+                        self.network_changed(link_up);
+                    }
+                }
+                t if self.conns.is_datagram(t) => {
                     if !self.receive_one(t) {
                         self.ready.pop_front();
                     }
@@ -368,6 +456,7 @@ impl Core {
         if !self.timers_done {
             self.timers_done = true;
             self.fire_timers();
+            self.keep_alives();
             self.start_queued();
             self.stop_queued();
             if let Some(deadline) = self.shutdown
@@ -388,6 +477,10 @@ impl Core {
             .map(|Reverse((t, ..))| t.saturating_duration_since(now));
         if let Some(d) = self.shutdown {
             let left = d.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        if let Some(k) = self.conns.next_keep_alive() {
+            let left = k.saturating_duration_since(now);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
         if let Err(e) = self.poll.poll(&mut self.events, timeout)
@@ -424,6 +517,7 @@ impl Core {
     fn forget_failed(&mut self, id: u32) {
         self.pending.remove(&id);
         self.unqueue(id);
+        self.unpark(id);
         self.starting.remove(&id);
         self.stopping.remove(&id);
         self.stop_queue.retain(|q| *q != id);
@@ -433,7 +527,8 @@ impl Core {
                 self.branches.remove(b);
             }
             context_id = e.context_id;
-            self.release_connection(id, e.conn);
+            self.conns.release(id, e.conn);
+            self.conns.leave(id);
         }
         let reporter = self.reporter.clone();
         let failed = Report::Failed(crate::Error::General.code());
@@ -460,47 +555,57 @@ impl Core {
     }
 
     fn command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Register(id, cfg) => self.register(id, cfg),
-            Command::Update(id, cfg) => {
-                if let Some(p) = self.pending.get_mut(&id) {
-                    *p = cfg; // re-registering anyway: with the newest data
-                } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
-                    q.1 = cfg; // not started yet: start with the newest data
-                } else {
-                    self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
-                }
-            }
-            Command::Unregister(id) => {
-                self.pending.remove(&id);
-                if self.unqueue(id) {
-                    self.reporter.report(id, 0, Report::Unregistered);
-                }
-                // Paced like starts (`stop_queued`): freeing 10,000
-                // handles must not burst 10,000 un-REGISTERs.
-                if self.regs.contains_key(&id) {
-                    self.stop_queue.push_back(id);
-                }
-            }
-            Command::Forget(id) => {
-                self.pending.remove(&id);
-                self.unqueue(id);
-                self.starting.remove(&id);
-                if let Some(e) = self.regs.remove(&id) {
-                    if let Some(b) = &e.branch {
-                        self.branches.remove(b);
+        {
+            match cmd {
+                Command::Register(id, cfg) => self.register(id, cfg),
+                Command::Update(id, cfg) => {
+                    if self.resolving.contains_key(&id) {
+                        self.register(id, cfg); // not started: with the newest data
+                    } else if let Some(p) = self.pending.get_mut(&id) {
+                        *p = cfg; // re-registering anyway: with the newest data
+                    } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
+                        q.1 = cfg; // not started yet: start with the newest data
+                    } else {
+                        self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
                     }
-                    self.release_connection(id, e.conn);
                 }
-            }
-            Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
-            Command::Shutdown(deadline) => {
-                self.shutdown = Some(deadline);
-                self.pending.clear();
-                for (id, _) in std::mem::take(&mut self.queued) {
-                    self.reporter.report(id, 0, Report::Unregistered);
+                Command::Unregister(id) => {
+                    self.pending.remove(&id);
+                    if self.unqueue(id) || self.unpark(id) {
+                        self.reporter.report(id, 0, Report::Unregistered);
+                    }
+                    // Paced like starts (`stop_queued`): freeing 10,000
+                    // handles must not burst 10,000 un-REGISTERs.
+                    if self.regs.contains_key(&id) {
+                        self.stop_queue.push_back(id);
+                    }
                 }
-                self.stop_queue = self.regs.keys().copied().collect();
+                Command::Forget(id) => {
+                    self.pending.remove(&id);
+                    self.unqueue(id);
+                    self.unpark(id);
+                    self.starting.remove(&id);
+                    if let Some(e) = self.regs.remove(&id) {
+                        if let Some(b) = &e.branch {
+                            self.branches.remove(b);
+                        }
+                        self.conns.release(id, e.conn);
+                        self.conns.leave(id);
+                    }
+                }
+                Command::RetryNow(id) => self.with_reg(id, |r, out| r.retry_now(out)),
+                Command::Shutdown(deadline) => {
+                    self.shutdown = Some(deadline);
+                    self.pending.clear();
+                    for (id, _) in std::mem::take(&mut self.queued) {
+                        self.reporter.report(id, 0, Report::Unregistered);
+                    }
+                    for (id, _) in std::mem::take(&mut self.resolving) {
+                        self.starting.remove(&id);
+                        self.reporter.report(id, 0, Report::Unregistered);
+                    }
+                    self.stop_queue = self.regs.keys().copied().collect();
+                }
             }
         }
     }
@@ -509,7 +614,8 @@ impl Core {
         if self.shutdown.is_some() {
             return;
         }
-        if !self.regs.contains_key(&id) && self.starting.len() >= MAX_STARTING {
+        let parked = self.resolving.remove(&id).is_some();
+        if !parked && !self.regs.contains_key(&id) && self.starting.len() >= MAX_STARTING {
             self.queued.retain(|(q, _)| *q != id);
             self.queued.push_back((id, cfg));
             return;
@@ -520,34 +626,133 @@ impl Core {
             self.with_reg(id, |r, out| r.stop(out));
             return;
         }
-        let dest = match resolve(cfg.next_hop()) {
-            Ok(d) => d,
-            Err(code) => {
-                self.reporter.report(id, 0, Report::Failed(code));
-                return;
-            }
-        };
-        let conn = match cfg.transport {
-            Transport::Udp => Ok(None),
-            _ => self.connection(id, &cfg, dest).map(Some),
-        };
-        let local = match &conn {
-            Ok(Some(tok)) => Ok(self.conns[tok].local),
-            Ok(None) => self.local_addr_for(dest, cfg.interface.as_deref()),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        };
-        let Ok(local) = local else {
+        let Some(query) = Query::of(cfg.next_hop()) else {
+            self.starting.remove(&id);
             self.reporter
                 .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
             return;
+        };
+        match self.names.locate(&query, Waiting::Start(id)) {
+            Some(Ok(found)) => self.begin(id, cfg, query, found),
+            Some(Err(code)) => {
+                self.starting.remove(&id);
+                self.reporter.report(id, 0, Report::Failed(code));
+            }
+            None => {
+                // Counted as starting while the lookup runs.
+                self.starting.insert(id);
+                self.resolving.insert(id, cfg);
+            }
+        }
+    }
+
+    /// Takes `id` out of those waiting for a lookup; true if it was there.
+    fn unpark(&mut self, id: u32) -> bool {
+        let parked = self.resolving.remove(&id).is_some();
+        if parked {
+            self.starting.remove(&id);
+        }
+        parked
+    }
+
+    /// Lookups that finished: registrations waiting for them go on.
+    fn take_answers(&mut self) {
+        for (query, result, waiting) in self.names.answered() {
+            for w in waiting {
+                match w {
+                    Waiting::Start(id) => {
+                        // Still waiting, and for this next hop (new data may
+                        // have asked for another since).
+                        let same = self
+                            .resolving
+                            .get(&id)
+                            .is_some_and(|c| Query::of(c.next_hop()).as_ref() == Some(&query));
+                        if !same {
+                            continue;
+                        }
+                        let Some(cfg) = self.resolving.remove(&id) else {
+                            continue;
+                        };
+                        match &result {
+                            Ok(found) => self.begin(id, cfg, query.clone(), found.clone()),
+                            Err(code) => {
+                                self.starting.remove(&id);
+                                self.reporter.report(id, 0, Report::Failed(*code));
+                            }
+                        }
+                    }
+                    Waiting::Retry(id, generation) => {
+                        if let Ok(found) = &result {
+                            self.set_targets(id, found.clone());
+                        }
+                        self.retry(id, generation, true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a registration at the first of its next hop's targets.
+    fn begin(&mut self, id: u32, mut cfg: Box<RegConfig>, query: Query, found: Resolution) {
+        let mut targets = found.targets;
+        self.names.order(&mut targets);
+        let Some(&first) = targets.first() else {
+            self.starting.remove(&id);
+            self.reporter
+                .report(id, 0, Report::Failed(crate::error::SIP_RESOLVING_FAILURE));
+            return;
+        };
+        cfg.transport = first.transport;
+        let dest = first.addr;
+        let conn = match cfg.transport {
+            Transport::Udp => Ok(None),
+            _ => self.conns.stream(id, &cfg, dest).map(Some),
+        };
+        let local = match &conn {
+            Ok(Some(tok)) => self
+                .conns
+                .stream_local(*tok)
+                .ok_or_else(|| io::ErrorKind::NotConnected.into()),
+            Ok(None) => self.conns.local_addr_for(dest, cfg.interface.as_deref()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        let local = match local {
+            Ok(l) => l,
+            Err(e) if targets.len() > 1 => {
+                // Unreachable from here (no route, refused at once): the
+                // registration starts and fails over at its first send.
+                log::warn(&format!("{dest}: {e}"));
+                SocketAddr::new(
+                    if dest.is_ipv6() {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv4Addr::UNSPECIFIED.into()
+                    },
+                    0,
+                )
+            }
+            Err(_) => {
+                self.starting.remove(&id);
+                self.reporter
+                    .report(id, 0, Report::Failed(crate::error::SIP_TRANSPORT_FAILURE));
+                return;
+            }
         };
         self.next_context = self.next_context.wrapping_add(1).max(1);
         let mut reg = Registration::new(*cfg, self.timers, local);
         if let Some(b) = self.bindings.remove(&id) {
             reg.continue_binding(b);
         }
+        reg.set_failover(targets.len() > 1);
+        if reg.config.network.contact_uri.is_none() {
+            self.contacts.insert(reg.config.contact_user.clone(), id);
+        }
         let entry = Entry {
             reg,
+            query,
+            targets,
+            valid_until: found.valid_until,
+            target: 0,
             dest,
             context_id: self.next_context,
             conn: conn.ok().flatten(),
@@ -556,6 +761,225 @@ impl Core {
         self.regs.insert(id, Box::new(entry));
         self.starting.insert(id);
         self.with_reg(id, |r, out| r.start(out));
+    }
+
+    /// New targets for a registration (its old ones expired): the next
+    /// attempt goes to the best of them.
+    fn set_targets(&mut self, id: u32, found: Resolution) {
+        let Some(e) = self.regs.get_mut(&id) else {
+            return;
+        };
+        let mut targets = found.targets;
+        self.names.order(&mut targets);
+        if targets.is_empty() {
+            return;
+        }
+        let current = e.targets.get(e.target).copied();
+        e.targets = targets;
+        e.valid_until = found.valid_until;
+        e.target = 0;
+        if current != e.targets.first().copied() {
+            self.use_target(id, 0);
+        } else if let Some(e) = self.regs.get_mut(&id) {
+            e.reg.set_failover(e.targets.len() > 1);
+        }
+    }
+
+    /// Moves a registration to its target `index`: a new flow, its
+    /// transport, our address towards it.
+    fn use_target(&mut self, id: u32, index: usize) {
+        let Some(e) = self.regs.get_mut(&id) else {
+            return;
+        };
+        let Some(&t) = e.targets.get(index) else {
+            return;
+        };
+        e.target = index;
+        e.dest = t.addr;
+        let old = e.conn.take();
+        let iface = e.reg.config.interface.clone();
+        let more = index + 1 < e.targets.len();
+        self.conns.release(id, old);
+        self.conns.leave(id);
+        let local = if t.transport.is_reliable() {
+            None // known once connected (`reconnect`)
+        } else {
+            self.conns.local_addr_for(t.addr, iface.as_deref()).ok()
+        };
+        if let Some(e) = self.regs.get_mut(&id) {
+            let local = local.unwrap_or(SocketAddr::new(t.addr.ip(), 0));
+            e.reg.retarget(t.transport, local);
+            e.reg.set_failover(more);
+            log::debug(&format!(
+                "profile {id}: next attempt to {} {}",
+                t.transport.via_name(),
+                t.addr
+            ));
+        }
+    }
+
+    /// Addresses or links changed: each registration whose way to its
+    /// next hop now leaves from another address moves (a stream flow from
+    /// the old one is closed; its users register again on a new one). No
+    /// other registration is touched, but for `link_up` (a link came up, or
+    /// the application said so): then those waiting to retry that have a
+    /// way to their next hop retry now.
+    fn network_changed(&mut self, link_up: bool) {
+        self.conns.forget_routes();
+        let mut moved = Vec::new();
+        let mut retry = Vec::new();
+        let mut lost_flows = HashSet::new();
+        let ids: Vec<u32> = self.regs.keys().copied().collect();
+        for id in ids {
+            let Some(e) = self.regs.get(&id) else {
+                continue;
+            };
+            let (dest, iface) = (e.dest, e.reg.config.interface.clone());
+            let was = match e.conn {
+                Some(tok) => self.conns.stream_local(tok),
+                None if e.reg.transport().is_reliable() => None,
+                None => Some(e.reg.local()),
+            };
+            let Some(was) = was else { continue };
+            let waiting = e.reg.is_waiting_to_retry();
+            let Ok(now) = self.conns.local_addr_for(dest, iface.as_deref()) else {
+                continue; // no way there now: its own timers notice
+            };
+            if now.ip() == was.ip() {
+                if link_up && waiting {
+                    retry.push(id);
+                }
+                continue;
+            }
+            log::info(&format!(
+                "profile {id}: the way to {dest} now leaves from {}, not {}",
+                now.ip(),
+                was.ip()
+            ));
+            match self.regs.get(&id).and_then(|e| e.conn) {
+                Some(tok) => {
+                    lost_flows.insert(tok);
+                }
+                None => moved.push((id, now)),
+            }
+        }
+        for tok in lost_flows {
+            self.drop_connection(tok, StreamState::Closed);
+        }
+        for (id, now) in moved {
+            self.conns.leave(id);
+            self.with_reg(id, |r, out| r.on_network_changed(now, out));
+        }
+        for id in retry {
+            self.reconnect(id);
+            self.with_reg(id, |r, out| r.retry_now(out));
+        }
+    }
+
+    /// A registration is bound: its flow is kept alive (RFC 5626 §4.4):
+    /// every `SIP_KEY_KEEPALIVE_SECONDS`, else the registrar's Flow-Timer,
+    /// else 120 s on streams and 29 s on UDP. UDP flows only when asked
+    /// for (the key, outbound, or a Flow-Timer): a registrar without STUN
+    /// would take the requests for garbage.
+    fn keep_flow_alive(&mut self, id: u32, g: &Granted) {
+        let Some(e) = self.regs.get(&id) else { return };
+        let n = &e.reg.config.network;
+        let stream = e.reg.transport().is_reliable();
+        let seconds = match (n.keepalive_seconds, g.flow_timer) {
+            (0, Some(ft)) => ft,
+            (0, None) if stream => 120,
+            (0, None) => 29,
+            (s, _) => s,
+        };
+        let period = Duration::from_secs(u64::from(seconds));
+        let flow = match e.conn {
+            Some(tok) if stream => Flow::Stream(tok),
+            _ if stream => return,
+            _ if n.keepalive_seconds > 0 || n.outbound || g.flow_timer.is_some() => {
+                Flow::Datagram(e.dest, e.reg.config.interface.clone())
+            }
+            _ => return,
+        };
+        self.conns.keep_alive(id, flow, period, g.outbound);
+    }
+
+    /// Pings due go out; flows that missed their answer have failed, and
+    /// their registrations register again at once on a new one.
+    fn keep_alives(&mut self) {
+        for failure in self.conns.keep_alives(self.timers.t1 * 20) {
+            match failure {
+                FlowFailure::Stream(tok) => {
+                    log::info(
+                        "a flow missed its keep-alive answer: registering again on a new one",
+                    );
+                    self.drop_connection(tok, StreamState::Closed);
+                }
+                FlowFailure::Datagram(ids) => {
+                    for id in ids {
+                        self.with_reg(id, |r, out| r.on_flow_failed(out));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A registration's attempt failed (RFC 3263 §4.3): where the next goes.
+    fn retarget(&mut self, id: u32, how: Retarget) {
+        let Some(e) = self.regs.get(&id) else { return };
+        let current = e.targets.get(e.target).copied();
+        match how {
+            Retarget::Next => {
+                if let Some(t) = current {
+                    self.names.avoid(t);
+                }
+                let next = e.target + 1;
+                self.use_target(id, next);
+            }
+            Retarget::First { failed } => {
+                if failed && let Some(t) = current {
+                    self.names.avoid(t);
+                }
+                let Some(e) = self.regs.get_mut(&id) else {
+                    return;
+                };
+                let mut targets = std::mem::take(&mut e.targets);
+                self.names.order(&mut targets);
+                let first = targets.first().copied();
+                if let Some(e) = self.regs.get_mut(&id) {
+                    e.targets = targets;
+                    if first == current {
+                        e.target = 0;
+                        e.reg.set_failover(e.targets.len() > 1);
+                    } else {
+                        self.use_target(id, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A registration's Retry timer fired: when its targets have expired,
+    /// looks them up again first (the answer resumes it).
+    fn retry(&mut self, id: u32, generation: u64, looked_up: bool) {
+        let Some(e) = self.regs.get(&id) else { return };
+        if e.reg.generation(TimerKind::Retry) != generation {
+            return;
+        }
+        if !looked_up && Instant::now() >= e.valid_until && e.query.numeric().is_none() {
+            let query = e.query.clone();
+            match self.names.locate(&query, Waiting::Retry(id, generation)) {
+                Some(Ok(found)) => self.set_targets(id, found),
+                Some(Err(_)) => {
+                    // Keep the old targets: better than none.
+                    if let Some(e) = self.regs.get_mut(&id) {
+                        e.valid_until = Instant::now() + Duration::from_secs(30);
+                    }
+                }
+                None => return,
+            }
+        }
+        self.reconnect(id);
+        self.with_reg(id, |r, out| r.on_timer(TimerKind::Retry, generation, out));
     }
 
     fn start_queued(&mut self) {
@@ -586,53 +1010,6 @@ impl Core {
         before != self.queued.len()
     }
 
-    /// The stream connection for `cfg`'s next hop: an open one if any
-    /// (reused across profiles), else a new one (connecting).
-    fn connection(&mut self, id: u32, cfg: &RegConfig, dest: SocketAddr) -> io::Result<Token> {
-        let tls_name =
-            (cfg.transport == Transport::Tls).then(|| cfg.next_hop().host_unbracketed().to_owned());
-        let key: ConnKey = (
-            cfg.transport,
-            dest,
-            tls_name.clone(),
-            cfg.tls_ca_file.clone(),
-            cfg.interface.clone(),
-        );
-        if let Some(tok) = self.conn_index.get(&key)
-            && let Some(c) = self.conns.get_mut(tok)
-        {
-            c.users.insert(id);
-            return Ok(*tok);
-        }
-        let tls = match tls_name {
-            Some(name) => {
-                let config = tls_config(cfg.tls_ca_file.as_deref()).map_err(|e| {
-                    log::error(&format!("TLS configuration: {e}"));
-                    io::Error::other(e)
-                })?;
-                Some((config, name))
-            }
-            None => None,
-        };
-        let mut conn = StreamConn::connect(dest, tls, cfg.interface.as_deref())?;
-        let tok = Token(self.next_token);
-        self.next_token += 1;
-        self.poll.registry().register(
-            &mut conn.stream,
-            tok,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        conn.users.insert(id);
-        log::debug(&format!(
-            "{} connection to {dest} from {}",
-            cfg.transport.via_name(),
-            conn.local
-        ));
-        self.conns.insert(tok, conn);
-        self.conn_index.insert(key, tok);
-        Ok(tok)
-    }
-
     /// Gives a stream registration without a connection a new one.
     fn reconnect(&mut self, id: u32) {
         let Some(e) = self.regs.get(&id) else { return };
@@ -640,12 +1017,14 @@ impl Core {
             return;
         }
         let (cfg, dest) = (e.reg.config.clone(), e.dest);
-        match self.connection(id, &cfg, dest) {
+        match self.conns.stream(id, &cfg, dest) {
             Ok(tok) => {
-                let local = self.conns[&tok].local;
+                let local = self.conns.stream_local(tok);
                 if let Some(e) = self.regs.get_mut(&id) {
                     e.conn = Some(tok);
-                    e.reg.set_local(local);
+                    if let Some(local) = local {
+                        e.reg.set_local(local);
+                    }
                 }
             }
             Err(err) => log::warn(&format!("connecting to {dest}: {err}")),
@@ -653,13 +1032,7 @@ impl Core {
     }
 
     fn drop_connection(&mut self, tok: Token, state: StreamState) {
-        let Some(mut conn) = self.conns.remove(&tok) else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        self.conn_index.retain(|_, t| *t != tok);
-        log::info(&format!("connection to {} closed ({state:?})", conn.peer));
-        for id in conn.users {
+        for id in self.conns.close(tok, &state) {
             if let Some(e) = self.regs.get_mut(&id) {
                 e.conn = None;
             }
@@ -671,75 +1044,16 @@ impl Core {
         }
     }
 
-    fn release_connection(&mut self, id: u32, tok: Option<Token>) {
-        let Some(tok) = tok else { return };
-        let empty = match self.conns.get_mut(&tok) {
-            Some(c) => {
-                c.users.remove(&id);
-                c.users.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            if let Some(mut c) = self.conns.remove(&tok) {
-                let _ = self.poll.registry().deregister(&mut c.stream);
-            }
-            self.conn_index.retain(|_, t| *t != tok);
-        }
-    }
-
     fn stream_event(&mut self, tok: Token, writable: bool, readable: bool) {
-        let mut msgs = Vec::new();
-        let state = {
-            let Some(conn) = self.conns.get_mut(&tok) else {
-                return;
-            };
-            let mut state = StreamState::Open;
-            if writable && let Err(e) = conn.on_writable() {
-                log::warn(&format!("connection to {}: {e}", conn.peer));
-                state = StreamState::Closed;
-            }
-            if readable && state == StreamState::Open {
-                state = conn.on_readable(&mut msgs);
-            }
-            state
+        let Some(ready) = self.conns.stream_ready(tok, writable, readable) else {
+            return;
         };
-        let from = self.conns[&tok].peer;
-        for m in msgs {
-            self.handle_datagram(&m, from);
+        for m in ready.messages {
+            self.handle_message(&m, ready.origin);
         }
-        if state != StreamState::Open {
-            self.drop_connection(tok, state);
+        if ready.state != StreamState::Open {
+            self.drop_connection(tok, ready.state);
         }
-    }
-
-    /// The address our socket is seen from when sending to `dest`.
-    fn local_addr_for(&mut self, dest: SocketAddr, iface: Option<&str>) -> io::Result<SocketAddr> {
-        let sock_port = self.socket(dest.is_ipv6(), iface)?.local_addr()?.port();
-        if let Some(ip) = self.local_cache.get(&(dest, iface.map(str::to_owned))) {
-            return Ok(SocketAddr::new(ip.ip(), sock_port));
-        }
-        let probe = udp_socket(dest.is_ipv6(), iface)?;
-        probe.connect(dest)?;
-        let ip = probe.local_addr()?;
-        self.local_cache
-            .insert((dest, iface.map(str::to_owned)), ip);
-        Ok(SocketAddr::new(ip.ip(), sock_port))
-    }
-
-    fn socket(&mut self, v6: bool, iface: Option<&str>) -> io::Result<&UdpSocket> {
-        let key: UdpKey = (v6, iface.map(str::to_owned));
-        if !self.udp.contains_key(&key) {
-            let mut s = UdpSocket::from_std(udp_socket(v6, iface)?);
-            let token = Token(self.next_token);
-            self.next_token += 1;
-            self.poll
-                .registry()
-                .register(&mut s, token, Interest::READABLE)?;
-            self.udp_tokens.insert(token, key.clone());
-            self.udp.insert(key.clone(), (token, s));
-        }
-        Ok(&self.udp[&key].1)
     }
 
     fn with_reg(&mut self, id: u32, f: impl FnOnce(&mut Registration, &mut Vec<Action>)) {
@@ -775,19 +1089,15 @@ impl Core {
                         if e.conn.is_none() {
                             self.reconnect(id);
                         }
-                        let tok = self.regs.get(&id).and_then(|e| e.conn);
-                        match tok.and_then(|t| self.conns.get_mut(&t)) {
-                            Some(c) => c.send(&data),
+                        match self.regs.get(&id).and_then(|e| e.conn) {
+                            Some(tok) => self.conns.send_stream(tok, &data),
                             None => Err(io::ErrorKind::NotConnected.into()),
                         }
                     } else {
                         let iface = e.reg.config.interface.clone();
-                        self.socket(dest.is_ipv6(), iface.as_deref())
-                            .and_then(|s| s.send_to(&data, dest))
-                            .map(|_| ())
+                        self.conns.send_datagram(dest, iface.as_deref(), &data)
                     };
                     if let Err(err) = res {
-                        log::warn(&format!("send to {dest} failed: {err}"));
                         if is_outgoing_full(&err) {
                             // The peer does not read: the flow goes, and each
                             // profile on it gets a transport error (issue 15).
@@ -796,6 +1106,7 @@ impl Core {
                             }
                             return;
                         }
+                        log::warn(&format!("send to {dest} failed: {err}"));
                         let mut out = Vec::new();
                         if let Some(e) = self.regs.get_mut(&id) {
                             e.reg.on_transport_error(&mut out);
@@ -815,6 +1126,7 @@ impl Core {
                         generation,
                     )));
                 }
+                Action::Retarget(how) => self.retarget(id, how),
                 Action::Branch(b) => {
                     // O(1): only this registration's previous branch goes.
                     if let Some(e) = self.regs.get_mut(&id)
@@ -825,6 +1137,10 @@ impl Core {
                     self.branches.insert(b, id);
                 }
                 Action::Report(r) => {
+                    if let Report::Registered(g) | Report::Refreshed(g) = &r {
+                        self.keep_flow_alive(id, g);
+                    }
+                    let Some(e) = self.regs.get(&id) else { return };
                     if !matches!(r, Report::Registering | Report::Unregistering) {
                         self.starting.remove(&id);
                     }
@@ -844,7 +1160,8 @@ impl Core {
                         if let Some(b) = &e.branch {
                             self.branches.remove(b);
                         }
-                        self.release_connection(id, e.conn);
+                        self.conns.release(id, e.conn);
+                        self.conns.leave(id);
                     }
                     if let Some(cfg) = self.pending.remove(&id) {
                         self.register(id, cfg);
@@ -863,11 +1180,13 @@ impl Core {
             }
             self.heap.pop();
             let kind = kind_from(kind);
-            self.isolated(id, |core| {
-                if matches!(kind, TimerKind::Refresh | TimerKind::Retry) {
+            self.isolated(id, |core| match kind {
+                TimerKind::Retry => core.retry(id, generation, false),
+                TimerKind::Refresh => {
                     core.reconnect(id);
+                    core.with_reg(id, |r, out| r.on_timer(kind, generation, out));
                 }
-                core.with_reg(id, |r, out| r.on_timer(kind, generation, out));
+                _ => core.with_reg(id, |r, out| r.on_timer(kind, generation, out)),
             });
         }
     }
@@ -875,27 +1194,56 @@ impl Core {
     /// Reads and handles one datagram of the socket `token`; false once it
     /// has none (mio's readiness is edge-triggered: read until then).
     fn receive_one(&mut self, token: Token) -> bool {
-        let Some(sock) = self.udp_tokens.get(&token).and_then(|k| self.udp.get(k)) else {
-            return false;
-        };
-        let (n, from) = match sock.1.recv_from(&mut self.buf) {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) => {
-                // ICMP errors surface here on Linux; they are matched to
-                // nothing, so the transaction times out and retries.
-                log::debug(&format!("receive error: {e}"));
-                return true;
+        match self.conns.receive(token, &mut self.buf) {
+            Datagram::Received(n, origin) => {
+                let data = self.buf[..n].to_vec();
+                self.handle_message(&data, origin);
+                true
             }
+            Datagram::Failed => true,
+            Datagram::Remapped(ids) => {
+                for id in ids {
+                    self.with_reg(id, |r, out| r.on_flow_failed(out));
+                }
+                true
+            }
+            Datagram::Empty => false,
+        }
+    }
+
+    /// A request to our Contact: answered the way it came (OPTIONS 200,
+    /// anything else a final refusal), never left unanswered.
+    fn answer_request(&mut self, msg: &Message, origin: Origin) {
+        let regs = &self.regs;
+        let contacts = &self.contacts;
+        let is_ours = |user: &str| {
+            contacts.get(user).is_some_and(|id| {
+                regs.get(id)
+                    .is_some_and(|e| e.reg.config.contact_user == user)
+            })
         };
-        let data = self.buf[..n].to_vec();
-        self.handle_datagram(&data, from);
-        true
+        let Some(response) = uas::answer(msg, origin.peer(), is_ours) else {
+            return;
+        };
+        if log::enabled(log::TRACE) {
+            log::log(
+                log::TRACE,
+                &format!(
+                    "answer to {}:\n{}",
+                    origin.peer(),
+                    String::from_utf8_lossy(&response)
+                ),
+            );
+        }
+        if let Err(e) = self.conns.reply(origin, &response) {
+            log::debug(&format!("answering {}: {e}", origin.peer()));
+        }
     }
 
     /// One message from the network (a datagram or a framed stream message):
     /// a response goes to the registration whose branch it carries.
-    fn handle_datagram(&mut self, data: &[u8], from: SocketAddr) {
+    fn handle_message(&mut self, data: &[u8], origin: Origin) {
+        let from = origin.peer();
         if log::enabled(log::TRACE) {
             log::log(
                 log::TRACE,
@@ -913,7 +1261,8 @@ impl Core {
             }
         };
         if msg.status().is_none() {
-            return; // Requests (OPTIONS, NOTIFY…) are not served here.
+            self.answer_request(&msg, origin);
+            return;
         }
         let Some(branch) = msg
             .top_via()
@@ -937,46 +1286,6 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
-}
-
-/// The next hop's address: an IP literal directly, a name through the
-/// system resolver (A/AAAA). Default port 5060, 5061 for `sips:`.
-fn resolve(uri: &super::uri::Uri) -> Result<SocketAddr, i32> {
-    let port = uri.port.unwrap_or(match uri.scheme {
-        super::uri::Scheme::Sips => 5061,
-        _ => 5060,
-    });
-    let host = uri.host_unbracketed();
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or(crate::error::SIP_RESOLVING_FAILURE)
-}
-
-/// A non-blocking UDP socket, bound to a network interface when asked
-/// (`SIP_KEY_ACCESS_POINT_*`, contract §7.6), with large buffers.
-fn udp_socket(v6: bool, iface: Option<&str>) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        if v6 { Domain::IPV6 } else { Domain::IPV4 },
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
-    if let Some(name) = iface {
-        s.bind_device(Some(name.as_bytes()))?;
-    }
-    s.set_nonblocking(true)?;
-    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
-    let any: SocketAddr = if v6 { "[::]:0" } else { "0.0.0.0:0" }
-        .parse()
-        .expect("literal");
-    s.bind(&any.into())?;
-    Ok(s.into())
 }
 
 #[cfg(test)]
@@ -1020,7 +1329,14 @@ mod tests {
             tls_ca_file: None,
             interface: None,
             digest_min: None,
+            network: Default::default(),
         }
+    }
+
+    fn test_core(rx: Receiver<Command>, reporter: Arc<dyn Reporter>) -> Core {
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        Core::new(poll, rx, reporter, waker).unwrap()
     }
 
     #[test]
@@ -1031,7 +1347,7 @@ mod tests {
             .unwrap();
         let reports = Arc::new(PanicsForOne(std::sync::Mutex::new(Vec::new())));
         let (commands, rx) = unbounded();
-        let mut core = Core::new(Poll::new().unwrap(), rx, reports.clone());
+        let mut core = test_core(rx, reports.clone());
         let cfg = || Box::new(config(registrar.local_addr().unwrap()));
         commands.send(Command::Register(1, cfg())).unwrap();
         commands.send(Command::Register(2, cfg())).unwrap();
@@ -1065,7 +1381,7 @@ mod tests {
     fn a_timer_from_a_huge_wait_does_not_overflow() {
         let registrar = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (_commands, rx) = unbounded();
-        let mut core = Core::new(Poll::new().unwrap(), rx, Arc::new(NoReports));
+        let mut core = test_core(rx, Arc::new(NoReports));
         core.register(7, Box::new(config(registrar.local_addr().unwrap())));
         core.apply(7, vec![Action::Timer(TimerKind::Retry, Duration::MAX, 1)]);
         let latest = core.heap.iter().map(|Reverse(t)| t.0).max().unwrap();
@@ -1083,16 +1399,15 @@ mod tests {
         .unwrap();
         cfg.transport = Transport::Tcp;
         let (_commands, rx) = unbounded();
-        let mut core = Core::new(Poll::new().unwrap(), rx, Arc::new(NoReports));
+        let mut core = test_core(rx, Arc::new(NoReports));
         core.register(1, Box::new(cfg));
         let _peer = listener.accept().unwrap(); // and never reads
-        assert_eq!(core.conns.len(), 1);
+        assert_eq!(core.conns.stream_count(), 1);
         let big = vec![b'x'; super::super::transport::MAX_OUTGOING / 2 + 1];
         core.apply(1, vec![Action::Send(big.clone())]);
-        assert_eq!(core.conns.len(), 1, "under the limit: kept");
+        assert_eq!(core.conns.stream_count(), 1, "under the limit: kept");
         core.apply(1, vec![Action::Send(big)]);
-        assert!(core.conns.is_empty(), "over the limit: closed");
-        assert!(core.conn_index.is_empty());
+        assert_eq!(core.conns.stream_count(), 0, "over the limit: closed");
         // Its profile lost the connection: it waits to retry, on a new one.
         assert_eq!(core.regs[&1].conn, None);
         assert!(
@@ -1104,9 +1419,8 @@ mod tests {
 
     #[test]
     fn a_step_that_fires_timers_returns_before_the_wait() {
-        let poll = Poll::new().unwrap();
         let (_commands, rx) = unbounded();
-        let mut core = Core::new(poll, rx, Arc::new(NoReports));
+        let mut core = test_core(rx, Arc::new(NoReports));
         // A retransmission due now, of a registration that is gone: the
         // last timer. What a timer reports must be delivered before the
         // wait, which here has no end.

@@ -65,7 +65,10 @@ static const key_row rows[] = {
     {1006, "SIP_KEY_RETRY_MAX_SECONDS", O, N, N, N, O, O, N, N, N, O},
     {1007, "SIP_KEY_INSTANCE_ID", N, N, N, N, O, N, N, O, N, O},
     {1008, "SIP_KEY_TLS_CA_FILE", N, N, N, N, O, N, N, O, N, O},
+    {1009, "SIP_KEY_CONTACT_URI", N, N, N, N, O, N, N, O, N, O},
     {1010, "SIP_KEY_DIGEST_MIN_ALGORITHM", N, N, O, N, O, N, N, G, N, O},
+    {1011, "SIP_KEY_KEEPALIVE_SECONDS", O, N, N, N, O, O, N, N, N, O},
+    {1012, "SIP_KEY_OUTBOUND", N, O, N, N, O, N, O, N, N, O},
 };
 
 static int32_t get_u32_code(const sip_profile *p, uint32_t k) {

@@ -9,7 +9,11 @@
 #
 # Environment: KAMAILIO_IPV6=1 also listens on [::1]:PORT (UDP and TCP);
 # KAMAILIO_TLS_PORT=N with KAMAILIO_TLS_DIR holding server.pem/server.key
-# also listens for TLS on 127.0.0.1:N.
+# also listens for TLS on 127.0.0.1:N. KAMAILIO_KEEPALIVE=N: usrloc probes
+# every contact with OPTIONS each second and drops one silent for N s.
+# KAMAILIO_OUTBOUND=N: RFC 5626 outbound (outbound and stun modules) with a
+# Flow-Timer of N s. KAMAILIO_ADDRESSES="A B": listen there instead of on
+# 127.0.0.1; KAMAILIO_NETNS_PID=P: run in the network namespace of process P.
 #
 # Users: alice/alicepw, bob/bobpw in domain sipprofile.test, plus
 # user1..userUSERS with password pwN (for scale runs).
@@ -36,8 +40,12 @@ start)
         done
         echo "COMMIT;"
     } | sqlite3 "$rundir/kamailio.db"
-    listen="listen=udp:127.0.0.1:$port
-listen=tcp:127.0.0.1:$port"
+    listen=""
+    for a in ${KAMAILIO_ADDRESSES:-127.0.0.1}; do
+        listen="${listen:+$listen
+}listen=udp:$a:$port
+listen=tcp:$a:$port"
+    done
     if [ -n "${KAMAILIO_IPV6:-}" ]; then
         listen="$listen
 listen=udp:[::1]:$port
@@ -63,11 +71,25 @@ TLS
         tls="loadmodule \"tls.so\"
 modparam(\"tls\", \"config\", \"$rundir/tls.cfg\")"
     fi
+    keepalive=""
+    if [ -n "${KAMAILIO_KEEPALIVE:-}" ]; then
+        keepalive="modparam(\"usrloc\", \"timer_interval\", 1)
+modparam(\"usrloc\", \"ka_mode\", 1)
+modparam(\"usrloc\", \"ka_timeout\", $KAMAILIO_KEEPALIVE)
+modparam(\"usrloc\", \"ka_loglevel\", 1)"
+    fi
+    if [ -n "${KAMAILIO_OUTBOUND:-}" ]; then
+        keepalive="$keepalive
+loadmodule \"outbound.so\"
+loadmodule \"stun.so\"
+modparam(\"registrar\", \"outbound_mode\", 1)
+modparam(\"registrar\", \"flow_timer\", $KAMAILIO_OUTBOUND)"
+    fi
     sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" \
         -e "s|@ALGORITHM@|$algorithm|g" -e "s|@MIN_EXPIRES@|$min_expires|g" \
-        "$here/kamailio.cfg.in" | awk -v l="$listen" -v t="$tls" '{ if ($0 == "@LISTEN@") print l; else if ($0 == "@TLS@") print t; else print }' \
+        "$here/kamailio.cfg.in" | awk -v l="$listen" -v t="$tls" -v k="$keepalive" '{ if ($0 == "@LISTEN@") print l; else if ($0 == "@TLS@") print t; else if ($0 == "@KEEPALIVE@") print k; else print }' \
         > "$rundir/kamailio.cfg"
-    kamailio -f "$rundir/kamailio.cfg" -DD -E -Y "$rundir" -P "$rundir/kamailio.pid" -w "$rundir" \
+    ${KAMAILIO_NETNS_PID:+nsenter -t "$KAMAILIO_NETNS_PID" -n} kamailio -f "$rundir/kamailio.cfg" -DD -E -Y "$rundir" -P "$rundir/kamailio.pid" -w "$rundir" \
         > "$rundir/kamailio.log" 2>&1 &
     echo $! > "$rundir/kamailio.shell-pid"
     # Ready when the control socket answers (bounded: 10 s).

@@ -314,11 +314,24 @@ impl Sipp {
     }
 
     pub fn start_file(scenario: &Path) -> Sipp {
+        Self::start_args(scenario, &[])
+    }
+
+    /// A UAC scenario sending to `target` (ip:port), `[service]` = `service`.
+    pub fn start_uac(scenario: &str, target: &str, service: &str) -> Sipp {
+        Self::start_args(
+            &root().join("tests/peers/sipp").join(scenario),
+            &[target, "-s", service],
+        )
+    }
+
+    fn start_args(scenario: &Path, extra: &[&str]) -> Sipp {
         let dir = TempDir::new("sipp");
         let port = free_port();
         let child = Command::new("sipp")
             .arg("-sf")
             .arg(scenario)
+            .args(extra)
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
             .args(["-trace_err", "-trace_msg"])
@@ -420,4 +433,72 @@ impl Drop for Sipp {
             let _ = c.wait();
         }
     }
+}
+
+/// dnsmasq (Debian package dnsmasq-base) serving only the records given, as
+/// dnsmasq options (`--srv-host=…`, `--host-record=…`, `--naptr-record=…`),
+/// on a free loopback port; names under `.test` it does not know are
+/// answered NXDOMAIN. Stopped on drop.
+pub struct Dnsmasq {
+    pub port: u16,
+    child: std::process::Child,
+    pub dir: TempDir,
+}
+
+impl Dnsmasq {
+    pub fn start(records: &[String]) -> Dnsmasq {
+        Self::start_on(free_port(), records)
+    }
+
+    /// On `port` (e.g. again, with other records, after the first is dropped).
+    pub fn start_on(port: u16, records: &[String]) -> Dnsmasq {
+        let dir = TempDir::new("dnsmasq");
+        let child = Command::new("/usr/sbin/dnsmasq")
+            .args(["--keep-in-foreground", "--conf-file=/dev/null"])
+            .args(["--no-resolv", "--no-hosts", "--local=/test/", "--pid-file="])
+            .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
+            .arg(format!("--port={port}"))
+            // As root it would switch to a user that may not exist here.
+            .args(is_root().then_some("--user=root"))
+            .arg("--log-queries")
+            .arg(format!(
+                "--log-facility={}",
+                dir.path().join("dnsmasq.log").display()
+            ))
+            .args(records)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("/usr/sbin/dnsmasq (Debian package dnsmasq-base)");
+        // Ready when its UDP port is taken (bounded: 5 s).
+        for _ in 0..50 {
+            if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Dnsmasq { port, child, dir }
+    }
+
+    /// For `SIPPROFILE_DNS_SERVERS`.
+    pub fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What it was asked (its query log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dnsmasq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }

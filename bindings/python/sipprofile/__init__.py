@@ -164,7 +164,10 @@ class Key(IntEnum):
     RETRY_MAX_SECONDS = 1006
     INSTANCE_ID = 1007
     TLS_CA_FILE = 1008
+    CONTACT_URI = 1009
     DIGEST_MIN_ALGORITHM = 1010
+    KEEPALIVE_SECONDS = 1011
+    OUTBOUND = 1012
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,13 @@ def _check(code: int, what: str = "") -> None:
 
 def version() -> str:
     return lib.sip_version().decode()
+
+
+def network_changed() -> None:
+    """Tells the library the network changed (it also watches by itself):
+    registrations whose way to their registrar now leaves from another
+    address register again from there (contract 8.3)."""
+    lib.sip_network_changed()
 
 
 def strerror(code: int) -> str:

@@ -69,6 +69,7 @@ SIGNATURES = {
     "sip_strerror": ([c_int32], c_char_p),
     "sip_last_error_message": ([], c_char_p),
     "sip_set_log_callback": ([LOG_CB, c_void_p, c_int32], None),
+    "sip_network_changed": ([], None),
     "sip_profile_registry_new": ([c_char_p, OBS, PP], c_int32),
     "sip_profile_registry_free": ([P], None),
     "sip_managed_profile_registry_new": ([c_char_p, OBS, PP], c_int32),

@@ -120,10 +120,13 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("retry_max_seconds", Kind::U32(keys::RETRY_MAX_SECONDS)),
     ("instance_id", Kind::Str(keys::INSTANCE_ID)),
     ("tls_ca_file", Kind::Str(keys::TLS_CA_FILE)),
+    ("contact_uri", Kind::Str(keys::CONTACT_URI)),
     (
         "digest_min_algorithm",
         Kind::Str(keys::DIGEST_MIN_ALGORITHM),
     ),
+    ("keepalive_seconds", Kind::U32(keys::KEEPALIVE_SECONDS)),
+    ("outbound", Kind::Bool(keys::OUTBOUND)),
 ];
 
 /// `number  type` as `sipprofile keys` prints it.
