@@ -341,3 +341,62 @@ fn oversized_duplicated_and_truncated_responses_are_ignored() {
     drop(s);
     assert!(sipp.passed(WAIT));
 }
+
+/// Contract §8.2/8.3: a failed attempt that will be retried is an
+/// ATTEMPT_FAILED event for the registries that asked (and only them), not
+/// an error callback: the profile stays enabled; `last_attempt` says what
+/// failed and when the next attempt is due.
+#[test]
+fn a_failed_attempt_is_an_event_for_registries_that_ask_and_last_attempt_tells_the_next() {
+    fast_timers();
+    let mut sipp = Sipp::start("retry_after_503.xml");
+    let tmp = TempDir::new("attempt");
+    let store = tmp.path().join("p.db");
+    let (m, _mrx) = registry(&store, true);
+    let id = provision(&m, &sipp.registrar(), "alice", "pw", 300);
+    let (tx, asked) = std::sync::mpsc::channel();
+    let flags = sipprofile::client::Flags {
+        attempt_events: true,
+        ..Default::default()
+    };
+    let observer = support::ChannelObserver(std::sync::Mutex::new(tx));
+    let w = sipprofile::client::Registry::open_with(
+        Some(&store),
+        false,
+        Some(Box::new(observer)),
+        flags,
+    )
+    .unwrap();
+    let (u, plain) = registry(&store, false);
+    let hw = w.profile(id).unwrap();
+    let h = u.profile(id).unwrap();
+    assert_eq!(h.last_attempt(), (0, Duration::ZERO));
+    u.enable(&h).unwrap();
+    assert!(wait_for(&asked, Seen::Event(id, Event::AttemptFailed), WAIT));
+    let (error, retry_in) = hw.last_attempt();
+    assert_eq!(error, 503);
+    assert!(
+        retry_in > Duration::ZERO && retry_in <= Duration::from_secs(2),
+        "{retry_in:?}"
+    );
+    assert!(u.is_enabled(&h), "a failed attempt is not an error callback");
+    // The registry that did not ask hears REGISTERED, and nothing of the
+    // failed attempt.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match plain.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Seen::Event(i, Event::Registered)) if i == id => break,
+            Ok(Seen::Event(_, Event::AttemptFailed)) | Ok(Seen::Error(..)) => {
+                panic!("the plain registry heard of the failed attempt")
+            }
+            Ok(_) => {}
+            Err(_) => panic!("not registered"),
+        }
+    }
+    assert_eq!(h.last_attempt(), (0, Duration::ZERO));
+    drop((h, hw));
+    u.close();
+    w.close();
+    m.close();
+    assert!(sipp.passed(WAIT));
+}

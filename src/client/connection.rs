@@ -71,6 +71,15 @@ fn connections() -> &'static Mutex<HashMap<PathBuf, Arc<Connection>>> {
     C.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// `sip_network_changed`: tells the server of every store this process
+/// uses (in this process or not) that the network changed.
+pub fn network_changed() {
+    let all: Vec<Arc<Connection>> = connections().lock().values().cloned().collect();
+    for c in all {
+        c.cast(Request::NetworkChanged);
+    }
+}
+
 impl Connection {
     /// This process's connection to the server of `store`, made (and the
     /// server started) if this is the store's first registry here.

@@ -14,6 +14,7 @@ mod delivery;
 pub mod registry;
 
 pub use connect::{Hosting, server_executable, server_status};
+pub use connection::network_changed;
 pub use registry::{ClientProfile, ProfileHandle, Registry};
 
 pub use crate::protocol::Event;

@@ -6,9 +6,10 @@
 /// makes it look again at once. Each registration whose way to its next
 /// hop now leaves from another address registers again from there; one
 /// waiting to retry retries now; no other is touched. Returns at once; the
-/// work runs on the library's own thread. Safe from any thread, and from a
+/// work runs in the profile server of each store this process uses
+/// (another process, or this one). Safe from any thread, and from a
 /// callback.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_network_changed() {
-    super::boundary::guard((), crate::sip::engine::network_changed);
+    super::boundary::guard((), crate::client::network_changed);
 }

@@ -140,6 +140,9 @@ pub enum Request {
     },
     /// What the server is doing: clients and registrations.
     Status,
+    /// The application says the network changed (`sip_network_changed`):
+    /// the engine looks again at where its registrations go.
+    NetworkChanged,
     /// Every stored profile, passwords included (`sipprofile export
     /// --with-passwords`; not in the C API). The connection is the store
     /// owner's own (SO_PEERCRED), who can read the store file anyway.

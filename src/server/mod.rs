@@ -354,6 +354,10 @@ impl Server {
                 Ok(Reply::Done)
             }
             Request::Status => Ok(Reply::Status(self.status(client))),
+            Request::NetworkChanged => {
+                crate::sip::engine::network_changed();
+                Ok(Reply::Done)
+            }
             Request::ExportWithPasswords => {
                 let st = self.state.lock();
                 Ok(Reply::Profiles(
@@ -727,11 +731,16 @@ impl Server {
                 });
             }
             Report::AttemptFailed { error, retry_in } => {
-                // Issue 16 item 5: the lead wires this to the API.
+                // Contract §8.2/8.3: visible, without being an error
+                // callback (the profile stays enabled, the engine retries).
+                e.info.attempt_error = error;
+                e.info.retry_at_ns = monotonic_ns()
+                    .saturating_add(u64::try_from(retry_in.as_nanos()).unwrap_or(u64::MAX));
                 log::info(&format!(
                     "profile {id}: attempt failed with {error}; next in {:.1} s",
                     retry_in.as_secs_f64()
                 ));
+                Self::event(&mut st, id, Event::AttemptFailed);
             }
         }
         self.changed.notify_all();
