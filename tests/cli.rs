@@ -644,3 +644,35 @@ fn password_prompt_on_a_terminal_does_not_echo() {
     let id = json(&out)["ids"][0].to_string();
     assert_eq!(stored_password(&store, &id), "Typed-Secret-9");
 }
+
+/// `enable --wait` says each failed attempt and when the next one is due
+/// (issue 16 item 5), then registers.
+#[test]
+fn enable_shows_each_failed_attempt_and_the_next_retry() {
+    let mut sipp = support::Sipp::start("retry_after_503.xml");
+    let tmp = TempDir::new("cli-attempt");
+    let store = tmp.path().join("p.db");
+    let reg = sipp.registrar();
+    cli_ok(
+        &store,
+        &[
+            "add",
+            "--aor",
+            "sip:alice@sipprofile.test",
+            "--registrar",
+            &reg,
+            "--user",
+            "alice",
+            "--password",
+            "pw",
+        ],
+    );
+    let out = cli(&store, &["enable", "1", "--timeout", "10"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("attempt failed: SIP 503") && err.contains("next attempt in"),
+        "{err}"
+    );
+    assert!(sipp.passed(Duration::from_secs(10)));
+}

@@ -372,14 +372,21 @@ fn a_failed_attempt_is_an_event_for_registries_that_ask_and_last_attempt_tells_t
     let h = u.profile(id).unwrap();
     assert_eq!(h.last_attempt(), (0, Duration::ZERO));
     u.enable(&h).unwrap();
-    assert!(wait_for(&asked, Seen::Event(id, Event::AttemptFailed), WAIT));
+    assert!(wait_for(
+        &asked,
+        Seen::Event(id, Event::AttemptFailed),
+        WAIT
+    ));
     let (error, retry_in) = hw.last_attempt();
     assert_eq!(error, 503);
     assert!(
         retry_in > Duration::ZERO && retry_in <= Duration::from_secs(2),
         "{retry_in:?}"
     );
-    assert!(u.is_enabled(&h), "a failed attempt is not an error callback");
+    assert!(
+        u.is_enabled(&h),
+        "a failed attempt is not an error callback"
+    );
     // The registry that did not ask hears REGISTERED, and nothing of the
     // failed attempt.
     let deadline = Instant::now() + WAIT;

@@ -509,9 +509,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Enable { id, wait, timeout } => {
             let signals = block_signals();
             let (tx, rx) = channel();
-            let u = Registry::open(cli.store.as_deref(), false, Some(Box::new(Printer(tx))))?;
+            // Each failed attempt is shown with the next retry (contract §8.2).
+            let flags = sipprofile::client::Flags {
+                attempt_events: true,
+                ..Default::default()
+            };
+            let u = Registry::open_with(
+                cli.store.as_deref(),
+                false,
+                Some(Box::new(Printer(tx))),
+                flags,
+            )?;
             let h = u.profile(*id)?;
             u.enable(&h)?;
+            let tell = |note: &Note, h: &ProfileHandle| match note {
+                Note::Event(id, Event::AttemptFailed) => {
+                    let (error, next) = h.last_attempt();
+                    format!(
+                        "profile {id}: attempt failed: {}; next attempt in {:.1} s",
+                        describe(error),
+                        next.as_secs_f64()
+                    )
+                }
+                other => other.human(),
+            };
             if !*wait {
                 // Without --wait there is nothing to keep the registration alive.
                 println!("profile {id} enabled; registering... (use --wait to stay registered)");
@@ -525,7 +546,7 @@ fn run(cli: Cli) -> Result<()> {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 match rx.recv_timeout(left) {
                     Ok(note) => {
-                        eprintln!("{}", note.human());
+                        eprintln!("{}", tell(&note, &h));
                         if let Note::Error(..) = note {
                             let code = u.last_registration_error(&h).unwrap_or(0);
                             drop(h);
@@ -552,9 +573,10 @@ fn run(cli: Cli) -> Result<()> {
                 json!({"id": id, "status": "Registered", "contact": contact}),
             );
             if *wait {
+                let seen = u.profile(*id)?;
                 let printer = std::thread::spawn(move || {
                     for note in rx {
-                        eprintln!("{}", note.human());
+                        eprintln!("{}", tell(&note, &seen));
                     }
                 });
                 wait_for_signal(&signals);
