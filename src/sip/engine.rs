@@ -4,12 +4,9 @@
 //! profiles cost one thread and two sockets.
 //!
 //! The engine works in steps (one datagram, one stream's readiness, the
-//! queued commands, or a wait for the next of these). Between steps it holds
-//! none of its state, and the [`Reporter`] may run work left by the step on
-//! the engine's thread: the server calls observers there, so a registration's
-//! callback needs no other thread woken. If that work does not return,
-//! [`Engine::hand_off`] lets a new thread carry on the engine while the old
-//! one is stuck.
+//! queued commands, or a wait for the next of these) on its one thread. It
+//! runs no application code: its reports go to the profile server, which
+//! queues them for its clients without waiting for them.
 //!
 //! What the engine does itself: the commands, the timers, which of a next
 //! hop's targets each registration uses (RFC 3263 failover), answering
@@ -32,13 +29,12 @@ use crate::log;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
-use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,13 +42,6 @@ use std::time::{Duration, Instant};
 /// not block for long (it takes the server lock briefly).
 pub trait Reporter: Send + Sync {
     fn report(&self, profile_id: u32, context_id: u32, report: Report);
-
-    /// Runs one engine step (`step` returns true once the engine has
-    /// finished), then, with no engine state held, whatever the step's
-    /// reports left to do on this thread.
-    fn run_step(&self, step: &mut dyn FnMut() -> bool) -> bool {
-        step()
-    }
 }
 
 pub enum Command {
@@ -77,24 +66,12 @@ pub struct Engine {
     shared: Arc<Shared>,
 }
 
-/// What the threads driving the engine share. One thread drives at a time:
-/// it holds `core` for a step and lets go between steps.
+/// What the engine's thread and its owner share.
 struct Shared {
     core: Mutex<Core>,
-    reporter: Arc<dyn Reporter>,
-    /// The driver in office; a thread that finds another number here (it was
-    /// replaced by [`Engine::hand_off`] while stuck) stops driving.
-    generation: AtomicU64,
     /// Set once the engine has finished (shut down or failed).
     finished: AtomicBool,
-    drivers: Mutex<Vec<JoinHandle<()>>>,
-}
-
-thread_local! {
-    /// The engine this thread drives, if any (its `Shared` address), so that
-    /// a shutdown called from a callback on it finishes the engine here
-    /// instead of waiting for itself.
-    static DRIVING: Cell<usize> = const { Cell::new(0) };
+    driver: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// (due, insertion order, profile id, timer kind, generation).
@@ -127,19 +104,18 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = unbounded();
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(poll, rx, reporter.clone(), waker.clone())?),
-            reporter,
-            generation: AtomicU64::new(0),
+            core: Mutex::new(Core::new(poll, rx, reporter, waker.clone())?),
             finished: AtomicBool::new(false),
-            drivers: Mutex::new(Vec::new()),
+            driver: Mutex::new(None),
         });
-        let engine = Engine {
+        let s = shared.clone();
+        let t = crate::thread_placement::spawn("sipprofile-engine", move || s.drive())?;
+        *shared.driver.lock() = Some(t);
+        Ok(Engine {
             commands: tx,
             waker,
             shared,
-        };
-        engine.shared.spawn_driver(0)?;
-        Ok(engine)
+        })
     }
 
     pub fn send(&self, cmd: Command) {
@@ -148,87 +124,40 @@ impl Engine {
         }
     }
 
-    /// A new thread carries on the engine; the driving thread, stuck in
-    /// work its reporter runs between steps, stops driving once it returns.
-    /// Returns a function to call from any thread.
-    pub fn hand_off(&self) -> impl Fn() + Send + Sync + 'static {
-        let shared = Arc::downgrade(&self.shared);
-        move || {
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            if shared.finished.load(Ordering::Acquire) {
-                return;
-            }
-            let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-            log::warn(
-                "an observer callback has not returned: the SIP engine goes on on a new thread",
-            );
-            if let Err(e) = shared.spawn_driver(generation) {
-                log::error(&format!("cannot start a SIP engine thread: {e}"));
-            }
-        }
-    }
-
-    /// De-registers everything (at most `wait`), then joins the threads.
+    /// De-registers everything (at most `wait`), then joins the thread.
     pub fn shutdown(self, wait: Duration) {
         self.finish(Instant::now() + wait);
     }
 
-    /// Shuts down by `deadline` and waits for the engine's threads. On a
-    /// thread driving this engine (a callback run between steps), the
-    /// engine is finished here: nobody else would drive it.
+    /// Shuts down by `deadline` and waits for the engine's thread.
     fn finish(&self, deadline: Instant) {
         self.send(Command::Shutdown(deadline));
-        let me = Arc::as_ptr(&self.shared) as usize;
-        if DRIVING.with(Cell::get) == me {
-            while !self.shared.finished.load(Ordering::Acquire) {
-                self.shared.step();
-            }
-        }
-        let drivers = std::mem::take(&mut *self.shared.drivers.lock());
-        let current = std::thread::current().id();
-        for t in drivers {
-            if t.thread().id() != current {
-                let _ = t.join();
-            }
+        let driver = self.shared.driver.lock().take();
+        if let Some(t) = driver
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
         }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if !self.shared.drivers.lock().is_empty() {
+        if self.shared.driver.lock().is_some() {
             self.finish(Instant::now());
         }
     }
 }
 
 impl Shared {
-    fn spawn_driver(self: &Arc<Self>, generation: u64) -> io::Result<()> {
-        let shared = self.clone();
-        let t =
-            crate::thread_placement::spawn("sipprofile-engine", move || shared.drive(generation))?;
-        let mut drivers = self.drivers.lock();
-        drivers.retain(|t| !t.is_finished());
-        drivers.push(t);
-        Ok(())
-    }
-
-    /// A driving thread: steps until the engine finishes or another thread
-    /// takes over.
-    fn drive(&self, generation: u64) {
-        DRIVING.with(|d| d.set(self as *const Shared as usize));
-        while self.generation.load(Ordering::Acquire) == generation
-            && !self.finished.load(Ordering::Acquire)
-        {
+    /// The engine's thread: steps until the engine finishes.
+    fn drive(&self) {
+        while !self.finished.load(Ordering::Acquire) {
             // A panic must not take the host process down, nor stop the
             // engine: one while handling a profile fails that profile only
             // (`Core::isolated`); one outside any profile's work is logged
             // and the engine goes on serving every profile.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.reporter.run_step(&mut || self.step())
-            }));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
             if let Err(payload) = r {
                 log::error(&format!(
                     "SIP engine: internal error outside any profile ({}); serving on",
@@ -236,7 +165,6 @@ impl Shared {
                 ));
             }
         }
-        DRIVING.with(|d| d.set(0));
     }
 
     /// One step under the state lock; true once the engine has finished.
