@@ -514,6 +514,7 @@ mod tests {
                 Kind::Str(keys::USER_AOR) => "sip:a@example.com",
                 Kind::Str(keys::INSTANCE_ID) => "urn:uuid:00000000-0000-0000-0000-000000000001",
                 Kind::Str(keys::DIGEST_MIN_ALGORITHM) => "SHA-256",
+                Kind::Str(keys::CONTACT_URI) => "sip:app@127.0.0.1:5070",
                 Kind::Str(_) => "text",
                 Kind::Server(_, keys::SERVER_ADDRESS) => "sip:example.com",
                 Kind::Server(..) => "name",
