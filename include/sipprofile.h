@@ -711,7 +711,8 @@ void sip_set_log_callback(sip_log_callback callback, void *context, int32_t max_
  * makes it look again at once. Each registration whose way to its next
  * hop now leaves from another address registers again from there; one
  * waiting to retry retries now; no other is touched. Returns at once; the
- * work runs on the library's own thread. Safe from any thread, and from a
+ * work runs in the profile server of each store this process uses
+ * (another process, or this one). Safe from any thread, and from a
  * callback.
  */
 void sip_network_changed(void);
