@@ -121,6 +121,7 @@ fn config(input: &mut Input) -> RegConfig {
         },
         tls_ca_file: None,
         interface: None,
+        network: Default::default(),
         digest_min: [None, Some("MD5"), Some("SHA-256"), Some("SHA-512-256")]
             [usize::from(flags >> 6)]
         .and_then(sipprofile::sip::digest::Algorithm::from_name),
