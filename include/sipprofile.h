@@ -851,9 +851,11 @@ int32_t sip_profile_set_type(struct sip_profile *profile, const struct sip_profi
 /**
  * Opens a user registry on the store at `store_path` (NULL: the default
  * store, `$SIPPROFILE_STORE` or `$XDG_DATA_HOME/sipprofile/profiles.db`),
- * starting the store's profile server if this is its first registry.
+ * connecting to the store's profile server, which is shared by every
+ * process of the user and started (a process of its own, or in this one
+ * with `SIPPROFILE_SERVER=in-process`) if none runs.
  * `observer` (may be NULL) is copied; a registry with no callback starts no
- * thread, and its handles are updated as each change happens.
+ * delivery thread, and its handles are updated as each change arrives.
  * On `SIP_OK`, `*out` is a new registry owned by the caller, to free with
  * `sip_profile_registry_free`.
  */
@@ -864,8 +866,11 @@ int32_t sip_profile_registry_new(const char *store_path,
 /**
  * Frees a user registry: disables every profile it enabled, waits for a
  * running callback of it to return (unless called from inside one, then the
- * registry is released when the callback returns), and stops the profile
- * server if this was its last registry (de-registering, bounded wait).
+ * registry is released when the callback returns), and closes this
+ * process's connection to the store's server if this was its last registry
+ * there. The server de-registers what no registry uses any more and stops
+ * by itself when nobody needs it (ref §5.1; an in-process server with no
+ * other client stops here, de-registering within a bounded wait).
  * Profile handles of it stay readable (`SIP_ERR_BAD_HANDLE` for calls that
  * need the registry). NULL is a no-op.
  */
