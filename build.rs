@@ -6,26 +6,9 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-/// The `sip_*` functions the header declares: one declaration per line at
-/// the start of a line, as cbindgen writes them.
-fn header_functions(header: &str) -> Vec<String> {
-    let mut names: Vec<String> = header
-        .lines()
-        .filter(|l| {
-            l.contains('(')
-                && !l.starts_with(' ')
-                && !l.starts_with("typedef")
-                && !l.starts_with('#')
-        })
-        .filter_map(|l| l.split('(').next())
-        .filter_map(|l| l.split_whitespace().last())
-        .map(|s| s.trim_start_matches('*').to_owned())
-        .filter(|s| s.starts_with("sip_"))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
+#[path = "tests/support/header_functions.rs"]
+mod header_functions;
+use header_functions::header_functions;
 
 /// Names of the functions marked `no_mangle` in the Rust sources under `dir`.
 fn unmangled_functions(dir: &Path, out: &mut Vec<String>) {

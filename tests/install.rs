@@ -20,22 +20,13 @@ fn exported_symbols(lib: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+#[path = "support/header_functions.rs"]
+mod header_text;
+
 /// The functions include/sipprofile.h declares.
 fn header_functions() -> BTreeSet<String> {
     let header = std::fs::read_to_string(root().join("include/sipprofile.h")).unwrap();
-    header
-        .lines()
-        .filter(|l| {
-            l.contains('(')
-                && !l.starts_with(' ')
-                && !l.starts_with("typedef")
-                && !l.starts_with('#')
-        })
-        .filter_map(|l| l.split('(').next())
-        .filter_map(|l| l.split_whitespace().last())
-        .map(|s| s.trim_start_matches('*').to_owned())
-        .filter(|s| s.starts_with("sip_"))
-        .collect()
+    header_text::header_functions(&header).into_iter().collect()
 }
 
 #[test]

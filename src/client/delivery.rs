@@ -243,7 +243,11 @@ impl Mailbox {
                 return (false, ran);
             };
             let keep = match &registry {
-                Some(r) => timed(&mut || r.deliver(d.clone(), observer.as_ref())),
+                Some(r) => {
+                    // The event moves into the one call made (no copy).
+                    let mut d = Some(d);
+                    timed(&mut || d.take().is_some_and(|d| r.deliver(d, observer.as_ref())))
+                }
                 None => false,
             };
             ran += 1;

@@ -825,15 +825,19 @@ impl Registry {
 
     // ----- when the server dies (`connection.rs`) -----
 
-    /// Every handle of a registered profile goes unregistered; the observer
-    /// hears DEREGISTERED.
-    pub(crate) fn server_lost(&self) {
-        let blocks: Vec<(u32, Block)> = self
-            .blocks
+    /// The blocks some handle still uses, with their ids.
+    fn live_blocks(&self) -> Vec<(u32, Block)> {
+        self.blocks
             .lock()
             .iter()
             .filter_map(|(id, (w, ..))| w.upgrade().map(|b| (*id, b)))
-            .collect();
+            .collect()
+    }
+
+    /// Every handle of a registered profile goes unregistered; the observer
+    /// hears DEREGISTERED.
+    pub(crate) fn server_lost(&self) {
+        let blocks = self.live_blocks();
         for (id, b) in blocks {
             let was = {
                 let mut c = b.write();
@@ -896,12 +900,7 @@ impl Registry {
     /// No server could be started: every enabled profile's registration is
     /// over (ref §5.7), with SIP_ERR_SERVER_TERMINATED.
     pub(crate) fn server_terminated(&self) {
-        let blocks: Vec<(u32, Block)> = self
-            .blocks
-            .lock()
-            .iter()
-            .filter_map(|(id, (w, ..))| w.upgrade().map(|b| (*id, b)))
-            .collect();
+        let blocks = self.live_blocks();
         for (id, b) in blocks {
             let enabled = {
                 let mut c = b.write();
