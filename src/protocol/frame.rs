@@ -133,14 +133,11 @@ mod tests {
         assert!(send_message(&a, &Hello::new()).is_err());
     }
 
-    /// Writes a few real frames as fuzzing seeds (`fuzz/seeds/protocol`)
-    /// when SIPPROFILE_WRITE_FUZZ_SEEDS names the directory.
+    /// Real frames of each kind read back whole, one after another from one
+    /// stream; with SIPPROFILE_WRITE_FUZZ_SEEDS naming a directory they are
+    /// also written there as fuzzing seeds (`fuzz/seeds/protocol`).
     #[test]
-    fn seeds_for_the_fuzzer() {
-        let Some(dir) = std::env::var_os("SIPPROFILE_WRITE_FUZZ_SEEDS") else {
-            return;
-        };
-        let dir = std::path::PathBuf::from(dir);
+    fn frames_of_each_kind_read_back_in_sequence() {
         let mut data = crate::profile::ProfileData::new(crate::profile::TypeInfo::ietf());
         data.aor = "sip:alice@example.com".into();
         let frames = [
@@ -174,8 +171,27 @@ mod tests {
             })
             .unwrap(),
         ];
-        for (i, f) in frames.iter().enumerate() {
-            std::fs::write(dir.join(format!("seed-{i}")), f).unwrap();
+        let stream: Vec<u8> = frames.concat();
+        let mut input = &stream[..];
+        assert_eq!(read_message::<Hello>(&mut input).unwrap(), Hello::new());
+        let save: ToServer = read_message(&mut input).unwrap();
+        assert!(matches!(save.request, Request::Save { registry: 1, .. }));
+        let event: ToClient = read_message(&mut input).unwrap();
+        assert!(matches!(
+            event,
+            ToClient::Event {
+                registry: 1,
+                delivery: Delivery::Event {
+                    event: Event::Registered,
+                    ..
+                }
+            }
+        ));
+        assert!(read_frame(&mut input).unwrap().is_none());
+        if let Some(dir) = std::env::var_os("SIPPROFILE_WRITE_FUZZ_SEEDS") {
+            for (i, f) in frames.iter().enumerate() {
+                std::fs::write(std::path::Path::new(&dir).join(format!("seed-{i}")), f).unwrap();
+            }
         }
     }
 }
