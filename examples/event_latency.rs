@@ -13,9 +13,11 @@
 //!
 //! `--registrar`: the change is a registration: EVENTS profiles (user1..N,
 //! password pwN, as `tests/peers/kamailio.sh` provisions) are enabled one per
-//! millisecond and each REGISTERED is timed, the registrar sharing the cores.
-//! Its callback runs on the engine's thread, which saw the 200 OK: no
-//! thread is woken for it.
+//! millisecond and each REGISTERED is timed, the registrar sharing the cores,
+//! from the server's publishing it (right after the 200 OK arrives, on the
+//! engine's thread) to the callback in this process: the server writes it
+//! to the socket, this process's reader applies it and wakes a delivery
+//! thread.
 //!
 //! Each line ends with `steal_ms`: the time the host took the VM's CPUs
 //! away during the run (`steal` of /proc/stat), which sets most of the tail
