@@ -29,7 +29,15 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-type Answer = Sender<std::result::Result<Reply, Failure>>;
+type Outcome = std::result::Result<Reply, Failure>;
+
+/// Who hears a request's answer: a caller waiting for it, or (a pipelined
+/// request) a function the reader runs when it arrives. Dropped unheard if
+/// the server goes away first.
+enum Answer {
+    Wait(Sender<Outcome>),
+    Then(Box<dyn FnOnce(Outcome) + Send>),
+}
 
 /// How requests reach the server now.
 enum Out {
@@ -80,17 +88,40 @@ pub fn network_changed() {
     }
 }
 
+/// One lock per store, held while its connection is made (which may start a
+/// server and take seconds), so that other stores need not wait.
+fn start_gate(store: &Path) -> Arc<Mutex<()>> {
+    static G: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    G.get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .entry(store.to_owned())
+        .or_default()
+        .clone()
+}
+
 impl Connection {
     /// This process's connection to the server of `store`, made (and the
-    /// server started) if this is the store's first registry here.
-    pub(crate) fn for_store(store: &Path, hosting: Hosting) -> Result<Arc<Connection>> {
+    /// server started) if this is the store's first registry here, with a
+    /// registry id reserved on it: the connection cannot close under a
+    /// registry being opened (`add_registry` fills the place, or
+    /// `remove_registry` gives it back).
+    pub(crate) fn for_store(store: &Path, hosting: Hosting) -> Result<(Arc<Connection>, u64)> {
         let endpoint = Endpoint::for_store(store).map_err(|e| {
             crate::error::set_message(format!("no private runtime directory: {e}"));
             Error::AccessDenied
         })?;
-        let mut all = connections().lock();
-        if let Some(c) = all.get(&endpoint.store) {
-            return Ok(c.clone());
+        let reserve = |c: &Arc<Connection>| {
+            let id = c.new_registry_id();
+            c.registries.lock().insert(id, Weak::new());
+            (c.clone(), id)
+        };
+        if let Some(c) = connections().lock().get(&endpoint.store) {
+            return Ok(reserve(c));
+        }
+        let gate = start_gate(&endpoint.store);
+        let _starting = gate.lock();
+        if let Some(c) = connections().lock().get(&endpoint.store) {
+            return Ok(reserve(c));
         }
         let conn = Arc::new(Connection {
             endpoint: endpoint.clone(),
@@ -107,8 +138,9 @@ impl Connection {
         });
         let link = connect::connect(&endpoint, hosting)?;
         conn.attach(link, false)?;
+        let mut all = connections().lock();
         all.insert(endpoint.store.clone(), conn.clone());
-        Ok(conn)
+        Ok(reserve(&conn))
     }
 
     /// Starts reading from a new link; requests go out on it.
@@ -142,7 +174,7 @@ impl Connection {
         Ok(())
     }
 
-    pub(crate) fn new_registry_id(&self) -> u64 {
+    fn new_registry_id(&self) -> u64 {
         self.next_registry.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -179,10 +211,23 @@ impl Connection {
         }
     }
 
+    /// Sends a request without waiting: the reader thread runs `then` with
+    /// its answer, in the order of everything else the server sends. If the
+    /// server dies first, `then` is dropped unrun (the recovery restores
+    /// from the handles' state).
+    pub(crate) fn call_then(
+        &self,
+        request: Request,
+        then: impl FnOnce(Outcome) + Send + 'static,
+    ) -> Result<()> {
+        let call = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.send(call, request, Some(Answer::Then(Box::new(then))), false)
+    }
+
     fn call_once(&self, request: Request, recovery: bool) -> Result<Reply> {
         let (tx, rx) = bounded(1);
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
-        self.send(call, request, Some(tx), recovery)?;
+        self.send(call, request, Some(Answer::Wait(tx)), recovery)?;
         match rx.recv() {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(f)) => {
@@ -328,8 +373,13 @@ impl Connection {
     fn on_message(&self, m: ToClient) {
         match m {
             ToClient::Reply { call, result } => {
-                if let Some(a) = self.calls.lock().remove(&call) {
-                    let _ = a.send(result);
+                let answer = self.calls.lock().remove(&call);
+                match answer {
+                    Some(Answer::Wait(a)) => {
+                        let _ = a.send(result);
+                    }
+                    Some(Answer::Then(f)) => f(result),
+                    None => {}
                 }
             }
             ToClient::Event { registry, delivery } => {

@@ -165,6 +165,7 @@ mod tests {
                         revision: 2,
                         info: Default::default(),
                         is_default: true,
+                        enable_refusal: Some(Failure::new(Error::Argument, "no AOR")),
                     })),
                     published_ns: 5,
                 },

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Raised whenever a message changes shape: a client and a server of
 /// different versions refuse each other with a clear error.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// First bytes of every connection, so that a stray peer is told apart from
 /// a server of another version.
 pub const MAGIC: [u8; 8] = *b"SIPPROF\0";
@@ -279,6 +279,10 @@ pub struct Snapshot {
     pub revision: u64,
     pub info: RegistrationInfo,
     pub is_default: bool,
+    /// With `data`: why enabling this data would be refused (`None`: it
+    /// can register), the server's own check, so that a registry answers
+    /// `enable` without waiting for the server.
+    pub enable_refusal: Option<Failure>,
 }
 
 impl Snapshot {

@@ -501,6 +501,11 @@ impl Server {
                 revision: e.revision,
                 info: e.info.clone(),
                 is_default: default,
+                enable_refusal: if with_data {
+                    Self::enable_refusal(&e.data)
+                } else {
+                    None
+                },
             })
         })
     }
@@ -568,7 +573,19 @@ impl Server {
         });
     }
 
-    fn registration_config(data: &ProfileData) -> Result<RegConfig> {
+    /// Why `enable` of `data` would be refused (`None`: it can register),
+    /// as every snapshot with data carries it to the registries.
+    fn enable_refusal(data: &ProfileData) -> Option<Failure> {
+        crate::error::clear_message();
+        let e = Self::registration_target(data).err()?;
+        Some(Failure::new(e, crate::error::message_for(e.code())))
+    }
+
+    /// The checked parts of a registration: registrar, proxy, transport and
+    /// interface; an error if `data` cannot register.
+    fn registration_target(
+        data: &ProfileData,
+    ) -> Result<(Uri, Option<Uri>, Transport, Option<String>)> {
         data.check_registrable()?;
         let registrar = Uri::parse(&data.registrar.address).map_err(|_| Error::Argument)?;
         let proxy = match data.proxy.address.as_str() {
@@ -586,6 +603,11 @@ impl Server {
             data.access_point_id,
         )
         .map_err(|_| Error::Argument)?;
+        Ok((registrar, proxy, transport, interface))
+    }
+
+    fn registration_config(data: &ProfileData) -> Result<RegConfig> {
+        let (registrar, proxy, transport, interface) = Self::registration_target(data)?;
         if data.sig_comp {
             log::warn(&format!(
                 "profile {}: SigComp is not implemented; registering uncompressed",
