@@ -9,6 +9,19 @@
 //! flows (a registrar's address from one of our sockets). A flow that has
 //! answered before (or whose registrar took it as an outbound flow) and
 //! then misses an answer has failed.
+//!
+//! How long an answer is waited for follows the flow's round-trip time
+//! ([`Rtt`], from earlier answers and the REGISTER that bound the flow):
+//! four intervals of max(200 ms, RTO), T1 standing for the RTO until one
+//! is measured, never more than RFC 5626's 10 s ([`answer_window`]); a
+//! STUN request goes again after one and three intervals. On loopback or
+//! a LAN that is 800 ms (2 s at the default T1 before anything is
+//! measured), on a 100 ms path with 25 ms of jitter 800 ms, on a 300 ms
+//! one with 100 ms of jitter 2.8 s. So a registration whose flow dies
+//! without a word is bound again on a new flow at most P + W + R after:
+//! P the keep-alive period (the last answered ping may have gone just
+//! before), W that window, R the new flow's set-up and REGISTER round
+//! trips (the engine registers again at once, [`FlowFailure`]).
 
 use super::registration::RegConfig;
 use super::stun;
