@@ -195,6 +195,12 @@ struct Entry {
     conn: Option<Token>,
     /// The branch of its current transaction (key in `Core::branches`).
     branch: Option<String>,
+    /// When that transaction's request went, while it has gone once and
+    /// is unanswered: its answer gives a round trip (Karn: not from a
+    /// request sent again). `Some(None)`: new, not sent yet.
+    sent: Option<Option<Instant>>,
+    /// The last such round trip, for the flow's keep-alive.
+    rtt: Option<Duration>,
 }
 
 /// New registrations started at once; the rest wait their turn, so that
@@ -685,6 +691,8 @@ impl Core {
             context_id: self.next_context,
             conn: conn.ok().flatten(),
             branch: None,
+            sent: None,
+            rtt: None,
         };
         self.regs.insert(id, Box::new(entry));
         self.starting.insert(id);
@@ -810,7 +818,10 @@ impl Core {
     /// for (the key, outbound, or a Flow-Timer): a registrar without STUN
     /// would take the requests for garbage.
     fn keep_flow_alive(&mut self, id: u32, g: &Granted) {
-        let Some(e) = self.regs.get(&id) else { return };
+        let Some(e) = self.regs.get_mut(&id) else {
+            return;
+        };
+        let rtt = e.rtt.take();
         let n = &e.reg.config.network;
         let stream = e.reg.transport().is_reliable();
         let seconds = match (n.keepalive_seconds, g.flow_timer) {
@@ -828,13 +839,13 @@ impl Core {
             }
             _ => return,
         };
-        self.conns.keep_alive(id, flow, period, g.outbound);
+        self.conns.keep_alive(id, flow, period, g.outbound, rtt);
     }
 
     /// Pings due go out; flows that missed their answer have failed, and
     /// their registrations register again at once on a new one.
     fn keep_alives(&mut self) {
-        for failure in self.conns.keep_alives(self.timers.t1 * 20) {
+        for failure in self.conns.keep_alives(self.timers.t1) {
             match failure {
                 FlowFailure::Stream(tok) => {
                     log::info(
@@ -1004,6 +1015,13 @@ impl Core {
             match a {
                 Action::Send(data) => {
                     let dest = e.dest;
+                    if let Some(e) = self.regs.get_mut(&id) {
+                        e.sent = match e.sent {
+                            Some(None) => Some(Some(Instant::now())),
+                            _ => None,
+                        };
+                    }
+                    let Some(e) = self.regs.get(&id) else { return };
                     if log::enabled(log::TRACE) {
                         log::log(
                             log::TRACE,
@@ -1057,10 +1075,11 @@ impl Core {
                 Action::Retarget(how) => self.retarget(id, how),
                 Action::Branch(b) => {
                     // O(1): only this registration's previous branch goes.
-                    if let Some(e) = self.regs.get_mut(&id)
-                        && let Some(old) = e.branch.replace(b.clone())
-                    {
-                        self.branches.remove(&old);
+                    if let Some(e) = self.regs.get_mut(&id) {
+                        e.sent = Some(None);
+                        if let Some(old) = e.branch.replace(b.clone()) {
+                            self.branches.remove(&old);
+                        }
                     }
                     self.branches.insert(b, id);
                 }
@@ -1203,6 +1222,11 @@ impl Core {
             log::debug(&format!("dropped unmatched response from {from}"));
             return;
         };
+        if let Some(e) = self.regs.get_mut(&id)
+            && let Some(Some(at)) = e.sent.take()
+        {
+            e.rtt = Some(at.elapsed());
+        }
         self.with_reg(id, |r, out| r.on_response(&msg, out));
     }
 }
