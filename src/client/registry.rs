@@ -928,6 +928,11 @@ impl Registry {
     pub(crate) fn delivery_threads(&self) -> usize {
         self.conn.delivery_threads()
     }
+
+    /// Callbacks waiting in its mailbox.
+    pub(crate) fn waiting_callbacks(&self) -> usize {
+        self.mailbox.as_ref().map_or(0, |m| m.waiting())
+    }
 }
 
 #[cfg(test)]
