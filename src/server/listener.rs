@@ -8,7 +8,7 @@ use super::{ClientLink, Server};
 use crate::log;
 use crate::protocol::frame::{self, read_message};
 use crate::protocol::{Hello, MAGIC, ToClient, ToServer, VERSION, Welcome};
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
@@ -124,11 +124,18 @@ fn session(server: Arc<Server>, stream: UnixStream) -> io::Result<()> {
     }
 }
 
+/// Requests an in-process client may have sent that its session has not
+/// taken yet; past this its sender waits (as on a socket, whose buffer
+/// holds about as many: the session reads one request at a time, and
+/// replies before it reads the next). The session never waits for the
+/// client (`link.rs`), so the sender waits only for the server's work.
+pub const REQUESTS: usize = 1024;
+
 /// A client in the server's own process: the same session, over channels
 /// instead of a socket. Returns the sending end for its requests and the
 /// receiving end of its queue; `None` once the server is stopping.
 pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver<ToClient>)> {
-    let (requests, incoming) = unbounded::<ToServer>();
+    let (requests, incoming) = bounded::<ToServer>(REQUESTS);
     let (link, queue) = ClientLink::channel(std::process::id());
     let client = server.connect(std::process::id(), Arc::new(link))?;
     let s = server.clone();
