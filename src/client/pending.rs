@@ -35,7 +35,7 @@
 //! next one comes when the count doubles (or reaches [`MAX_PENDING`]), so
 //! at most `max(MAX_PENDING, 16 × P) + 1` entries wait, P being the profiles
 //! with a callback waiting (those the registry holds, and those created
-//! since the callback stuck). See [`pinned_bytes`].
+//! since the callback stuck). In bytes: `pinned_bytes`.
 
 use crate::log;
 use crate::protocol::{Delivery, Event};
@@ -52,6 +52,8 @@ pub(crate) const KINDS: usize = 8;
 /// ring buffer that may be twice as large as what it holds), and one tally
 /// per profile (a hash map slot and its control byte, at most three slots
 /// per entry). A compaction briefly needs about as much again.
+/// (Only the tests and the README use it: nothing is allocated up front.)
+#[cfg(test)]
 pub(crate) const fn pinned_bytes(profiles: usize) -> usize {
     let entries = if MAX_PENDING > 2 * KINDS * profiles {
         MAX_PENDING
@@ -203,6 +205,7 @@ impl Default for Queue {
 }
 
 impl Queue {
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
