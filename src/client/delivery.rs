@@ -695,8 +695,8 @@ mod tests {
             assert!(most <= bound, "{most} callbacks wait (bound {bound})");
         }
         // Half the profiles are destroyed while it is still stuck.
-        for k in 0..M as usize / 2 {
-            m.destroy(&handles[k]).unwrap();
+        for h in &handles[..M as usize / 2] {
+            m.destroy(h).unwrap();
         }
         let waiting = u.waiting_callbacks();
         assert!(waiting <= bound, "{waiting}");
