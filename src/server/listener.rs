@@ -160,3 +160,56 @@ pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver
     }
     Some((requests, queue))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Reply, Request};
+    use std::time::Instant;
+
+    fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// An in-process client's requests wait for a busy session (as on a
+    /// socket whose buffer is full): at most REQUESTS are queued.
+    #[test]
+    fn an_in_process_client_sending_to_a_busy_session_waits_past_requests() {
+        let store = crate::client::registry::tests::tmp_store("requests");
+        let server = Server::start(&store, "in-process").unwrap();
+        let (tx, replies) = connect_local(&server).unwrap();
+        let extra = 10;
+        let total = (REQUESTS + extra) as u64;
+        let busy = server.state.lock(); // the session blocks on its first request
+        std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                for call in 0..total {
+                    let m = ToServer {
+                        call,
+                        request: Request::DefaultId,
+                    };
+                    tx.send(m).unwrap();
+                }
+            });
+            until("the sender waits", || tx.len() == REQUESTS);
+            assert!(!sender.is_finished());
+            drop(busy);
+            sender.join().unwrap();
+        });
+        for call in 0..total {
+            match replies.recv_timeout(Duration::from_secs(20)).unwrap() {
+                ToClient::Reply {
+                    call: c,
+                    result: Ok(Reply::DefaultId(None)),
+                } => assert_eq!(c, call),
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(tx);
+        server.shutdown();
+    }
+}
