@@ -624,9 +624,10 @@ typedef struct sip_profile_type_info {
  * to the observer: an `UPDATED` while one of that profile still waits (it
  * runs with the newest data), a `REGISTERED`, `DEREGISTERED` or
  * `ATTEMPT_FAILED` equal to that profile's newest waiting state. A callback
- * that does not return pins at most 192 KiB of waiting callbacks, or about
- * 0.8 KiB per profile beyond 256: past 4,096 waiting, each profile keeps its
- * newest callback of each kind, in order (README, "Threads and callbacks").
+ * that does not return pins at most 211 KiB of waiting callbacks up to 256
+ * profiles, about 0.8 KiB per profile beyond: past 4,096 waiting, each
+ * profile keeps its newest callback of each kind, in order (README,
+ * "Threads and callbacks").
  */
 typedef struct sip_profile_registry_observer {
   /**
