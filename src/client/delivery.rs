@@ -4,7 +4,10 @@
 //! `SIP_REGISTRY_APP_DISPATCH`.
 //!
 //! Each observing registry has a [`Mailbox`]: its events, in order, already
-//! applied to its handles by the connection's reader. A mailbox with events
+//! applied to its handles by the connection's reader, as callbacks to run
+//! (no snapshot: the handles hold the data), bounded and coalesced per
+//! profile (`pending.rs`: a callback that does not return pins a bounded
+//! amount of memory, and the reader never waits for it). A mailbox with events
 //! sits once on the pool's ready queue; a delivery thread takes it and calls
 //! the registry for each event in turn (a batch), then puts it back at the
 //! end of the queue if more came. So the callbacks of one registry run one at
@@ -22,6 +25,7 @@
 //! holds events, and [`Mailbox::dispatch`] runs them on the caller's thread.
 
 use super::Observer;
+use super::pending::{Pending, Pushed, Queue};
 use super::registry::Registry;
 use crate::log;
 use crate::protocol::Delivery;
@@ -59,7 +63,7 @@ pub(crate) struct Mailbox {
 }
 
 struct Inbox {
-    events: VecDeque<Delivery>,
+    events: Queue,
     /// On the ready queue or being delivered (or not yet bound): a new event
     /// only joins `events`.
     queued: bool,
@@ -99,7 +103,7 @@ impl Mailbox {
         };
         Ok(Arc::new(Mailbox {
             inbox: Mutex::new(Inbox {
-                events: VecDeque::new(),
+                events: Queue::default(),
                 queued: true, // until bound
                 running: false,
                 closed: false,
@@ -139,15 +143,28 @@ impl Mailbox {
         }
     }
 
-    /// Queues one event (called by the connection's reader, in the server's
-    /// order, after it updated the registry's handles).
+    /// Queues one event's callback (called by the connection's reader, in
+    /// the server's order, after it updated the registry's handles): its
+    /// snapshot is dropped here, and it may be covered by one that waits
+    /// already (`pending.rs`). Never blocks.
     pub(crate) fn push(self: &Arc<Self>, d: Delivery) {
+        let p = Pending::of(&d);
+        drop(d);
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return;
         }
         let was_empty = inbox.events.is_empty();
-        inbox.events.push_back(d);
+        match inbox.events.push(p) {
+            Pushed::Covered => return, // by a waiting callback: scheduled
+            Pushed::Queued => {}
+            Pushed::Compacted(c) => {
+                // Not a new first callback: scheduled already.
+                drop(inbox);
+                c.log();
+                return;
+            }
+        }
         if self.app.is_some() {
             if was_empty && self.target.get().is_some() {
                 self.signal(true);
@@ -194,6 +211,12 @@ impl Mailbox {
         drop(observer);
     }
 
+    /// Callbacks waiting (test hook for the bound).
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.inbox.lock().events.len()
+    }
+
     fn pool(&self) -> Option<Arc<Pool>> {
         self.target.get().and_then(|(_, p)| p.upgrade())
     }
@@ -206,7 +229,7 @@ impl Mailbox {
         if inbox.running && self.app.is_some() {
             return None; // a dispatch is already running one
         }
-        let d = inbox.events.pop_front();
+        let d = inbox.events.pop().map(Pending::delivery);
         if inbox.events.is_empty() {
             self.signal(false);
         }
@@ -559,5 +582,246 @@ fn watch(pool: Arc<Pool>) {
             }
         }
         w.arm(); // look again
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pending::{KINDS, MAX_PENDING};
+    use super::super::registry::tests::{open, rename, saved_profile, tmp_store};
+    use super::*;
+    use crate::protocol::Event;
+    use crossbeam_channel::{Receiver, Sender, unbounded};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Heard {
+        Event(u32, Event),
+        Error(u32, i32),
+    }
+
+    /// An observer whose first callback does not return until the test
+    /// says so; it tells each callback as it starts.
+    struct Stuck {
+        heard: Sender<Heard>,
+        release: Receiver<()>,
+        first: AtomicBool,
+    }
+
+    impl Stuck {
+        fn hold(&self, h: Heard) {
+            let _ = self.heard.send(h);
+            if !self.first.swap(true, Ordering::SeqCst) {
+                let _ = self.release.recv();
+            }
+        }
+    }
+
+    impl Observer for Stuck {
+        fn event(&self, id: u32, event: Event) {
+            self.hold(Heard::Event(id, event));
+        }
+        fn error(&self, id: u32, error: i32) {
+            self.hold(Heard::Error(id, error));
+        }
+    }
+
+    fn event(id: u32, event: Event) -> Delivery {
+        Delivery::Event {
+            id,
+            event,
+            snapshot: None,
+            published_ns: 0,
+        }
+    }
+
+    /// A callback that does not return while M profiles get N events each:
+    /// UPDATED from real saves, and (injected where the connection's reader
+    /// hands events over, as a registrar that flaps and an application that
+    /// enables again after each failure would make them) registration
+    /// changes and errors. The mailbox stays within its bound at every
+    /// step; once the callback returns, every CREATED, DESTROYED and the
+    /// newest error of each profile are heard, and each profile's last
+    /// callback is its newest event.
+    #[test]
+    fn a_stuck_callback_pins_a_bounded_queue_and_loses_no_kind_of_event() {
+        const M: u32 = 40;
+        const N: u32 = 3_000;
+        let store = tmp_store("stuck");
+        let m = open(&store, true, None);
+        let (heard_tx, heard) = unbounded();
+        let (release_tx, release) = unbounded();
+        let u = open(
+            &store,
+            false,
+            Some(Box::new(Stuck {
+                heard: heard_tx,
+                release,
+                first: AtomicBool::new(false),
+            })),
+        );
+        let mut handles = Vec::new();
+        let mut ids = Vec::new();
+        for _ in 0..M {
+            let (h, id) = saved_profile(&m);
+            handles.push(h);
+            ids.push(id);
+        }
+        // The first CREATED is running and stuck.
+        let first = heard.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(first, Heard::Event(ids[0], Event::Created));
+        let held: Vec<_> = ids.iter().map(|&id| u.profile(id).unwrap()).collect();
+        let bound = MAX_PENDING.max(2 * KINDS * M as usize) + 1;
+        let mut most = 0;
+        for round in 0..N {
+            for (k, &id) in ids.iter().enumerate() {
+                if round % 500 == 0 {
+                    rename(&m, &handles[k], &format!("p{id}-{round}"));
+                }
+                let state = if round % 2 == 0 {
+                    Event::Registered
+                } else {
+                    Event::Deregistered
+                };
+                u.on_event(event(id, state));
+                if round % 10 == 9 {
+                    u.on_event(Delivery::Error {
+                        id,
+                        code: 400 + (round / 10 % 100) as i32,
+                        snapshot: None,
+                    });
+                }
+            }
+            most = most.max(u.waiting_callbacks());
+            assert!(most <= bound, "{most} callbacks wait (bound {bound})");
+        }
+        // Half the profiles are destroyed while it is still stuck.
+        for h in &handles[..M as usize / 2] {
+            m.destroy(h).unwrap();
+        }
+        let waiting = u.waiting_callbacks();
+        assert!(waiting <= bound, "{waiting}");
+        assert!(
+            waiting >= M as usize,
+            "every profile has a callback waiting"
+        );
+        // The handles already show the newest data.
+        let last_name = format!("p{}-{}", ids[M as usize - 1], (N - 1) / 500 * 500);
+        {
+            let b = held[M as usize - 1].block.read();
+            let v = b.view();
+            let name =
+                crate::profile::access::get_str(&v, crate::profile::keys::PROVIDER_NAME).unwrap();
+            assert_eq!(name, last_name);
+        }
+        release_tx.send(()).unwrap();
+        let mut all = vec![first];
+        let destroyed = M as usize / 2;
+        // Until the last callback of the last profile: its final state.
+        let last_of = |id: u32| {
+            if (N - 1) % 10 == 9 {
+                Heard::Error(id, 400 + ((N - 1) / 10 % 100) as i32)
+            } else {
+                Heard::Event(id, Event::Deregistered)
+            }
+        };
+        let end = last_of(ids[M as usize - 1]);
+        let mut ended = 0;
+        while ended < destroyed + 1 {
+            let h = heard
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the callbacks run again");
+            if matches!(h, Heard::Event(_, Event::Destroyed)) || h == end {
+                ended += 1;
+            }
+            all.push(h);
+        }
+        for (k, &id) in ids.iter().enumerate() {
+            let mine: Vec<Heard> = all
+                .iter()
+                .copied()
+                .filter(|h| matches!(h, Heard::Event(i, _) | Heard::Error(i, _) if *i == id))
+                .collect();
+            assert_eq!(
+                mine.first(),
+                Some(&Heard::Event(id, Event::Created)),
+                "{id}"
+            );
+            let newest_error = Heard::Error(id, 400 + ((N - 1) / 10 % 100) as i32);
+            assert!(mine.contains(&newest_error), "{id}: {mine:?}");
+            assert!(mine.contains(&Heard::Event(id, Event::Updated)), "{id}");
+            assert!(mine.contains(&Heard::Event(id, Event::Registered)), "{id}");
+            assert!(
+                mine.contains(&Heard::Event(id, Event::Deregistered)),
+                "{id}"
+            );
+            if k < destroyed {
+                assert_eq!(mine.last(), Some(&Heard::Event(id, Event::Destroyed)));
+            } else {
+                assert_eq!(mine.last(), Some(&last_of(id)), "{id}: {mine:?}");
+            }
+        }
+        assert_eq!(u.waiting_callbacks(), 0);
+        drop((held, handles));
+        u.close();
+        m.close();
+    }
+
+    /// Below the limit, nothing but repeats of one profile's UPDATED and
+    /// unchanged registration states is merged.
+    #[test]
+    fn below_the_limit_a_stuck_callback_loses_only_repeats() {
+        let store = tmp_store("repeats");
+        let m = open(&store, true, None);
+        let (heard_tx, heard) = unbounded();
+        let (release_tx, release) = unbounded();
+        let u = open(
+            &store,
+            false,
+            Some(Box::new(Stuck {
+                heard: heard_tx,
+                release,
+                first: AtomicBool::new(false),
+            })),
+        );
+        let (h, id) = saved_profile(&m);
+        assert_eq!(
+            heard.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Heard::Event(id, Event::Created)
+        );
+        let held = u.profile(id).unwrap();
+        for i in 0..50 {
+            rename(&m, &h, &format!("n{i}"));
+        }
+        u.on_event(event(id, Event::Registered));
+        u.on_event(event(id, Event::Registered));
+        for code in [403, 403, 408] {
+            u.on_event(Delivery::Error {
+                id,
+                code,
+                snapshot: None,
+            });
+        }
+        u.on_event(event(id, Event::ForciblyDisabled));
+        m.destroy(&h).unwrap();
+        assert_eq!(u.waiting_callbacks(), 7);
+        release_tx.send(()).unwrap();
+        let rest: Vec<Heard> = (0..7)
+            .map(|_| heard.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(
+            rest,
+            vec![
+                Heard::Event(id, Event::Updated),
+                Heard::Event(id, Event::Registered),
+                Heard::Error(id, 403),
+                Heard::Error(id, 403),
+                Heard::Error(id, 408),
+                Heard::Event(id, Event::ForciblyDisabled),
+                Heard::Event(id, Event::Destroyed),
+            ]
+        );
+        drop((held, h));
+        u.close();
+        m.close();
     }
 }

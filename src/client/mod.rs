@@ -6,11 +6,13 @@
 //! - `connection.rs`: this process's connection to a store's server, its
 //!   reader thread, and the recovery when the server dies;
 //! - `connect.rs`: finding, starting and greeting the server;
-//! - `delivery.rs`: observers called on library threads or in `dispatch`.
+//! - `delivery.rs`: observers called on library threads or in `dispatch`;
+//! - `pending.rs`: the callbacks a registry has not run yet, bounded.
 
 pub(crate) mod connect;
 mod connection;
 mod delivery;
+mod pending;
 pub mod registry;
 
 pub use connect::{Hosting, server_executable, server_status};

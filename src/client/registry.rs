@@ -1005,6 +1005,11 @@ impl Registry {
     pub(crate) fn delivery_threads(&self) -> usize {
         self.conn.delivery_threads()
     }
+
+    /// Callbacks waiting in its mailbox.
+    pub(crate) fn waiting_callbacks(&self) -> usize {
+        self.mailbox.as_ref().map_or(0, |m| m.waiting())
+    }
 }
 
 #[cfg(test)]

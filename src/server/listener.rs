@@ -8,7 +8,7 @@ use super::{ClientLink, Server};
 use crate::log;
 use crate::protocol::frame::{self, read_message};
 use crate::protocol::{Hello, MAGIC, ToClient, ToServer, VERSION, Welcome};
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
@@ -124,11 +124,18 @@ fn session(server: Arc<Server>, stream: UnixStream) -> io::Result<()> {
     }
 }
 
+/// Requests an in-process client may have sent that its session has not
+/// taken yet; past this its sender waits (as on a socket, whose buffer
+/// holds about as many: the session reads one request at a time, and
+/// replies before it reads the next). The session never waits for the
+/// client (`link.rs`), so the sender waits only for the server's work.
+pub const REQUESTS: usize = 1024;
+
 /// A client in the server's own process: the same session, over channels
 /// instead of a socket. Returns the sending end for its requests and the
 /// receiving end of its queue; `None` once the server is stopping.
 pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver<ToClient>)> {
-    let (requests, incoming) = unbounded::<ToServer>();
+    let (requests, incoming) = bounded::<ToServer>(REQUESTS);
     let (link, queue) = ClientLink::channel(std::process::id());
     let client = server.connect(std::process::id(), Arc::new(link))?;
     let s = server.clone();
@@ -152,4 +159,57 @@ pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver
         return None;
     }
     Some((requests, queue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Reply, Request};
+    use std::time::Instant;
+
+    fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// An in-process client's requests wait for a busy session (as on a
+    /// socket whose buffer is full): at most REQUESTS are queued.
+    #[test]
+    fn an_in_process_client_sending_to_a_busy_session_waits_past_requests() {
+        let store = crate::client::registry::tests::tmp_store("requests");
+        let server = Server::start(&store, "in-process").unwrap();
+        let (tx, replies) = connect_local(&server).unwrap();
+        let extra = 10;
+        let total = (REQUESTS + extra) as u64;
+        let busy = server.state.lock(); // the session blocks on its first request
+        std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                for call in 0..total {
+                    let m = ToServer {
+                        call,
+                        request: Request::DefaultId,
+                    };
+                    tx.send(m).unwrap();
+                }
+            });
+            until("the sender waits", || tx.len() == REQUESTS);
+            assert!(!sender.is_finished());
+            drop(busy);
+            sender.join().unwrap();
+        });
+        for call in 0..total {
+            match replies.recv_timeout(Duration::from_secs(20)).unwrap() {
+                ToClient::Reply {
+                    call: c,
+                    result: Ok(Reply::DefaultId(None)),
+                } => assert_eq!(c, call),
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(tx);
+        server.shutdown();
+    }
 }

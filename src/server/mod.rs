@@ -15,7 +15,8 @@
 //!
 //! Locking: one mutex (`state`) guards everything; it is never held while
 //! waiting for a client or for the engine (a client's queue is bounded and
-//! never blocks, see `link.rs`).
+//! never blocks, see `link.rs`; a request waits for room in the engine's
+//! queue before it takes the lock, see `engine::MAX_COMMANDS`).
 
 pub mod host;
 mod link;
@@ -252,6 +253,14 @@ impl Server {
     /// went wrong when the code alone does not.
     pub fn handle(&self, client: u64, request: Request) -> std::result::Result<Reply, Failure> {
         crate::error::clear_message();
+        if !request.is_question() {
+            // A change may give the engine commands: wait here, holding no
+            // lock, while it has `MAX_COMMANDS` to take (engine.rs).
+            let gate = self.engine.lock().as_ref().map(Engine::gate);
+            if let Some(g) = gate {
+                g.wait();
+            }
+        }
         self.carry_out(client, request)
             .map_err(|e| Failure::new(e, crate::error::message_for(e.code())))
     }

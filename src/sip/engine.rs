@@ -64,6 +64,68 @@ pub struct Engine {
     commands: Sender<Command>,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
+    backlog: Arc<Backlog>,
+}
+
+/// Commands waiting for the engine past which a client's request waits
+/// (at [`Gate::wait`]) before it is carried out. A command is a few hundred
+/// bytes (a registration's configuration, when it has one): the engine's
+/// queue holds at most this many, plus what the requests already past the
+/// gate make (at most one per profile each request names), plus what the
+/// server makes by itself (at most one per profile: auto-registration,
+/// a client gone). The sender never waits while it holds a lock: the engine
+/// takes the server's lock to report, so a sender waiting for room under it
+/// would wait for ever.
+pub const MAX_COMMANDS: usize = 1024;
+
+/// How many commands wait for the engine, for [`Gate`].
+#[derive(Default)]
+struct Backlog {
+    /// (waiting commands, senders waiting for room, the engine finished).
+    state: Mutex<(usize, usize, bool)>,
+    room: parking_lot::Condvar,
+}
+
+impl Backlog {
+    fn add(&self) {
+        self.state.lock().0 += 1;
+    }
+
+    /// The engine took `n` commands.
+    fn taken(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut s = self.state.lock();
+        s.0 = s.0.saturating_sub(n);
+        if s.1 > 0 && s.0 < MAX_COMMANDS {
+            self.room.notify_all();
+        }
+    }
+
+    /// The engine takes no more: nobody waits for it.
+    fn close(&self) {
+        self.state.lock().2 = true;
+        self.room.notify_all();
+    }
+}
+
+/// Where a request that will give the engine commands waits for room.
+pub struct Gate(Arc<Backlog>);
+
+impl Gate {
+    /// Returns once fewer than [`MAX_COMMANDS`] commands wait for the engine
+    /// (or it has finished). Called with no lock held.
+    pub fn wait(&self) {
+        let mut s = self.0.state.lock();
+        if s.0 >= MAX_COMMANDS && !s.2 {
+            s.1 += 1;
+            while s.0 >= MAX_COMMANDS && !s.2 {
+                self.0.room.wait(&mut s);
+            }
+            s.1 -= 1;
+        }
+    }
 }
 
 /// What the engine's thread and its owner share.
@@ -102,9 +164,13 @@ impl Engine {
     pub fn start(reporter: Arc<dyn Reporter>) -> io::Result<Engine> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // Unbounded as a channel: what bounds it is the gate before the
+        // requests that make commands (`MAX_COMMANDS`).
         let (tx, rx) = unbounded();
+        let core = Core::new(poll, rx, reporter, waker.clone())?;
+        let backlog = core.backlog.clone();
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(poll, rx, reporter, waker.clone())?),
+            core: Mutex::new(core),
             finished: AtomicBool::new(false),
             driver: Mutex::new(None),
         });
@@ -115,13 +181,30 @@ impl Engine {
             commands: tx,
             waker,
             shared,
+            backlog,
         })
     }
 
+    /// Queues a command; never waits (see [`MAX_COMMANDS`] for the bound).
     pub fn send(&self, cmd: Command) {
+        self.backlog.add();
         if self.commands.send(cmd).is_ok() {
             let _ = self.waker.wake();
+        } else {
+            self.backlog.taken(1);
         }
+    }
+
+    /// Where a request waits for room before it makes commands.
+    pub fn gate(&self) -> Gate {
+        Gate(self.backlog.clone())
+    }
+
+    /// Commands waiting, and senders waiting for room (test hook).
+    #[cfg(test)]
+    fn backlog(&self) -> (usize, usize) {
+        let s = self.backlog.state.lock();
+        (s.0, s.1)
     }
 
     /// De-registers everything (at most `wait`), then joins the thread.
@@ -152,6 +235,12 @@ impl Drop for Engine {
 impl Shared {
     /// The engine's thread: steps until the engine finishes.
     fn drive(&self) {
+        let backlog = self.core.lock().backlog.clone();
+        self.drive_steps();
+        backlog.close();
+    }
+
+    fn drive_steps(&self) {
         while !self.finished.load(Ordering::Acquire) {
             // A panic must not take the host process down, nor stop the
             // engine: one while handling a profile fails that profile only
@@ -228,6 +317,8 @@ struct Core {
     timers_done: bool,
     buf: Vec<u8>,
     commands: Receiver<Command>,
+    /// How many commands wait: the gate's count.
+    backlog: Arc<Backlog>,
     reporter: Arc<dyn Reporter>,
     timers: Timers,
     /// UDP sockets and stream flows.
@@ -322,6 +413,7 @@ impl Core {
             timers_done: false,
             buf: vec![0u8; 65_536],
             commands,
+            backlog: Arc::new(Backlog::default()),
             reporter,
             timers: Timers::from_env(),
             conns: Connections::new(registry),
@@ -477,6 +569,7 @@ impl Core {
 
     fn drain_commands(&mut self) {
         while let Ok(cmd) = self.commands.try_recv() {
+            self.backlog.taken(1);
             match cmd {
                 Command::Shutdown(_) => self.command(cmd),
                 Command::Register(id, _)
@@ -1380,5 +1473,79 @@ mod tests {
         let (done, stepped) = std::sync::mpsc::channel();
         std::thread::spawn(move || done.send(core.step()));
         assert_eq!(stepped.recv_timeout(Duration::from_secs(10)), Ok(false));
+    }
+    /// Blocks the engine's thread in its first report until released.
+    struct Stalls {
+        entered: crossbeam_channel::Sender<()>,
+        release: crossbeam_channel::Receiver<()>,
+        once: AtomicBool,
+    }
+
+    impl Reporter for Stalls {
+        fn report(&self, _: u32, _: u32, _: Report) {
+            if !self.once.swap(true, Ordering::SeqCst) {
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
+            }
+        }
+    }
+
+    /// Waits (bounded) until `f` holds.
+    fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_busy_engine_holds_at_most_max_commands_and_its_senders_wait_at_the_gate() {
+        let registrar = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (release_tx, release) = crossbeam_channel::unbounded();
+        let engine = Engine::start(Arc::new(Stalls {
+            entered: entered_tx,
+            release,
+            once: AtomicBool::new(false),
+        }))
+        .unwrap();
+        engine.send(Command::Register(
+            1,
+            Box::new(config(registrar.local_addr().unwrap())),
+        ));
+        entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The engine's thread is stuck in a report: nothing is taken.
+        let extra = 100;
+        std::thread::scope(|s| {
+            let producer = s.spawn(|| {
+                let gate = engine.gate();
+                for i in 0..(MAX_COMMANDS + extra) as u32 {
+                    gate.wait();
+                    engine.send(Command::RetryNow(1000 + i));
+                }
+            });
+            until("the sender waits at the gate", || {
+                engine.backlog() == (MAX_COMMANDS, 1)
+            });
+            assert!(!producer.is_finished());
+            release_tx.send(()).unwrap();
+            producer.join().unwrap();
+        });
+        until("the engine took every command", || {
+            engine.backlog() == (0, 0)
+        });
+        engine.shutdown(Duration::ZERO);
+    }
+
+    #[test]
+    fn the_gate_does_not_wait_for_a_finished_engine() {
+        let b = Arc::new(Backlog::default());
+        for _ in 0..MAX_COMMANDS {
+            b.add();
+        }
+        b.close();
+        Gate(b.clone()).wait();
+        assert_eq!(b.state.lock().1, 0);
     }
 }
