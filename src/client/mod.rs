@@ -19,7 +19,7 @@ pub mod registry;
 pub use connect::{Hosting, server_executable, server_status};
 pub use connection::network_changed;
 pub use handle::{ProfileCopy, ProfileEdit};
-pub use registry::{ClientProfile, ProfileHandle, Registry};
+pub use registry::{ProfileHandle, Registry};
 
 pub use crate::protocol::Event;
 
