@@ -90,6 +90,7 @@ impl ProfileHandle {
     /// Runs `f` on what the handle shows, under its block's read lock. Only
     /// `SIP_KEY_DEFAULT_PROFILE` asks the server (ref §5.9), before the
     /// lock is taken; every other key reads the handle alone.
+    #[inline]
     fn read<T>(&self, key: u32, f: impl FnOnce(&View) -> Result<T>) -> Result<T> {
         let is_default = (key == keys::DEFAULT_PROFILE).then(|| self.is_default());
         let b = self.block.read();
@@ -101,11 +102,13 @@ impl ProfileHandle {
     }
 
     /// `sip_profile_get_u32`.
+    #[inline]
     pub fn get_u32(&self, key: u32) -> Result<u32> {
         self.read(key, |v| access::get_u32(v, key))
     }
 
     /// `sip_profile_get_bool`.
+    #[inline]
     pub fn get_bool(&self, key: u32) -> Result<bool> {
         self.read(key, |v| access::get_bool(v, key))
     }
@@ -113,6 +116,7 @@ impl ProfileHandle {
     /// `sip_profile_get_str` without a copy: `f` sees the value under the
     /// block's read lock (keep it short; it must not call into this handle's
     /// registry).
+    #[inline]
     pub fn with_str<T>(&self, key: u32, f: impl FnOnce(&str) -> T) -> Result<T> {
         self.read(key, |v| access::get_str(v, key).map(f))
     }
@@ -164,12 +168,14 @@ impl ProfileHandle {
     }
 
     /// Enabled by this handle's registry and registered (ref §5.8).
+    #[inline]
     pub fn is_context_active(&self) -> bool {
         let b = self.block.read();
         b.enabled && b.info.status == Status::Registered
     }
 
     /// The registration binding's id; 0 unless registered.
+    #[inline]
     pub fn context_id(&self) -> u32 {
         let b = self.block.read();
         if b.info.status == Status::Registered {

@@ -232,7 +232,7 @@ pub extern "C" fn sip_profile_get_str(
     capacity: usize,
     len: *mut usize,
 ) -> i32 {
-    string_out(profile, buf, capacity, len, |h, put| h.with_str(key, put))
+    string_out(profile, None, key, buf, capacity, len)
 }
 
 /// Reads a string-array parameter as a new list owned by the caller.
@@ -264,21 +264,19 @@ pub extern "C" fn sip_profile_get_server_str(
     capacity: usize,
     len: *mut usize,
 ) -> i32 {
-    string_out(profile, buf, capacity, len, |h, put| {
-        h.with_server_str(server, key, put)
-    })
+    string_out(profile, Some(server), key, buf, capacity, len)
 }
 
 /// The string getters' shared body: arguments checked before the lookup,
-/// then the value copied out by the rules of contract §5.3, under the
-/// handle's read lock (no copy in between). `get` runs the handle's getter
-/// with the function that copies out.
+/// then the value of `key` (of `server` if given) copied out by the rules of
+/// contract §5.3, under the handle's read lock (no copy in between).
 fn string_out(
     profile: *const sip_profile,
+    server: Option<u32>,
+    key: u32,
     buf: *mut c_char,
     capacity: usize,
     len: *mut usize,
-    get: impl FnOnce(&ProfileHandle, &mut dyn FnMut(&str) -> Result<()>) -> Result<Result<()>>,
 ) -> i32 {
     status(|| {
         out_argument(len, "len")?;
@@ -291,7 +289,11 @@ fn string_out(
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
         // SAFETY: buf valid for capacity bytes, len writable (caller).
-        get(h, &mut |s| unsafe { copy_out(s, buf, capacity, len) })?
+        let put = |s: &str| unsafe { copy_out(s, buf, capacity, len) };
+        match server {
+            None => h.with_str(key, put),
+            Some(server) => h.with_server_str(server, key, put),
+        }?
     })
 }
 
