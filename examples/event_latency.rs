@@ -33,7 +33,7 @@
 
 use sipprofile::client::Registry;
 use sipprofile::client::{Event, Observer};
-use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::profile::{TypeInfo, keys};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -170,20 +170,18 @@ fn main() {
         let mut ids = Vec::with_capacity(events);
         for i in 1..=events {
             let h = m.create(&TypeInfo::ietf()).unwrap();
-            {
-                let d = &mut h.block.write().data;
-                access::set_str(d, keys::USER_AOR, &format!("sip:user{i}@sipprofile.test"))
+            h.set_str(keys::USER_AOR, &format!("sip:user{i}@sipprofile.test"))
+                .unwrap();
+            for (key, value) in [
+                (keys::SERVER_ADDRESS, registrar.clone()),
+                (keys::DIGEST_USER_NAME, format!("user{i}")),
+                (keys::DIGEST_PASSWORD, format!("pw{i}")),
+            ] {
+                h.set_server_str(keys::SERVER_REGISTRAR, key, &value)
                     .unwrap();
-                for (key, value) in [
-                    (keys::SERVER_ADDRESS, registrar.clone()),
-                    (keys::DIGEST_USER_NAME, format!("user{i}")),
-                    (keys::DIGEST_PASSWORD, format!("pw{i}")),
-                ] {
-                    access::set_server_str(d, keys::SERVER_REGISTRAR, key, &value).unwrap();
-                }
             }
             m.save(&h).unwrap();
-            ids.push(h.block.read().data.id);
+            ids.push(h.id());
         }
         let stamp = Stamp(kind, Mutex::new(tx));
         let u = Registry::open(Some(&store), false, Some(Box::new(stamp))).unwrap();
@@ -203,26 +201,16 @@ fn main() {
         u.close();
     } else {
         let h = m.create(&TypeInfo::ietf()).unwrap();
-        access::set_str(
-            &mut h.block.write().data,
-            keys::USER_AOR,
-            "sip:a@example.com",
-        )
-        .unwrap();
+        h.set_str(keys::USER_AOR, "sip:a@example.com").unwrap();
         m.save(&h).unwrap();
-        let id = h.block.read().data.id;
+        let id = h.id();
         let stamp = Stamp(kind, Mutex::new(tx));
         let u = Registry::open(Some(&store), false, Some(Box::new(stamp))).unwrap();
         let held = u.profile(id).unwrap(); // events reach holders only
         start = Instant::now();
         for i in 0..events {
             pace(start, i);
-            access::set_str(
-                &mut h.block.write().data,
-                keys::PROVIDER_NAME,
-                &format!("n{i}"),
-            )
-            .unwrap();
+            h.set_str(keys::PROVIDER_NAME, &format!("n{i}")).unwrap();
             m.save(&h).unwrap();
             for _ in 0..if both { 2 } else { 1 } {
                 let (published, called) = rx.recv_timeout(Duration::from_secs(5)).expect("UPDATED");

@@ -10,7 +10,7 @@
 //! heard UPDATED is printed too. One `key=value` line.
 
 use sipprofile::client::{Event, Observer, Registry};
-use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::profile::{TypeInfo, keys};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -70,12 +70,8 @@ fn main() {
         let hs: Vec<_> = (0..n)
             .map(|i| {
                 let h = m.create(&TypeInfo::ietf()).unwrap();
-                access::set_str(
-                    &mut h.block.write().data,
-                    keys::USER_AOR,
-                    &format!("sip:user{i}@sipprofile.test"),
-                )
-                .unwrap();
+                h.set_str(keys::USER_AOR, &format!("sip:user{i}@sipprofile.test"))
+                    .unwrap();
                 h
             })
             .collect();
@@ -118,7 +114,7 @@ fn main() {
     let server_after = rss_kib(server);
     // One change reaches every holder.
     let h = m.profile(1).unwrap();
-    access::set_str(&mut h.block.write().data, keys::PROVIDER_NAME, "renamed").unwrap();
+    h.set_str(keys::PROVIDER_NAME, "renamed").unwrap();
     let t = Instant::now();
     m.save(&h).unwrap();
     for out in &mut outs {

@@ -16,7 +16,7 @@
 
 use sipprofile::client::Registry;
 use sipprofile::client::{Event, Observer};
-use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::profile::{TypeInfo, keys};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -112,29 +112,24 @@ fn main() {
     let t = Instant::now();
     for i in 1..=n {
         let h = m.create(&TypeInfo::ietf()).unwrap();
-        {
-            let mut b = h.block.write();
-            let d = &mut b.data;
-            access::set_str(d, keys::USER_AOR, &format!("sip:user{i}@sipprofile.test")).unwrap();
-            access::set_server_str(d, keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, registrar)
-                .unwrap();
-            access::set_server_str(
-                d,
-                keys::SERVER_REGISTRAR,
-                keys::DIGEST_USER_NAME,
-                &format!("user{i}"),
-            )
+        h.set_str(keys::USER_AOR, &format!("sip:user{i}@sipprofile.test"))
             .unwrap();
-            access::set_server_str(
-                d,
-                keys::SERVER_REGISTRAR,
-                keys::DIGEST_PASSWORD,
-                &format!("pw{i}"),
-            )
+        h.set_server_str(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, registrar)
             .unwrap();
-            if let Some(e) = expires {
-                access::set_u32(d, keys::REGISTRATION_EXPIRES, e).unwrap();
-            }
+        h.set_server_str(
+            keys::SERVER_REGISTRAR,
+            keys::DIGEST_USER_NAME,
+            &format!("user{i}"),
+        )
+        .unwrap();
+        h.set_server_str(
+            keys::SERVER_REGISTRAR,
+            keys::DIGEST_PASSWORD,
+            &format!("pw{i}"),
+        )
+        .unwrap();
+        if let Some(e) = expires {
+            h.set_u32(keys::REGISTRATION_EXPIRES, e).unwrap();
         }
         m.save(&h).unwrap();
     }

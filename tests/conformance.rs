@@ -8,8 +8,8 @@ mod support;
 
 use sipprofile::Error;
 use sipprofile::client::{Event, Observer};
-use sipprofile::client::{ProfileHandle, Registry};
-use sipprofile::profile::{Status, TypeInfo, access, keys};
+use sipprofile::client::{ProfileEdit, ProfileHandle, Registry};
+use sipprofile::profile::{Status, TypeInfo, keys};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -57,10 +57,10 @@ impl Store {
     fn edit(
         &self,
         id: u32,
-        f: impl FnOnce(&mut sipprofile::profile::ProfileData),
+        f: impl FnOnce(&mut ProfileEdit) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let h = self.m.profile(id)?;
-        f(&mut h.block.write().data);
+        h.edit(f)?;
         self.m.save(&h)
     }
 }
@@ -76,7 +76,7 @@ fn no_event(rx: &Receiver<Seen>, want: Seen) -> bool {
 }
 
 fn status(h: &ProfileHandle) -> Status {
-    h.block.read().info.status
+    h.status()
 }
 
 fn has_binding(k: &Kamailio, h: &ProfileHandle) -> bool {
@@ -104,7 +104,7 @@ fn ref_5_3_unregistered_enable_starts_registration() {
     let h = u.profile(id).unwrap();
     u.enable(&h).unwrap();
     assert_eq!(status(&h), Status::RegistrationInProgress);
-    assert!(!h.block.read().view().data.aor.is_empty());
+    assert!(!h.get_str(keys::USER_AOR).unwrap().is_empty());
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
     assert!(has_binding(&k, &h));
     drop(h);
@@ -184,7 +184,7 @@ fn ref_5_3_registered_enable_sends_no_event() {
     let hb = b.profile(id).unwrap();
     b.enable(&hb).unwrap();
     assert_eq!(status(&hb), Status::Registered); // synchronously (ref §5.3)
-    assert!(hb.block.read().enabled);
+    assert!(hb.is_enabled());
     assert!(no_event(&brx, Seen::Event(id, Event::Registered)));
     drop((ha, hb));
     a.close();
@@ -225,7 +225,7 @@ fn ref_5_3_deregistering_enable_registers_again_once_deregistered() {
     u.disable(&h).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        s.m.profile(id).unwrap().block.read().info.status,
+        s.m.profile(id).unwrap().status(),
         Status::UnregistrationInProgress
     );
     u.enable(&h).unwrap(); // while the un-REGISTER waits for its answer
@@ -366,7 +366,8 @@ fn ref_5_2_created_goes_everywhere_other_events_only_to_holders() {
     holder.enable(&h).unwrap();
     assert!(wait_for(&hrx, Seen::Event(id, Event::Registered), WAIT));
     assert!(no_event(&brx, Seen::Event(id, Event::Registered)));
-    s.edit(id, |d| d.provider_name = "changed".into()).unwrap();
+    s.edit(id, |d| d.set_str(keys::PROVIDER_NAME, "changed"))
+        .unwrap();
     assert!(wait_for(&hrx, Seen::Event(id, Event::Updated), WAIT));
     assert!(no_event(&brx, Seen::Event(id, Event::Updated)));
     drop(h);
@@ -382,7 +383,7 @@ fn ref_5_2_no_event_after_the_last_handle_is_freed() {
     let (u, rx) = s.user();
     let h = u.profile(id).unwrap();
     drop(h);
-    s.edit(id, |d| d.provider_name = "x".into()).unwrap();
+    s.edit(id, |d| d.set_str(keys::PROVIDER_NAME, "x")).unwrap();
     assert!(no_event(&rx, Seen::Event(id, Event::Updated)));
     u.close();
 }
@@ -398,12 +399,12 @@ struct PeekRef(Arc<Peek>);
 impl Observer for PeekRef {
     fn event(&self, _id: u32, event: Event) {
         if let Some(h) = self.0.handle.lock().unwrap().as_ref() {
-            let b = h.block.read();
+            let c = h.copy();
             self.0
                 .seen
                 .lock()
                 .unwrap()
-                .push((event, b.info.status, b.data.provider_name.clone()));
+                .push((event, c.info.status, c.data.provider_name));
         }
     }
     fn error(&self, _id: u32, _error: i32) {}
@@ -422,7 +423,8 @@ fn ref_5_2_handles_show_the_new_data_before_the_callback() {
     *peek.handle.lock().unwrap() = Some(u.profile(id).unwrap());
     let h = u.profile(id).unwrap();
     u.enable(&h).unwrap();
-    s.edit(id, |d| d.provider_name = "renamed".into()).unwrap();
+    s.edit(id, |d| d.set_str(keys::PROVIDER_NAME, "renamed"))
+        .unwrap();
     for _ in 0..100 {
         if peek.seen.lock().unwrap().len() >= 2 {
             break;
@@ -449,7 +451,8 @@ fn ref_5_2_handles_show_the_new_data_before_the_callback() {
 
 fn auto_profile(s: &Store, k: &Kamailio) -> u32 {
     let id = s.add(&k.registrar(), "alice", "alicepw");
-    s.edit(id, |d| d.auto_registration = true).unwrap();
+    s.edit(id, |d| d.set_bool(keys::AUTO_REGISTRATION, true))
+        .unwrap();
     id
 }
 
@@ -458,24 +461,17 @@ fn ref_5_4_auto_registration_registers_without_users() {
     let k = Kamailio::start("MD5");
     let s = Store::new();
     let h0 = s.m.create(&TypeInfo::ietf()).unwrap();
-    {
-        let mut b = h0.block.write();
-        let d = &mut b.data;
-        access::set_str(d, keys::USER_AOR, "sip:alice@sipprofile.test").unwrap();
-        access::set_server_str(
-            d,
-            keys::SERVER_REGISTRAR,
-            keys::SERVER_ADDRESS,
-            &k.registrar(),
-        )
+    h0.set_str(keys::USER_AOR, "sip:alice@sipprofile.test")
         .unwrap();
-        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_USER_NAME, "alice").unwrap();
-        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, "alicepw")
-            .unwrap();
-        access::set_bool(d, keys::AUTO_REGISTRATION, true).unwrap();
-    }
+    h0.set_server_str(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, &k.registrar())
+        .unwrap();
+    h0.set_server_str(keys::SERVER_REGISTRAR, keys::DIGEST_USER_NAME, "alice")
+        .unwrap();
+    h0.set_server_str(keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, "alicepw")
+        .unwrap();
+    h0.set_bool(keys::AUTO_REGISTRATION, true).unwrap();
     s.m.save(&h0).unwrap(); // a new auto-registration profile registers on save
-    let id = h0.block.read().data.id;
+    let id = h0.id();
     assert!(wait_for(&s.mrx, Seen::Event(id, Event::Registered), WAIT));
     assert!(wait_binding(&k, &h0, true));
     assert_eq!(s.m.is_in_use(&h0), Ok(false)); // referred, but no user
@@ -508,7 +504,8 @@ fn ref_5_4_turning_auto_registration_off_deregisters_an_unused_profile() {
     let id = auto_profile(&s, &k);
     let hm = s.m.profile(id).unwrap();
     assert!(wait_for(&s.mrx, Seen::Event(id, Event::Registered), WAIT));
-    s.edit(id, |d| d.auto_registration = false).unwrap();
+    s.edit(id, |d| d.set_bool(keys::AUTO_REGISTRATION, false))
+        .unwrap();
     assert!(wait_for(&s.mrx, Seen::Event(id, Event::Deregistered), WAIT));
     assert!(wait_binding(&k, &hm, false));
     drop(hm);
@@ -568,7 +565,7 @@ fn ref_5_6_destroying_an_auto_registered_profile_deregisters_it() {
     assert!(wait_for(&rx, Seen::Event(id, Event::Destroyed), WAIT));
     assert!(wait_binding(&k, &h, false));
     assert_eq!(u.profile(id).err(), Some(Error::NotFound));
-    assert_eq!(h.block.read().data.id, id); // stale handles stay readable
+    assert_eq!(h.id(), id); // stale handles stay readable
     drop((h, hm));
     u.close();
 }
@@ -607,7 +604,7 @@ fn ref_5_7_enable_failing_at_once_is_the_last_error() {
     let s = Store::new();
     let h = s.m.create(&TypeInfo::ietf()).unwrap();
     s.m.save(&h).unwrap(); // no AOR, no registrar
-    let id = h.block.read().data.id;
+    let id = h.id();
     let (u, _rx) = s.user();
     let p = u.profile(id).unwrap();
     assert_eq!(u.enable(&p), Err(Error::Argument)); // ref §5.10 IETF checks
@@ -625,22 +622,22 @@ fn ref_5_9_default_profile_rules() {
     let b = s.add("sip:127.0.0.1:9", "bob", "x");
     let c = s.add("sip:127.0.0.1:9", "carol", "x");
     let d = s.m.default_profile().unwrap();
-    assert_eq!(d.block.read().data.id, a); // the first one saved
+    assert_eq!(d.id(), a); // the first one saved
     let hc = s.m.profile(c).unwrap();
     assert_eq!(
-        access::set_bool(&mut hc.block.write().data, keys::DEFAULT_PROFILE, false),
+        hc.set_bool(keys::DEFAULT_PROFILE, false),
         Err(Error::Argument)
     );
-    access::set_bool(&mut hc.block.write().data, keys::DEFAULT_PROFILE, true).unwrap();
+    hc.set_bool(keys::DEFAULT_PROFILE, true).unwrap();
     s.m.save(&hc).unwrap();
     assert!(hc.is_default());
     assert!(!d.is_default());
     s.m.destroy(&hc).unwrap();
     let d2 = s.m.default_profile().unwrap();
-    assert_eq!(d2.block.read().data.id, a); // the lowest remaining id
+    assert_eq!(d2.id(), a); // the lowest remaining id
     let hb = s.m.profile(b).unwrap();
     s.m.destroy(&d2).unwrap();
-    assert_eq!(s.m.default_profile().unwrap().block.read().data.id, b);
+    assert_eq!(s.m.default_profile().unwrap().id(), b);
     s.m.destroy(&hb).unwrap();
     assert_eq!(s.m.default_profile().err(), Some(Error::NotFound));
     drop((d, hb));
@@ -655,19 +652,11 @@ fn ref_2_4_lookups_by_id_type_and_aor() {
     assert_eq!(s.m.profile(999).err(), Some(Error::NotFound));
     let a = s.add("sip:127.0.0.1:9", "alice", "x");
     let ims = s.m.create(&TypeInfo::ims()).unwrap();
-    access::set_str(
-        &mut ims.block.write().data,
-        keys::USER_AOR,
-        "sip:%61lice@SIPPROFILE.test",
-    )
-    .unwrap();
+    ims.set_str(keys::USER_AOR, "sip:%61lice@SIPPROFILE.test")
+        .unwrap();
     s.m.save(&ims).unwrap();
-    let i = ims.block.read().data.id;
-    let ids = |v: Vec<ProfileHandle>| {
-        v.iter()
-            .map(|h| h.block.read().data.id)
-            .collect::<HashSet<_>>()
-    };
+    let i = ims.id();
+    let ids = |v: Vec<ProfileHandle>| v.iter().map(|h| h.id()).collect::<HashSet<_>>();
     assert_eq!(ids(s.m.profiles().unwrap()), HashSet::from([a, i]));
     assert_eq!(
         ids(s.m.profiles_by_type(&TypeInfo::ims()).unwrap()),
@@ -698,7 +687,7 @@ fn ref_2_4_lookups_by_id_type_and_aor() {
     );
     // Each retrieval is a new handle sharing one data block (ref §2.4).
     let (h1, h2) = (s.m.profile(a).unwrap(), s.m.profile(a).unwrap());
-    assert!(Arc::ptr_eq(&h1.block, &h2.block));
+    assert!(h1.shares_data_with(&h2));
     drop(ims);
 }
 
@@ -711,15 +700,15 @@ fn ref_2_8_clone_is_a_new_unsaved_profile() {
     let h = s.m.profile(id).unwrap();
     let c = h.clone_profile().unwrap();
     {
-        let (src, copy) = (h.block.read(), c.block.read());
+        let (src, copy) = (h.copy(), c.copy());
         assert_eq!(copy.data.id, 0);
         assert_ne!(copy.data.contact_user, src.data.contact_user);
         assert_eq!(copy.data.aor, src.data.aor);
-        assert!(copy.data.registrar.password.is_empty());
+        assert!(!c.holds_password());
         assert_eq!(copy.last_error, 0);
     }
     s.m.save(&c).unwrap();
-    assert!(c.block.read().data.id > id);
+    assert!(c.id() > id);
     let (u, _rx) = s.user();
     let uh = u.profile(id).unwrap();
     assert_eq!(uh.clone_profile().err(), Some(Error::AccessDenied)); // managed only
@@ -742,30 +731,26 @@ fn ref_5_10_types_and_their_defaults() {
     assert_eq!(s.m.create(&other).err(), Some(Error::NotFound));
     let ims = s.m.create(&TypeInfo::ims()).unwrap();
     {
-        let b = ims.block.read();
-        assert!(b.data.sig_comp && b.data.security_negotiation);
-        assert_eq!(b.data.proxy.address, "sip:0.0.0.0");
+        assert_eq!(ims.get_bool(keys::SIG_COMP), Ok(true));
+        assert_eq!(ims.get_bool(keys::SECURITY_NEGOTIATION), Ok(true));
         assert_eq!(
-            access::get_u32(&b.view(), keys::REGISTRATION_EXPIRES),
-            Ok(600_000)
+            ims.get_server_str(keys::SERVER_OUTBOUND_PROXY, keys::SERVER_ADDRESS)
+                .as_deref(),
+            Ok("sip:0.0.0.0")
         );
+        assert_eq!(ims.get_u32(keys::REGISTRATION_EXPIRES), Ok(600_000));
     }
     // ims needs a password (or a registrar user) before it can register.
-    access::set_str(
-        &mut ims.block.write().data,
-        keys::USER_AOR,
-        "sip:bob@sipprofile.test",
-    )
-    .unwrap();
-    access::set_server_str(
-        &mut ims.block.write().data,
+    ims.set_str(keys::USER_AOR, "sip:bob@sipprofile.test")
+        .unwrap();
+    ims.set_server_str(
         keys::SERVER_REGISTRAR,
         keys::SERVER_ADDRESS,
         "sip:127.0.0.1:9",
     )
     .unwrap();
     s.m.save(&ims).unwrap();
-    let id = ims.block.read().data.id;
+    let id = ims.id();
     let (u, _rx) = s.user();
     let h = u.profile(id).unwrap();
     assert_eq!(u.enable(&h), Err(Error::Argument));
@@ -793,7 +778,7 @@ fn contract_7_2_handles_outlive_their_registry() {
     let (u, _rx) = s.user();
     let h = u.profile(id).unwrap();
     u.close();
-    assert_eq!(h.block.read().data.id, id);
+    assert_eq!(h.id(), id);
     assert_eq!(u.enable(&h), Err(Error::BadHandle));
     assert_eq!(u.profile(id).err(), Some(Error::BadHandle));
     // A handle of another store's registry is refused.
@@ -816,16 +801,16 @@ fn contract_7_5_late_events_never_overwrite_newer_data() {
     let h = s.m.profile(id).unwrap();
     for i in 0..300 {
         let name = format!("name {i}");
-        access::set_str(&mut h.block.write().data, keys::PROVIDER_NAME, &name).unwrap();
+        h.set_str(keys::PROVIDER_NAME, &name).unwrap();
         s.m.save(&h).unwrap();
-        assert_eq!(h.block.read().data.provider_name, name);
+        assert_eq!(h.get_str(keys::PROVIDER_NAME), Ok(name));
     }
     // Every save's event reached the holder: its handle shows the last one
     // (events are its only way to learn of it), and UPDATED callbacks ran:
     // at most one per save, fewer where one still waited when the next
     // came (they merge: src/client/pending.rs).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while held.block.read().data.provider_name != "name 299" {
+    while held.get_str(keys::PROVIDER_NAME).as_deref() != Ok("name 299") {
         assert!(
             std::time::Instant::now() < deadline,
             "the last save's UPDATED never came"

@@ -7,7 +7,7 @@
 mod support;
 
 use sipprofile::client::Event;
-use sipprofile::profile::{access, keys};
+use sipprofile::profile::keys;
 use std::time::Duration;
 use support::{Kamailio, Seen, Sipp, TempDir, provision, registry, wait_for};
 
@@ -32,7 +32,7 @@ fn requests_to_the_contact_get_final_responses() {
     let h = u.profile(id).unwrap();
     u.enable(&h).unwrap();
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    let contact = h.block.read().info.registered_contact.clone();
+    let contact = h.info().registered_contact;
     let user = support::contact_user(&h);
     let mut sipp = Sipp::start_uac(
         "requests_to_contact_uac.xml",
@@ -76,10 +76,10 @@ fn kamailio_probes_are_answered_and_the_applications_contact_is_registered() {
     {
         let h = m.profile(app).unwrap();
         assert_eq!(
-            access::set_str(&mut h.block.write().data, keys::CONTACT_URI, "bob@nowhere"),
+            h.set_str(keys::CONTACT_URI, "bob@nowhere"),
             Err(sipprofile::Error::Argument)
         );
-        access::set_str(&mut h.block.write().data, keys::CONTACT_URI, &app_contact).unwrap();
+        h.set_str(keys::CONTACT_URI, &app_contact).unwrap();
         m.save(&h).unwrap();
     }
     let (u, rx) = registry(&store, false);
@@ -97,7 +97,7 @@ fn kamailio_probes_are_answered_and_the_applications_contact_is_registered() {
         .collect();
     let bindings = k.bindings();
     assert!(bindings.contains(&app_contact), "{bindings}");
-    let registered = handles[2].block.read().info.registered_contact.clone();
+    let registered = handles[2].info().registered_contact;
     assert!(registered.contains(&app_contact), "{registered}");
     let ours: Vec<String> = handles[..2].iter().map(support::contact_user).collect();
     // Kamailio logs each probe answered (usrloc's keep-alive round trip):

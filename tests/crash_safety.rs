@@ -7,7 +7,7 @@
 mod support;
 
 use sipprofile::client::Registry;
-use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::profile::{TypeInfo, keys};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -28,23 +28,12 @@ fn crash_child_entry() {
     let mut out = std::io::stdout().lock();
     for n in 0u64.. {
         let h = m.create(&TypeInfo::ietf()).unwrap();
-        {
-            let mut b = h.block.write();
-            access::set_str(
-                &mut b.data,
-                keys::USER_AOR,
-                &format!("sip:u{n}@example.com"),
-            )
+        h.set_str(keys::USER_AOR, &format!("sip:u{n}@example.com"))
             .unwrap();
-            access::set_str(
-                &mut b.data,
-                keys::PROVIDER_NAME,
-                &"p".repeat(200 + (n % 300) as usize),
-            )
+        h.set_str(keys::PROVIDER_NAME, &"p".repeat(200 + (n % 300) as usize))
             .unwrap();
-        }
         m.save(&h).unwrap();
-        let id = h.block.read().data.id;
+        let id = h.id();
         writeln!(out, "saved {id} {n}").unwrap();
         out.flush().unwrap();
     }

@@ -181,7 +181,7 @@ fn naptr_chooses_the_transport_when_the_uri_does_not() {
     );
     let bindings = k.bindings();
     assert!(bindings.contains("Socket: tcp:"), "{bindings}");
-    let contact = h.block.read().info.registered_contact.clone();
+    let contact = h.info().registered_contact;
     assert!(contact.contains("transport=tcp"), "{contact}");
     let log = dns.log();
     assert!(log.contains("query[NAPTR] naptr.test"), "{log}");

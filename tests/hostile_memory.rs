@@ -36,7 +36,7 @@ fn garbage_floods_leave_memory_bounded() {
         Duration::from_secs(10)
     ));
     // The engine's port, from the Contact it registered.
-    let contact = h.block.read().info.registered_contact.clone();
+    let contact = h.info().registered_contact;
     let port: u16 = contact
         .split('@')
         .nth(1)
@@ -76,10 +76,7 @@ fn garbage_floods_leave_memory_bounded() {
         "RSS grew from {before} KiB to {after} KiB"
     );
     // Still registered, and de-registers normally.
-    assert_eq!(
-        h.block.read().info.status,
-        sipprofile::profile::Status::Registered
-    );
+    assert_eq!(h.status(), sipprofile::profile::Status::Registered);
     u.disable(&h).unwrap();
     assert!(wait_for(
         &rx,

@@ -7,7 +7,7 @@ mod support;
 
 use sipprofile::client::Event;
 use sipprofile::client::{ProfileHandle, Registry};
-use sipprofile::profile::{Status, access, keys};
+use sipprofile::profile::{Status, keys};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -162,7 +162,7 @@ impl Setup {
         let id = provision(&self.m, registrar, user, &format!("{user}pw"), 300);
         if let Some(min) = min {
             let mh = self.m.profile(id).unwrap();
-            access::set_str(&mut mh.block.write().data, keys::DIGEST_MIN_ALGORITHM, min).unwrap();
+            mh.set_str(keys::DIGEST_MIN_ALGORITHM, min).unwrap();
             self.m.save(&mh).unwrap();
         }
         (id, self.u.profile(id).unwrap())
@@ -206,7 +206,7 @@ fn a_retry_after_that_overflows_harms_no_other_profile() {
     );
     // The hostile one waits to retry: neither failed nor registered, and
     // asked to retry now, it does at once (the engine still serves it).
-    assert_eq!(h1.block.read().info.status, Status::RegistrationInProgress);
+    assert_eq!(h1.status(), Status::RegistrationInProgress);
     assert_eq!(s.u.last_registration_error(&h1).unwrap(), 0);
     let before = fake.requests().len();
     s.u.refresh_enable(&h1).unwrap();
@@ -290,7 +290,7 @@ fn a_challenge_cannot_inject_header_lines() {
         } else {
             assert_eq!(errors[i], vec![-17700], "challenge {i}");
             assert_eq!(reqs.len(), 1, "challenge {i}: sent again");
-            assert_eq!(h.block.read().info.status, Status::Unregistered);
+            assert_eq!(h.status(), Status::Unregistered);
         }
     }
 }
@@ -310,16 +310,11 @@ fn a_minimum_of_sha256_against_kamailio() {
     assert!(sha.bindings().contains("alice"));
     s.u.enable(&refused_h).unwrap();
     assert!(wait_for(&s.rx, Seen::Error(refused_id, -46), WAIT));
-    assert_eq!(refused_h.block.read().info.status, Status::Unregistered);
+    assert_eq!(refused_h.status(), Status::Unregistered);
     assert!(!md5.bindings().contains("bob"));
     // Set back to MD5 explicitly, the same profile registers there.
     let mh = s.m.profile(refused_id).unwrap();
-    access::set_str(
-        &mut mh.block.write().data,
-        keys::DIGEST_MIN_ALGORITHM,
-        "MD5",
-    )
-    .unwrap();
+    mh.set_str(keys::DIGEST_MIN_ALGORITHM, "MD5").unwrap();
     s.m.save(&mh).unwrap();
     s.u.disable(&refused_h).unwrap();
     s.u.enable(&refused_h).unwrap();
@@ -373,29 +368,19 @@ fn no_downgrade_to_md5_after_sha256_succeeded() {
     );
     // The key round-trips through the store.
     let mh = s.m.profile(id).unwrap();
-    access::set_str(
-        &mut mh.block.write().data,
-        keys::DIGEST_MIN_ALGORITHM,
-        "sha-512-256",
-    )
-    .unwrap();
+    mh.set_str(keys::DIGEST_MIN_ALGORITHM, "sha-512-256")
+        .unwrap();
     s.m.save(&mh).unwrap();
     let (fresh, _frx) = registry(&s.tmp.path().join("p.db"), false);
     let again = fresh.profile(id).unwrap();
-    let block = again.block.read();
     assert_eq!(
-        access::get_str(&block.view(), keys::DIGEST_MIN_ALGORITHM),
+        again.get_str(keys::DIGEST_MIN_ALGORITHM).as_deref(),
         Ok("SHA-512-256")
     );
-    drop(block);
     drop(again);
     fresh.close();
     assert_eq!(
-        access::set_str(
-            &mut mh.block.write().data,
-            keys::DIGEST_MIN_ALGORITHM,
-            "SHA-1"
-        ),
+        mh.set_str(keys::DIGEST_MIN_ALGORITHM, "SHA-1"),
         Err(sipprofile::Error::Argument)
     );
 }

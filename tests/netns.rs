@@ -168,7 +168,7 @@ fn move_and_check(in_process: bool, nudge: impl FnOnce(&std::sync::mpsc::Receive
             h
         })
         .collect();
-    let contact = |i: usize| handles[i].block.read().info.registered_contact.clone();
+    let contact = |i: usize| handles[i].info().registered_contact;
     assert!(contact(0).contains("@10.77.0.1:"), "{}", contact(0));
     assert!(contact(1).contains("@10.77.0.1:"), "{}", contact(1));
     assert!(contact(2).contains("@10.77.1.1:"), "{}", contact(2));

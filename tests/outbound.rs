@@ -11,7 +11,7 @@
 mod support;
 
 use sipprofile::client::Event;
-use sipprofile::profile::{access, keys};
+use sipprofile::profile::keys;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -55,10 +55,8 @@ fn enable_outbound(registrar: &str, keepalive: u32) -> Setup {
     let id = provision(&m, registrar, "alice", "alicepw", 300);
     {
         let h = m.profile(id).unwrap();
-        let mut b = h.block.write();
-        access::set_bool(&mut b.data, keys::OUTBOUND, true).unwrap();
-        access::set_u32(&mut b.data, keys::KEEPALIVE_SECONDS, keepalive).unwrap();
-        drop(b);
+        h.set_bool(keys::OUTBOUND, true).unwrap();
+        h.set_u32(keys::KEEPALIVE_SECONDS, keepalive).unwrap();
         m.save(&h).unwrap();
     }
     let (u, rx) = registry(&store, false);
@@ -113,7 +111,7 @@ fn outbound_over_tcp_registers_a_flow_kept_alive_by_crlf() {
     assert!(bindings.contains(&format!("{user}@")), "{bindings}");
     assert!(bindings.contains("Reg-Id: 1"), "{bindings}");
     assert!(bindings.contains("Instance: <urn:uuid:"), "{bindings}");
-    let contact = s.h.block.read().info.registered_contact.clone();
+    let contact = s.h.info().registered_contact;
     assert!(contact.contains(";ob"), "{contact}");
     // Pings each second, pongs within 1 s: four rounds, no failure.
     s.stays_registered(Duration::from_secs(4));

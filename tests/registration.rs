@@ -39,7 +39,7 @@ fn refreshes_before_expiry_and_stays_registered() {
     let h = u.profile(id).unwrap();
     u.enable(&h).unwrap();
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    assert_eq!(h.block.read().info.granted_expires, 4);
+    assert_eq!(h.info().granted_expires, 4);
     let user = support::contact_user(&h);
     // Three granted lifetimes later the binding is still there: it was refreshed.
     std::thread::sleep(Duration::from_secs(12));
@@ -48,7 +48,7 @@ fn refreshes_before_expiry_and_stays_registered() {
         "binding lost: {}",
         k.bindings()
     );
-    assert_eq!(h.block.read().info.status, Status::Registered);
+    assert_eq!(h.status(), Status::Registered);
     assert!(!wait_for(
         &rx,
         Seen::Event(id, Event::Deregistered),
@@ -73,7 +73,7 @@ fn interval_too_brief_adopts_min_expires() {
     let h = u.profile(id).unwrap();
     u.enable(&h).unwrap();
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    assert_eq!(h.block.read().info.granted_expires, 120);
+    assert_eq!(h.info().granted_expires, 120);
     drop(h);
     u.close();
     m.close();
@@ -99,7 +99,7 @@ fn freeing_the_enabling_registry_unregisters() {
         "binding still present after registry free"
     );
     // The handle outlived its registry: readable, but registry calls fail.
-    assert_eq!(h.block.read().data.id, id);
+    assert_eq!(h.id(), id);
     assert_eq!(u.enable(&h), Err(sipprofile::Error::BadHandle));
     m.close();
 }

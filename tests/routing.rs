@@ -22,8 +22,9 @@ fn service_route_and_gruus_are_captured() {
     u.enable(&h).unwrap();
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
     {
-        let b = h.block.read();
-        let v = b.view();
+        // One copy: all of it from the same registration state.
+        let c = h.copy();
+        let v = c.view();
         let routes = access::get_str_array(&v, keys::SERVICE_ROUTE).unwrap();
         assert_eq!(routes, vec![format!("<sip:orig@127.0.0.1:{};lr>", k.port)]);
         // IETF profiles register the AOR itself (ref §4.1 key 9).
@@ -47,38 +48,29 @@ fn ims_profile_uses_private_identity_and_p_associated_uri() {
     let store = tmp.path().join("p.db");
     let (m, _mrx) = registry(&store, true);
     let h = m.create(&TypeInfo::ims()).unwrap();
-    {
-        let mut b = h.block.write();
-        let d = &mut b.data;
-        access::set_str(d, keys::USER_AOR, "sip:bob@sipprofile.test").unwrap();
-        access::set_str(d, keys::PRIVATE_IDENTITY, "bob").unwrap();
-        access::set_server_str(
-            d,
-            keys::SERVER_REGISTRAR,
-            keys::SERVER_ADDRESS,
-            &k.registrar(),
-        )
+    h.set_str(keys::USER_AOR, "sip:bob@sipprofile.test")
         .unwrap();
-        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, "bobpw").unwrap();
-        // ims needs an outbound proxy (ref §5.10); here the registrar itself.
-        access::set_server_str(
-            d,
-            keys::SERVER_OUTBOUND_PROXY,
-            keys::SERVER_ADDRESS,
-            &k.registrar(),
-        )
+    h.set_str(keys::PRIVATE_IDENTITY, "bob").unwrap();
+    h.set_server_str(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, &k.registrar())
         .unwrap();
-        assert_eq!(d.registration_expires(), 600_000);
-        access::set_u32(d, keys::REGISTRATION_EXPIRES, 600).unwrap();
-    }
+    h.set_server_str(keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, "bobpw")
+        .unwrap();
+    // ims needs an outbound proxy (ref §5.10); here the registrar itself.
+    h.set_server_str(
+        keys::SERVER_OUTBOUND_PROXY,
+        keys::SERVER_ADDRESS,
+        &k.registrar(),
+    )
+    .unwrap();
+    assert_eq!(h.get_u32(keys::REGISTRATION_EXPIRES), Ok(600_000));
+    h.set_u32(keys::REGISTRATION_EXPIRES, 600).unwrap();
     m.save(&h).unwrap();
-    let id = h.block.read().data.id;
+    let id = h.id();
     let (u, rx) = registry(&store, false);
     let p = u.profile(id).unwrap();
     u.enable(&p).unwrap();
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
-    let b = p.block.read();
-    let aors = access::get_str_array(&b.view(), keys::REGISTERED_AORS).unwrap();
+    let aors = p.get_str_array(keys::REGISTERED_AORS).unwrap();
     assert_eq!(
         aors,
         vec![
@@ -86,7 +78,6 @@ fn ims_profile_uses_private_identity_and_p_associated_uri() {
             "tel:+15550100".to_string()
         ]
     );
-    drop(b);
     drop((h, p));
     u.close();
     m.close();
@@ -101,8 +92,7 @@ fn outbound_proxy_is_the_next_hop() {
     // The registrar's name does not resolve: only the proxy can carry it.
     let id = provision(&m, "sip:sipprofile.test", "alice", "alicepw", 300);
     let h = m.profile(id).unwrap();
-    access::set_server_str(
-        &mut h.block.write().data,
+    h.set_server_str(
         keys::SERVER_OUTBOUND_PROXY,
         keys::SERVER_ADDRESS,
         &k.registrar(),

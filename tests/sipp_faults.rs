@@ -4,7 +4,7 @@
 mod support;
 
 use sipprofile::client::Event;
-use sipprofile::profile::{Status, access, keys};
+use sipprofile::profile::{Status, keys};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 use support::{Seen, Sipp, TempDir, provision, registry, wait_for};
@@ -39,12 +39,7 @@ fn setup_retrying_after(registrar: &str, password: &str, retry_base: u32) -> Set
     let (m, _mrx) = registry(&store, true);
     let id = provision(&m, registrar, "alice", password, 300);
     let mh = m.profile(id).unwrap();
-    access::set_u32(
-        &mut mh.block.write().data,
-        keys::RETRY_BASE_SECONDS,
-        retry_base,
-    )
-    .unwrap();
+    mh.set_u32(keys::RETRY_BASE_SECONDS, retry_base).unwrap();
     m.save(&mh).unwrap();
     drop(mh);
     let (u, rx) = registry(&store, false);
@@ -79,7 +74,7 @@ fn retry_after_503_is_honoured() {
         started.elapsed() >= Duration::from_secs(2),
         "retried before Retry-After"
     );
-    assert_eq!(s.h.block.read().info.granted_expires, 77);
+    assert_eq!(s.h.info().granted_expires, 77);
     drop(s);
     assert!(sipp.passed(WAIT));
 }
@@ -102,7 +97,7 @@ fn stale_nonce_is_retried_once_with_the_new_nonce() {
     let mut sipp = Sipp::start("stale_nonce.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert_eq!(s.h.block.read().info.granted_expires, 66);
+    assert_eq!(s.h.info().granted_expires, 66);
     drop(s);
     assert!(sipp.passed(WAIT));
 }
@@ -112,7 +107,7 @@ fn forbidden_is_final() {
     let mut sipp = Sipp::start("forbidden_403.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Error(s.id, 403), WAIT));
-    assert_eq!(s.h.block.read().info.status, Status::Unregistered);
+    assert_eq!(s.h.status(), Status::Unregistered);
     sipp.wait_exit(WAIT);
     assert_eq!(sipp.registers_received(), 1);
     drop(s);
@@ -125,10 +120,10 @@ fn silence_times_out_then_retries() {
     let s = setup(&sipp.registrar(), "pw");
     // Timer F = 64·T1 = 3.2 s, then a retry after 1–2 s (base 1 s).
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(s.h.block.read().info.status, Status::RegistrationInProgress);
+    assert_eq!(s.h.status(), Status::RegistrationInProgress);
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
     assert!(started.elapsed() >= Duration::from_millis(3200));
-    assert_eq!(s.h.block.read().info.granted_expires, 55);
+    assert_eq!(s.h.info().granted_expires, 55);
     drop(s);
     assert!(sipp.passed(WAIT));
     // Timer E: sends at 0, T1, 3·T1, 7·T1, then every T2 = 8·T1 until F =
@@ -149,7 +144,7 @@ fn garbage_and_unmatched_responses_are_ignored() {
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
     // Only the well-formed, matching 200 counted.
-    assert_eq!(s.h.block.read().info.granted_expires, 44);
+    assert_eq!(s.h.info().granted_expires, 44);
     drop(s);
     assert!(sipp.passed(WAIT));
 }
@@ -159,13 +154,7 @@ fn nat_is_corrected_once() {
     let mut sipp = Sipp::start("nat_rport.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert!(
-        s.h.block
-            .read()
-            .info
-            .registered_contact
-            .contains("@192.0.2.7:")
-    );
+    assert!(s.h.info().registered_contact.contains("@192.0.2.7:"));
     sipp.wait_exit(WAIT);
     // The first REGISTER and one corrected re-REGISTER; no loop.
     assert_eq!(sipp.registers_received(), 2);
@@ -177,7 +166,7 @@ fn proxy_challenge_is_answered() {
     let mut sipp = Sipp::start("proxy_auth_407.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert_eq!(s.h.block.read().info.granted_expires, 33);
+    assert_eq!(s.h.info().granted_expires, 33);
     drop(s);
     assert!(sipp.passed(WAIT));
 }
@@ -193,14 +182,14 @@ fn failed_refresh_reports_disconnected_and_recovers() {
         WAIT
     ));
     {
-        let b = s.h.block.read();
-        assert_eq!(b.info.status, Status::RegistrationInProgress);
-        assert_eq!(b.last_error, sipprofile::Error::Disconnected.code());
-        assert!(b.enabled);
+        let c = s.h.copy();
+        assert_eq!(c.info.status, Status::RegistrationInProgress);
+        assert_eq!(c.last_error, sipprofile::Error::Disconnected.code());
+        assert!(c.enabled);
     }
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert_eq!(s.h.block.read().info.granted_expires, 300);
-    assert_eq!(s.h.block.read().last_error, 0);
+    assert_eq!(s.h.info().granted_expires, 300);
+    assert_eq!(s.h.last_error(), 0);
     drop(s);
     assert!(sipp.passed(WAIT));
 }
@@ -218,10 +207,7 @@ fn a_refresh_timing_out_is_reported_at_once() {
         Seen::Event(s.id, Event::Deregistered),
         Duration::from_secs(12)
     ));
-    assert_eq!(
-        s.h.block.read().last_error,
-        sipprofile::Error::Disconnected.code()
-    );
+    assert_eq!(s.h.last_error(), sipprofile::Error::Disconnected.code());
 }
 
 #[test]
@@ -229,7 +215,7 @@ fn interval_too_brief_then_ok() {
     let mut sipp = Sipp::start("interval_423.xml");
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert_eq!(s.h.block.read().info.granted_expires, 1800);
+    assert_eq!(s.h.info().granted_expires, 1800);
     drop(s);
     assert!(sipp.passed(WAIT));
 }
@@ -331,13 +317,9 @@ fn oversized_duplicated_and_truncated_responses_are_ignored() {
     let mut sipp = Sipp::start_file(&file);
     let s = setup(&sipp.registrar(), "pw");
     assert!(wait_for(&s.rx, Seen::Event(s.id, Event::Registered), WAIT));
-    assert_eq!(s.h.block.read().info.granted_expires, 93);
+    assert_eq!(s.h.info().granted_expires, 93);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        s.h.block.read().info.granted_expires,
-        93,
-        "the duplicate was taken"
-    );
+    assert_eq!(s.h.info().granted_expires, 93, "the duplicate was taken");
     drop(s);
     assert!(sipp.passed(WAIT));
 }

@@ -9,7 +9,7 @@ mod support;
 
 use sipprofile::client::Registry;
 use sipprofile::client::{Event, Observer};
-use sipprofile::profile::{Status, access, keys};
+use sipprofile::profile::{Status, keys};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,12 +124,8 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
                         }
                         (5, Some(id)) => {
                             if let Ok(h) = m.profile(id) {
-                                access::set_str(
-                                    &mut h.block.write().data,
-                                    keys::PROVIDER_NAME,
-                                    &format!("n{}", rng.next() % 3),
-                                )
-                                .unwrap();
+                                h.set_str(keys::PROVIDER_NAME, &format!("n{}", rng.next() % 3))
+                                    .unwrap();
                                 let _ = m.save(&h);
                             }
                         }
@@ -172,23 +168,23 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
     // un-REGISTERs) Kamailio holds no binding.
     let expected = ids.lock().unwrap().clone();
     let all = managed[0].profiles().unwrap();
-    let stored: BTreeSet<u32> = all.iter().map(|h| h.block.read().data.id).collect();
+    let stored: BTreeSet<u32> = all.iter().map(|h| h.id()).collect();
     assert_eq!(stored, expected, "store and bookkeeping disagree");
     for h in &all {
         assert_eq!(
             managed[0].is_in_use(h),
             Ok(false),
             "profile {} still in use",
-            h.block.read().data.id
+            h.id()
         );
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let settled = all.iter().all(|h| {
-            let id = h.block.read().data.id;
+            let id = h.id();
             managed[0]
                 .profile(id)
-                .map(|p| p.block.read().info.status == Status::Unregistered)
+                .map(|p| p.status() == Status::Unregistered)
                 .unwrap_or(true)
         });
         if settled && !k.bindings().contains("Address:") {
@@ -198,11 +194,8 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
             let states: Vec<_> = all
                 .iter()
                 .map(|h| {
-                    let id = h.block.read().data.id;
-                    (
-                        id,
-                        managed[0].profile(id).map(|p| p.block.read().info.status),
-                    )
+                    let id = h.id();
+                    (id, managed[0].profile(id).map(|p| p.status()))
                 })
                 .collect();
             panic!("not settled: {states:?}\nbindings: {}", k.bindings());
@@ -215,12 +208,7 @@ fn eight_threads_hammering_shared_profiles_stay_consistent() {
     }
     // A fresh server reads the same set back from disk.
     let m = Registry::open(Some(&store), true, None).unwrap();
-    let reread: BTreeSet<u32> = m
-        .profiles()
-        .unwrap()
-        .iter()
-        .map(|h| h.block.read().data.id)
-        .collect();
+    let reread: BTreeSet<u32> = m.profiles().unwrap().iter().map(|h| h.id()).collect();
     assert_eq!(reread, expected);
     m.close();
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use sipprofile::client::Registry;
-use sipprofile::profile::{access, keys};
+use sipprofile::profile::keys;
 use sipprofile::server::SHUTDOWN_WAIT;
 use std::time::{Duration, Instant};
 use support::{Kamailio, TempDir, provision};
@@ -35,7 +35,7 @@ fn last_registry_freed_mid_flight_returns_in_the_bounded_wait_and_leaves_no_thre
         };
         let id = provision(&m, &registrar, "alice", "alicepw", 60);
         let h = m.profile(id).unwrap();
-        access::set_u32(&mut h.block.write().data, keys::RETRY_BASE_SECONDS, 1).unwrap();
+        h.set_u32(keys::RETRY_BASE_SECONDS, 1).unwrap();
         m.save(&h).unwrap();
         ids.push(id);
     }

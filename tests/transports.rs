@@ -6,7 +6,7 @@ mod support;
 
 use sipprofile::Error;
 use sipprofile::client::Event;
-use sipprofile::profile::{Status, access, keys};
+use sipprofile::profile::{Status, keys};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -22,12 +22,7 @@ fn register_roundtrip(k: &Kamailio, registrar: &str, ca_file: Option<&Path>) -> 
     let id = provision(&m, registrar, "alice", "alicepw", 300);
     if let Some(ca) = ca_file {
         let h = m.profile(id).unwrap();
-        access::set_str(
-            &mut h.block.write().data,
-            keys::TLS_CA_FILE,
-            ca.to_str().unwrap(),
-        )
-        .unwrap();
+        h.set_str(keys::TLS_CA_FILE, ca.to_str().unwrap()).unwrap();
         m.save(&h).unwrap();
     }
     let (u, rx) = registry(&store, false);
@@ -37,7 +32,7 @@ fn register_roundtrip(k: &Kamailio, registrar: &str, ca_file: Option<&Path>) -> 
         wait_for(&rx, Seen::Event(id, Event::Registered), WAIT),
         "not registered over {registrar}"
     );
-    let contact = h.block.read().info.registered_contact.clone();
+    let contact = h.info().registered_contact;
     let user = support::contact_user(&h);
     let bindings = k.bindings();
     assert!(bindings.contains(&user));
@@ -166,7 +161,7 @@ fn tls_verifies_the_certificate() {
     u.enable(&h).unwrap();
     let code = Error::Sip(sipprofile::error::SIP_TRANSPORT_FAILURE).code();
     assert!(wait_for(&rx, Seen::Error(id, code), WAIT));
-    assert_eq!(h.block.read().info.status, Status::Unregistered);
+    assert_eq!(h.status(), Status::Unregistered);
     assert!(!k.bindings().contains(&support::contact_user(&h)));
     drop(h);
     u.close();
@@ -202,8 +197,8 @@ fn profiles_share_one_connection_per_next_hop() {
                 .to_string()
         })
     };
-    let ca = ha.block.read().info.registered_contact.clone();
-    let cb = hb.block.read().info.registered_contact.clone();
+    let ca = ha.info().registered_contact;
+    let cb = hb.info().registered_contact;
     // Same local port: the same TCP connection.
     assert_eq!(
         port_of(ca.split(';').next().unwrap()),
@@ -224,7 +219,7 @@ fn registration_recovers_after_the_connection_drops() {
     let (m, _mrx) = registry(&store, true);
     let id = provision(&m, &registrar, "alice", "alicepw", 300);
     let mh = m.profile(id).unwrap();
-    access::set_u32(&mut mh.block.write().data, keys::RETRY_BASE_SECONDS, 1).unwrap();
+    mh.set_u32(keys::RETRY_BASE_SECONDS, 1).unwrap();
     m.save(&mh).unwrap();
     let (u, rx) = registry(&store, false);
     let h = u.profile(id).unwrap();
@@ -232,8 +227,8 @@ fn registration_recovers_after_the_connection_drops() {
     assert!(wait_for(&rx, Seen::Event(id, Event::Registered), WAIT));
     k.stop(); // the TCP connection drops
     assert!(wait_for(&rx, Seen::Event(id, Event::Deregistered), WAIT));
-    assert_eq!(h.block.read().info.status, Status::RegistrationInProgress);
-    assert_eq!(h.block.read().last_error, Error::Disconnected.code());
+    assert_eq!(h.status(), Status::RegistrationInProgress);
+    assert_eq!(h.last_error(), Error::Disconnected.code());
     assert!(u.is_enabled(&h));
     k.start_again();
     assert!(wait_for(
@@ -242,7 +237,7 @@ fn registration_recovers_after_the_connection_drops() {
         Duration::from_secs(30)
     ));
     assert!(k.bindings().contains(&support::contact_user(&h)));
-    assert_eq!(h.block.read().last_error, 0);
+    assert_eq!(h.last_error(), 0);
     drop((h, mh));
     u.close();
     m.close();
@@ -261,11 +256,10 @@ fn access_point_binds_traffic_to_a_network_interface() {
         let id = provision(&m, registrar, "alice", "alicepw", 300);
         let h = m.profile(id).unwrap();
         {
-            let mut b = h.block.write();
             if let Some(n) = name {
-                access::set_str(&mut b.data, keys::ACCESS_POINT_NAME, n).unwrap();
+                h.set_str(keys::ACCESS_POINT_NAME, n).unwrap();
             }
-            access::set_u32(&mut b.data, keys::ACCESS_POINT_ID, index).unwrap();
+            h.set_u32(keys::ACCESS_POINT_ID, index).unwrap();
         }
         m.save(&h).unwrap();
         id

@@ -316,14 +316,13 @@ fn wait_for_signal(set: &libc::sigset_t) {
 /// type and registration status.
 fn profile_json(h: &ProfileHandle) -> Value {
     let is_default = h.is_default();
-    let b = h.block.read();
+    let c = h.copy();
     let mut p = keytable::export(&View {
-        data: &b.data,
-        reg: &b.info,
         is_default,
+        ..c.view()
     });
-    p["type"] = json!({"class": b.data.type_info.class, "name": b.data.type_info.name});
-    p["status"] = json!(format!("{:?}", b.info.status));
+    p["type"] = json!({"class": c.data.type_info.class, "name": c.data.type_info.name});
+    p["status"] = json!(format!("{:?}", c.info.status));
     p
 }
 
@@ -334,8 +333,7 @@ fn managed(store: &Option<PathBuf>) -> Result<Arc<Registry>> {
 fn add_from(m: &Arc<Registry>, v: &Value) -> Result<u32> {
     let h = unsaved_from(m, v)?;
     m.save(&h)?;
-    let id = h.block.read().data.id;
-    Ok(id)
+    Ok(h.id())
 }
 
 /// A new profile, not saved yet, from one object as `export` writes it.
@@ -349,7 +347,7 @@ fn unsaved_from(m: &Arc<Registry>, v: &Value) -> Result<ProfileHandle> {
     } else {
         TypeInfo::ietf()
     })?;
-    keytable::import(&mut h.block.write().data, v)?;
+    h.edit(|e| keytable::import(e, v))?;
     Ok(h)
 }
 
@@ -431,14 +429,13 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     TypeInfo::ietf()
                 })?;
-                {
-                    let mut b = h.block.write();
-                    keytable::import(&mut b.data, &v)?;
+                h.edit(|e| {
+                    keytable::import(e, &v)?;
                     if let Some(p) = &password {
                         // Set directly: never through a JSON value, which
                         // would keep a copy.
                         keytable::set_text(
-                            &mut b.data,
+                            e,
                             keytable::Kind::Server(
                                 sipprofile::profile::keys::SERVER_REGISTRAR,
                                 sipprofile::profile::keys::DIGEST_PASSWORD,
@@ -446,9 +443,10 @@ fn run(cli: Cli) -> Result<()> {
                             p,
                         )?;
                     }
-                }
+                    Ok::<_, Problem>(())
+                })?;
                 m.save(&h)?;
-                ids.push(h.block.read().data.id);
+                ids.push(h.id());
             }
             out(
                 ids.iter()
@@ -489,7 +487,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let m = managed(&cli.store)?;
             let h = m.profile(*id)?;
-            keytable::set_text(&mut h.block.write().data, kind, &value)?;
+            h.edit(|e| keytable::set_text(e, kind, &value))?;
             m.save(&h)?;
             out(
                 format!("profile {id}: {key} set"),
@@ -538,7 +536,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("profile {id} enabled; registering... (use --wait to stay registered)");
             }
             let deadline = std::time::Instant::now() + Duration::from_secs(*timeout);
-            let mut registered = h.block.read().info.status == Status::Registered;
+            let mut registered = h.status() == Status::Registered;
             if !registered {
                 eprintln!("profile {id}: registering...");
             }
@@ -556,7 +554,7 @@ fn run(cli: Cli) -> Result<()> {
                                 describe(code)
                             )));
                         }
-                        registered = h.block.read().info.status == Status::Registered;
+                        registered = h.status() == Status::Registered;
                     }
                     Err(_) => {
                         drop(h);
@@ -567,7 +565,7 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
-            let contact = h.block.read().info.registered_contact.clone();
+            let contact = h.info().registered_contact;
             out(
                 format!("profile {id} registered: {contact}"),
                 json!({"id": id, "status": "Registered", "contact": contact}),
@@ -725,15 +723,14 @@ fn watch(cli: &Cli) -> Result<()> {
                 let line = if json_out {
                     let mut line = note.json();
                     // The profile's status as this registry sees it now.
-                    if let Some(b) = held.lock().ok().and_then(|h| {
-                        h.iter()
-                            .find(|h| h.block.read().data.id == id)
-                            .map(|h| h.block.clone())
-                    }) {
-                        let b = b.read();
-                        line["status"] = json!(format!("{:?}", b.info.status));
-                        if b.info.status == Status::Registered {
-                            line["contact"] = json!(b.info.registered_contact);
+                    if let Some(info) = held
+                        .lock()
+                        .ok()
+                        .and_then(|h| h.iter().find(|h| h.id() == id).map(|h| h.info()))
+                    {
+                        line["status"] = json!(format!("{:?}", info.status));
+                        if info.status == Status::Registered {
+                            line["contact"] = json!(info.registered_contact);
                         }
                     }
                     line.to_string()

@@ -3,6 +3,8 @@
 //! store's server only through `crate::protocol`'s messages.
 //!
 //! - `registry.rs`: registries and handles (ref §2.4–2.8), their data blocks;
+//! - `handle.rs`: a handle's typed getters and setters, the only way to its
+//!   data from outside this module;
 //! - `connection.rs`: this process's connection to a store's server, its
 //!   reader thread, and the recovery when the server dies;
 //! - `connect.rs`: finding, starting and greeting the server;
@@ -12,12 +14,14 @@
 pub(crate) mod connect;
 mod connection;
 mod delivery;
+mod handle;
 mod pending;
 pub mod registry;
 
 pub use connect::{Hosting, server_executable, server_status};
 pub use connection::network_changed;
-pub use registry::{ClientProfile, ProfileHandle, Registry};
+pub use handle::{ProfileCopy, ProfileEdit};
+pub use registry::{ProfileHandle, Registry};
 
 pub use crate::protocol::Event;
 

@@ -24,28 +24,28 @@ use std::sync::{Arc, Weak};
 
 /// A registry's copy of one profile, shared by all its handles of that id.
 #[derive(Debug, Clone)]
-pub struct ClientProfile {
-    pub data: ProfileData,
-    pub info: RegistrationInfo,
+pub(super) struct ClientProfile {
+    pub(super) data: ProfileData,
+    pub(super) info: RegistrationInfo,
     /// Enabled by this registry (ref §2.5 `IsEnabled`).
-    pub enabled: bool,
+    pub(super) enabled: bool,
     /// Client copy of the last registration error (ref §5.7).
-    pub last_error: i32,
-    pub is_default: bool,
+    pub(super) last_error: i32,
+    pub(super) is_default: bool,
     /// Server revision of `data`; older event data is not applied.
-    pub revision: u64,
+    revision: u64,
     /// Server `seq` of `info`, `last_error` and `is_default`, and of the
     /// last change of `enabled`: an older state is not applied, whether it
     /// comes from an event or from the return of `enable`.
-    pub seq: u64,
-    pub enabled_seq: u64,
+    seq: u64,
+    enabled_seq: u64,
     /// DESTROYED was heard: lookups of this id fail from now on.
-    pub gone: bool,
+    gone: bool,
     /// The server's verdict on enabling `data` (`None`: it can register).
-    pub enable_refusal: Option<Failure>,
+    enable_refusal: Option<Failure>,
     /// Which `enable` of this registry was sent last without waiting: only
     /// its own refusal may undo it.
-    pub enable_mark: u64,
+    enable_mark: u64,
 }
 
 impl ClientProfile {
@@ -104,7 +104,7 @@ impl ClientProfile {
         }
     }
 
-    pub fn view(&self) -> View<'_> {
+    pub(super) fn view(&self) -> View<'_> {
         View {
             data: &self.data,
             reg: &self.info,
@@ -175,10 +175,10 @@ pub struct Registry {
 
 /// One profile handle (`sip_profile`).
 pub struct ProfileHandle {
-    pub block: Block,
+    pub(super) block: Block,
     registry: Weak<Registry>,
     /// Retrieved from (or created in) a managed registry: setters allowed.
-    pub managed: bool,
+    pub(super) managed: bool,
     /// The id this handle is counted under in its registry; 0 while unsaved.
     attached: AtomicU32,
 }

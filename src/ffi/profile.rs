@@ -6,10 +6,9 @@ use super::boundary::{
     type_info_out, write,
 };
 use super::lists::sip_str_list;
+use crate::Result;
 use crate::client::ProfileHandle;
-use crate::profile::access;
-use crate::profile::{Status, keys};
-use crate::{Error, Result};
+use crate::profile::Status;
 use std::ffi::c_char;
 
 /// A profile handle, owned by the caller; free with `sip_profile_free`.
@@ -64,34 +63,15 @@ unsafe fn handle<'a>(p: *const sip_profile) -> Result<&'a ProfileHandle> {
     Ok(&unsafe { argument(p, "profile") }?.inner)
 }
 
-/// A handle that accepts setters. Shared access only: other threads may be
-/// reading the same handle, so every change goes through its block's lock.
+/// The handle of a profile to change. Shared access only: other threads may
+/// be reading the same handle; its setters take its data's lock (and refuse
+/// a user-registry handle with `SIP_ERR_ACCESS_DENIED`).
 ///
 /// # Safety
 /// `p` is NULL or a live profile of this library.
-unsafe fn managed<'a>(p: *mut sip_profile) -> Result<&'a ProfileHandle> {
+unsafe fn handle_to_set<'a>(p: *mut sip_profile) -> Result<&'a ProfileHandle> {
     // SAFETY: forwarded caller guarantee.
-    let h = &unsafe { argument(p.cast_const(), "profile") }?.inner;
-    if !h.managed {
-        return Err(crate::error::with_context(
-            Error::AccessDenied,
-            "setters work only on profiles from a managed registry; this one is from a user registry",
-        ));
-    }
-    Ok(h)
-}
-
-/// Runs a getter on the handle's data. Only `SIP_KEY_DEFAULT_PROFILE` asks
-/// the server (ref §5.9); every other key reads the handle alone, without
-/// touching the server's lock.
-fn read<T>(h: &ProfileHandle, key: u32, f: impl FnOnce(&access::View) -> Result<T>) -> Result<T> {
-    let is_default = (key == keys::DEFAULT_PROFILE).then(|| h.is_default());
-    let b = h.block.read();
-    let mut v = b.view();
-    if let Some(d) = is_default {
-        v.is_default = d;
-    }
-    f(&v)
+    unsafe { handle(p.cast_const()) }
 }
 
 /// Frees a profile handle. The last handle of a profile in a registry
@@ -115,7 +95,7 @@ pub extern "C" fn sip_profile_type(
     status(|| {
         // SAFETY: pointers NULL or valid.
         let h = unsafe { handle(profile) }?;
-        let t = type_info_out(&h.block.read().data.type_info);
+        let t = h.with_type(type_info_out);
         // SAFETY: out NULL or writable.
         unsafe { write(out, t) }
     })
@@ -130,7 +110,7 @@ pub extern "C" fn sip_profile_registration_status(
     guard(sip_profile_status::SIP_PROFILE_STATUS_UNREGISTERED, || {
         // SAFETY: NULL or valid.
         match unsafe { handle(profile) } {
-            Ok(h) => match h.block.read().info.status {
+            Ok(h) => match h.status() {
                 Status::Unregistered => sip_profile_status::SIP_PROFILE_STATUS_UNREGISTERED,
                 Status::UnregistrationInProgress => {
                     sip_profile_status::SIP_PROFILE_STATUS_UNREGISTRATION_IN_PROGRESS
@@ -151,10 +131,7 @@ pub extern "C" fn sip_profile_registration_status(
 pub extern "C" fn sip_profile_is_context_active(profile: *const sip_profile) -> bool {
     guard(false, || {
         // SAFETY: NULL or valid.
-        unsafe { handle(profile) }.is_ok_and(|h| {
-            let b = h.block.read();
-            b.enabled && b.info.status == Status::Registered
-        })
+        unsafe { handle(profile) }.is_ok_and(|h| h.is_context_active())
     })
 }
 
@@ -163,14 +140,7 @@ pub extern "C" fn sip_profile_is_context_active(profile: *const sip_profile) -> 
 pub extern "C" fn sip_profile_context_id(profile: *const sip_profile) -> u32 {
     guard(0, || {
         // SAFETY: NULL or valid.
-        unsafe { handle(profile) }.map_or(0, |h| {
-            let b = h.block.read();
-            if b.info.status == Status::Registered {
-                b.info.context_id
-            } else {
-                0
-            }
-        })
+        unsafe { handle(profile) }.map_or(0, |h| h.context_id())
     })
 }
 
@@ -228,9 +198,7 @@ pub extern "C" fn sip_profile_get_u32(profile: *const sip_profile, key: u32, out
     status(|| {
         out_argument(out, "out")?;
         // SAFETY: NULL or valid.
-        let v = read(unsafe { handle(profile) }?, key, |v| {
-            access::get_u32(v, key)
-        })?;
+        let v = unsafe { handle(profile) }?.get_u32(key)?;
         // SAFETY: out NULL or writable.
         unsafe { write(out, v) }
     })
@@ -246,9 +214,7 @@ pub extern "C" fn sip_profile_get_bool(
     status(|| {
         out_argument(out, "out")?;
         // SAFETY: NULL or valid.
-        let v = read(unsafe { handle(profile) }?, key, |v| {
-            access::get_bool(v, key)
-        })?;
+        let v = unsafe { handle(profile) }?.get_bool(key)?;
         // SAFETY: out NULL or writable.
         unsafe { write(out, v) }
     })
@@ -266,9 +232,7 @@ pub extern "C" fn sip_profile_get_str(
     capacity: usize,
     len: *mut usize,
 ) -> i32 {
-    string_out(profile, key, buf, capacity, len, |v| {
-        access::get_str(v, key)
-    })
+    string_out(profile, None, key, buf, capacity, len)
 }
 
 /// Reads a string-array parameter as a new list owned by the caller.
@@ -280,9 +244,7 @@ pub extern "C" fn sip_profile_get_str_array(
 ) -> i32 {
     status(|| {
         // SAFETY: NULL or valid.
-        let v = read(unsafe { handle(profile) }?, key, |v| {
-            access::get_str_array(v, key)
-        })?;
+        let v = unsafe { handle(profile) }?.get_str_array(key)?;
         out_argument(out, "out")?;
         let l = Box::into_raw(Box::new(sip_str_list::from_strings(v)));
         // SAFETY: out checked non-NULL.
@@ -302,20 +264,19 @@ pub extern "C" fn sip_profile_get_server_str(
     capacity: usize,
     len: *mut usize,
 ) -> i32 {
-    string_out(profile, key, buf, capacity, len, |v| {
-        access::get_server_str(v, server, key)
-    })
+    string_out(profile, Some(server), key, buf, capacity, len)
 }
 
 /// The string getters' shared body: arguments checked before the lookup,
-/// then the value copied out by the rules of contract §5.3.
+/// then the value of `key` (of `server` if given) copied out by the rules of
+/// contract §5.3, under the handle's read lock (no copy in between).
 fn string_out(
     profile: *const sip_profile,
+    server: Option<u32>,
     key: u32,
     buf: *mut c_char,
     capacity: usize,
     len: *mut usize,
-    get: impl for<'v, 'a> FnOnce(&'v access::View<'a>) -> Result<&'a str>,
 ) -> i32 {
     status(|| {
         out_argument(len, "len")?;
@@ -327,27 +288,13 @@ fn string_out(
         }
         // SAFETY: NULL or valid.
         let h = unsafe { handle(profile) }?;
-        read(h, key, |v| {
-            let s = get(v)?;
-            // SAFETY: buf valid for capacity bytes, len writable (caller).
-            unsafe { copy_out(s, buf, capacity, len) }
-        })
+        // SAFETY: buf valid for capacity bytes, len writable (caller).
+        let put = |s: &str| unsafe { copy_out(s, buf, capacity, len) };
+        match server {
+            None => h.with_str(key, put),
+            Some(server) => h.with_server_str(server, key, put),
+        }?
     })
-}
-
-/// Applies `f` to the profile's data under its block's write lock.
-fn edit(
-    profile: *mut sip_profile,
-    f: impl FnOnce(&mut crate::profile::ProfileData) -> Result<()>,
-) -> Result<()> {
-    // SAFETY: NULL or valid.
-    let h = unsafe { managed(profile) }?;
-    let mut b = h.block.write();
-    // Apply to a copy so that a failed set changes nothing.
-    let mut d = b.data.clone();
-    f(&mut d)?;
-    b.data = d;
-    Ok(())
 }
 
 /// Sets a u32 parameter on a managed profile (ref §4.3); saved by
@@ -355,13 +302,19 @@ fn edit(
 /// user-registry profile.
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_set_u32(profile: *mut sip_profile, key: u32, value: u32) -> i32 {
-    status(|| edit(profile, |d| access::set_u32(d, key, value)))
+    status(|| {
+        // SAFETY: NULL or valid.
+        unsafe { handle_to_set(profile) }?.set_u32(key, value)
+    })
 }
 
 /// Sets a bool parameter on a managed profile (ref §4.3).
 #[unsafe(no_mangle)]
 pub extern "C" fn sip_profile_set_bool(profile: *mut sip_profile, key: u32, value: bool) -> i32 {
-    status(|| edit(profile, |d| access::set_bool(d, key, value)))
+    status(|| {
+        // SAFETY: NULL or valid.
+        unsafe { handle_to_set(profile) }?.set_bool(key, value)
+    })
 }
 
 /// Sets a string parameter on a managed profile (ref §4.3); "" removes an
@@ -375,7 +328,8 @@ pub extern "C" fn sip_profile_set_str(
     status(|| {
         // SAFETY: value NULL or a C string.
         let v = unsafe { string_argument(value, "value") }?;
-        edit(profile, |d| access::set_str(d, key, v))
+        // SAFETY: NULL or valid.
+        unsafe { handle_to_set(profile) }?.set_str(key, v)
     })
 }
 
@@ -403,7 +357,8 @@ pub extern "C" fn sip_profile_set_str_array(
             // SAFETY: each is NULL or a C string.
             v.push(unsafe { string_argument(p, &format!("values[{i}]")) }?.to_owned());
         }
-        edit(profile, |d| access::set_str_array(d, key, v))
+        // SAFETY: NULL or valid.
+        unsafe { handle_to_set(profile) }?.set_str_array(key, v)
     })
 }
 
@@ -419,7 +374,8 @@ pub extern "C" fn sip_profile_set_server_str(
     status(|| {
         // SAFETY: value NULL or a C string.
         let v = unsafe { string_argument(value, "value") }?;
-        edit(profile, |d| access::set_server_str(d, server, key, v))
+        // SAFETY: NULL or valid.
+        unsafe { handle_to_set(profile) }?.set_server_str(server, key, v)
     })
 }
 
@@ -432,9 +388,7 @@ pub extern "C" fn sip_profile_set_type(
     status(|| {
         // SAFETY: type NULL or readable.
         let t = unsafe { type_info(r#type) }?;
-        edit(profile, |d| {
-            d.type_info = t;
-            Ok(())
-        })
+        // SAFETY: NULL or valid.
+        unsafe { handle_to_set(profile) }?.set_type(t)
     })
 }

@@ -213,7 +213,7 @@ fn run_script(args: &[&str]) -> Output {
 
 use sipprofile::client::{Event, Observer};
 use sipprofile::client::{ProfileHandle, Registry};
-use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::profile::{TypeInfo, keys};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
@@ -283,21 +283,21 @@ pub fn provision(
     expires: u32,
 ) -> u32 {
     let h = m.create(&TypeInfo::ietf()).unwrap();
-    {
-        let mut b = h.block.write();
-        let d = &mut b.data;
-        access::set_str(d, keys::USER_AOR, &format!("sip:{user}@sipprofile.test")).unwrap();
-        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, registrar).unwrap();
-        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_USER_NAME, user).unwrap();
-        access::set_server_str(d, keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, password).unwrap();
-        access::set_u32(d, keys::REGISTRATION_EXPIRES, expires).unwrap();
-    }
+    h.set_str(keys::USER_AOR, &format!("sip:{user}@sipprofile.test"))
+        .unwrap();
+    h.set_server_str(keys::SERVER_REGISTRAR, keys::SERVER_ADDRESS, registrar)
+        .unwrap();
+    h.set_server_str(keys::SERVER_REGISTRAR, keys::DIGEST_USER_NAME, user)
+        .unwrap();
+    h.set_server_str(keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, password)
+        .unwrap();
+    h.set_u32(keys::REGISTRATION_EXPIRES, expires).unwrap();
     m.save(&h).unwrap();
-    h.block.read().data.id
+    h.id()
 }
 
 pub fn contact_user(h: &ProfileHandle) -> String {
-    h.block.read().data.contact_user.clone()
+    h.get_str(keys::CONTACT_HEADER_USER).unwrap()
 }
 
 /// SIPp running a scripted registrar (UAS) scenario from tests/peers/sipp on

@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value, json};
 use sipprofile::Error;
+use sipprofile::client::ProfileEdit;
 use sipprofile::profile::access::{self, View};
-use sipprofile::profile::{ProfileData, keys};
+use sipprofile::profile::keys;
 
 /// How a key is read and written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,14 +240,13 @@ fn parse_u32(s: &str) -> Result<u32> {
         .or_else(|_| input(format!("{s:?} is not a number from 0 to 4294967295")))
 }
 
-/// Writes `value`, given as text on the command line, to key `kind` of `d`.
-pub fn set_text(d: &mut ProfileData, kind: Kind, value: &str) -> Result<()> {
+/// Writes `value`, given as text on the command line, to key `kind` through `d`.
+pub fn set_text(d: &mut ProfileEdit, kind: Kind, value: &str) -> Result<()> {
     match kind {
-        Kind::U32(k) => access::set_u32(d, k, parse_u32(value)?)?,
-        Kind::Bool(k) => access::set_bool(d, k, parse_bool(value)?)?,
-        Kind::Str(k) => access::set_str(d, k, value)?,
-        Kind::Array(k) => access::set_str_array(
-            d,
+        Kind::U32(k) => d.set_u32(k, parse_u32(value)?)?,
+        Kind::Bool(k) => d.set_bool(k, parse_bool(value)?)?,
+        Kind::Str(k) => d.set_str(k, value)?,
+        Kind::Array(k) => d.set_str_array(
             k,
             value
                 .split(',')
@@ -255,14 +255,14 @@ pub fn set_text(d: &mut ProfileData, kind: Kind, value: &str) -> Result<()> {
                 .map(str::to_owned)
                 .collect(),
         )?,
-        Kind::Server(s, k) => access::set_server_str(d, s, k, value)?,
+        Kind::Server(s, k) => d.set_server_str(s, k, value)?,
         Kind::ReadOnly(k) => return input(format!("key {k} is read-only")),
     }
     Ok(())
 }
 
 /// Writes the JSON `value` of key `kind` (as [`export`] writes it) to `d`.
-fn set_json(d: &mut ProfileData, kind: Kind, value: &Value) -> Result<()> {
+fn set_json(d: &mut ProfileEdit, kind: Kind, value: &Value) -> Result<()> {
     match (kind, value) {
         (Kind::ReadOnly(_), _) | (_, Value::Null) => Ok(()),
         // `default: false` only says this one was not the default.
@@ -274,9 +274,9 @@ fn set_json(d: &mut ProfileData, kind: Kind, value: &Value) -> Result<()> {
                 .ok_or_else(|| {
                     Problem::Input(format!("{n} is not a number from 0 to 4294967295"))
                 })?;
-            Ok(access::set_u32(d, k, n)?)
+            Ok(d.set_u32(k, n)?)
         }
-        (Kind::Bool(k), Value::Bool(b)) => Ok(access::set_bool(d, k, *b)?),
+        (Kind::Bool(k), Value::Bool(b)) => Ok(d.set_bool(k, *b)?),
         (Kind::Array(k), Value::Array(items)) => {
             let items = items
                 .iter()
@@ -286,7 +286,7 @@ fn set_json(d: &mut ProfileData, kind: Kind, value: &Value) -> Result<()> {
                         .ok_or_else(|| Problem::Input(format!("{i} is not a string")))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(access::set_str_array(d, k, items)?)
+            Ok(d.set_str_array(k, items)?)
         }
         (_, Value::String(s)) => set_text(d, kind, s),
         (_, other) => input(format!("{other} is not a value of this key")),
@@ -382,7 +382,7 @@ pub fn export(v: &View) -> Value {
 /// Applies every key found in `v` (as [`export`] writes it; unknown fields
 /// are ignored, read-only ones skipped) to `d`, through the same checks as
 /// the C API's setters.
-pub fn import(d: &mut ProfileData, v: &Value) -> Result<()> {
+pub fn import(d: &mut ProfileEdit, v: &Value) -> Result<()> {
     let named_err = |name: &str, p: Problem| match p {
         Problem::Input(msg) => Problem::Input(format!("{name}: {msg}")),
         Problem::Api(e) => Problem::Input(format!("{name}: {}", describe_api(e))),
@@ -452,8 +452,8 @@ pub fn describe_code(code: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sipprofile::profile::TypeInfo;
     use sipprofile::profile::model::RegistrationInfo;
+    use sipprofile::profile::{ProfileData, TypeInfo};
 
     fn exported(d: &ProfileData) -> Value {
         let reg = RegistrationInfo::default();
@@ -520,16 +520,17 @@ mod tests {
                 Kind::Server(..) => "name",
                 Kind::ReadOnly(_) => continue,
             };
-            set_text(&mut d, *kind, text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            set_text(&mut ProfileEdit::new(&mut d), *kind, text)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         }
-        set_text(&mut d, Kind::U32(700), "70").unwrap();
-        set_text(&mut d, Kind::Str(700), "seventy").unwrap();
-        set_text(&mut d, Kind::Bool(17), "yes").unwrap();
-        set_text(&mut d, Kind::Array(701), "x,y").unwrap();
-        set_text(&mut d, Kind::Server(131, 160), "ext").unwrap();
+        set_text(&mut ProfileEdit::new(&mut d), Kind::U32(700), "70").unwrap();
+        set_text(&mut ProfileEdit::new(&mut d), Kind::Str(700), "seventy").unwrap();
+        set_text(&mut ProfileEdit::new(&mut d), Kind::Bool(17), "yes").unwrap();
+        set_text(&mut ProfileEdit::new(&mut d), Kind::Array(701), "x,y").unwrap();
+        set_text(&mut ProfileEdit::new(&mut d), Kind::Server(131, 160), "ext").unwrap();
         let before = exported(&d);
         let mut copy = ProfileData::new(TypeInfo::ietf());
-        import(&mut copy, &before).unwrap();
+        import(&mut ProfileEdit::new(&mut copy), &before).unwrap();
         // The default flag is applied on save; everything else at once.
         assert!(copy.make_default);
         copy.contact_user.clone_from(&d.contact_user);
@@ -544,13 +545,16 @@ mod tests {
     #[test]
     fn bad_import_names_the_key() {
         let mut d = ProfileData::new(TypeInfo::ietf());
-        let Err(Problem::Input(msg)) =
-            import(&mut d, &json!({"registrar": {"address": "not a uri"}}))
-        else {
+        let Err(Problem::Input(msg)) = import(
+            &mut ProfileEdit::new(&mut d),
+            &json!({"registrar": {"address": "not a uri"}}),
+        ) else {
             panic!("accepted")
         };
         assert!(msg.contains("registrar.address"), "{msg}");
-        let Err(Problem::Input(msg)) = import(&mut d, &json!({"expires": "soon"})) else {
+        let Err(Problem::Input(msg)) =
+            import(&mut ProfileEdit::new(&mut d), &json!({"expires": "soon"}))
+        else {
             panic!("accepted")
         };
         assert!(msg.contains("expires"), "{msg}");
