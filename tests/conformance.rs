@@ -587,13 +587,20 @@ fn ref_5_7_a_registration_error_removes_every_user() {
     assert_eq!(status(&ha), Status::Unregistered);
     let hm = s.m.profile(id).unwrap();
     assert_eq!(s.m.is_in_use(&hm), Ok(false));
-    // Reset by enable (ref §5.7), set again by the next error.
+    // Reset by disable (even of a profile no longer enabled).
+    assert_eq!(b.last_registration_error(&hb), Ok(401));
+    b.disable(&hb).unwrap();
+    assert_eq!(b.last_registration_error(&hb), Ok(0));
+    // Reset by enable (ref §5.7): with the right password saved, the handle
+    // shows 0 on return and still after REGISTERED.
+    hm.set_server_str(keys::SERVER_REGISTRAR, keys::DIGEST_PASSWORD, "alicepw")
+        .unwrap();
+    s.m.save(&hm).unwrap();
     a.enable(&ha).unwrap();
     assert_eq!(a.last_registration_error(&ha), Ok(0));
-    assert!(wait_for(&arx, Seen::Error(id, 401), WAIT));
-    // Reset by disable, save and destroy too.
-    a.disable(&ha).unwrap();
+    assert!(wait_for(&arx, Seen::Event(id, Event::Registered), WAIT));
     assert_eq!(a.last_registration_error(&ha), Ok(0));
+    a.disable(&ha).unwrap();
     drop((ha, hb, hm));
     a.close();
     b.close();
