@@ -35,7 +35,9 @@ type Outcome = std::result::Result<Reply, Failure>;
 /// request) a function the reader runs when it arrives. Dropped unheard if
 /// the server goes away first.
 enum Answer {
-    Wait(Sender<Outcome>),
+    /// The caller waits; the function (if any) runs on the reader thread
+    /// first, before the reader takes the next message.
+    Wait(Sender<Outcome>, Option<Box<dyn FnOnce(&Outcome) + Send>>),
     Then(Box<dyn FnOnce(Outcome) + Send>),
 }
 
@@ -224,10 +226,30 @@ impl Connection {
         self.send(call, request, Some(Answer::Then(Box::new(then))), false)
     }
 
+    /// Sends a request and waits for its answer, which `first` sees on the
+    /// reader thread before any later message is read: what the answer
+    /// sets up (a saved profile's block) is there for the events after it.
+    pub(crate) fn call_applying(
+        &self,
+        request: Request,
+        first: impl FnOnce(&Outcome) + Send + 'static,
+    ) -> Result<Reply> {
+        self.call_once_with(request, false, Some(Box::new(first)))
+    }
+
     fn call_once(&self, request: Request, recovery: bool) -> Result<Reply> {
+        self.call_once_with(request, recovery, None)
+    }
+
+    fn call_once_with(
+        &self,
+        request: Request,
+        recovery: bool,
+        first: Option<Box<dyn FnOnce(&Outcome) + Send>>,
+    ) -> Result<Reply> {
         let (tx, rx) = bounded(1);
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
-        self.send(call, request, Some(Answer::Wait(tx)), recovery)?;
+        self.send(call, request, Some(Answer::Wait(tx, first)), recovery)?;
         match rx.recv() {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(f)) => {
@@ -375,7 +397,10 @@ impl Connection {
             ToClient::Reply { call, result } => {
                 let answer = self.calls.lock().remove(&call);
                 match answer {
-                    Some(Answer::Wait(a)) => {
+                    Some(Answer::Wait(a, first)) => {
+                        if let Some(f) = first {
+                            f(&result);
+                        }
                         let _ = a.send(result);
                     }
                     Some(Answer::Then(f)) => f(result),

@@ -788,21 +788,48 @@ impl Registry {
                 items,
             }
         };
-        let snaps = expect(self.conn.call(request), |r| match r {
+        // Each handle's block, and its token if the profile is new. The
+        // reader applies the answer to them before it reads on: the events
+        // of a new profile (a REGISTERED of an auto-registration profile
+        // can follow the save at once) find its block in the map.
+        let targets: Vec<(Block, Option<Token>)> = handles
+            .iter()
+            .zip(&tokens)
+            .map(|(h, t)| {
+                let new = h.attached.load(Ordering::Acquire) == 0;
+                (h.block.clone(), new.then_some(*t))
+            })
+            .collect();
+        let me = Arc::downgrade(self);
+        let reply = self.conn.call_applying(request, move |outcome| {
+            let snaps: &[Arc<Snapshot>] = match outcome {
+                Ok(Reply::Snapshot(s)) => std::slice::from_ref(s),
+                Ok(Reply::Snapshots(v)) => v,
+                _ => return,
+            };
+            let Some(me) = me.upgrade() else {
+                return;
+            };
+            for ((block, token), snap) in targets.iter().zip(snaps) {
+                block.write().refresh(snap);
+                if let Some(token) = token {
+                    // The handle now belongs to the registry's block map
+                    // (ref §2.6); the server made it observe with `token`.
+                    let id = snap.data().map_or(0, |d| d.id);
+                    me.blocks
+                        .lock()
+                        .insert(id, (Arc::downgrade(block), 1, *token));
+                }
+            }
+        });
+        let snaps = expect(reply, |r| match r {
             Reply::Snapshot(s) => Some(vec![s]),
             Reply::Snapshots(v) => Some(v),
             _ => None,
         })?;
-        for ((h, snap), token) in handles.iter().zip(&snaps).zip(tokens) {
-            let was_new = h.attached.load(Ordering::Acquire) == 0;
-            h.block.write().refresh(snap);
-            if was_new {
-                // The handle now belongs to the registry's block map (ref
-                // §2.6); the server made it observe with `token`.
+        for (h, snap) in handles.iter().zip(&snaps) {
+            if h.attached.load(Ordering::Acquire) == 0 {
                 let id = snap.data().map_or(0, |d| d.id);
-                self.blocks
-                    .lock()
-                    .insert(id, (Arc::downgrade(&h.block), 1, token));
                 h.attached.store(id, Ordering::Release);
             }
         }
