@@ -515,6 +515,16 @@ impl Server {
         with_data: bool,
         what: impl Fn(Option<Arc<Snapshot>>) -> Delivery,
     ) {
+        // Nobody to tell: no snapshot made (a bulk save of 100,000 new
+        // profiles with no observer would copy each one for nothing).
+        let Some(e) = st.profiles.get(&id) else {
+            return;
+        };
+        let anyone = e.observers.keys().any(|k| st.registries.contains_key(k))
+            || st.registries.values().any(|a| a.observer);
+        if !anyone {
+            return;
+        }
         let snap = Self::snapshot_with(st, id, with_data);
         let d = what(snap);
         let Some(e) = st.profiles.get(&id) else {

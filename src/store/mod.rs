@@ -138,6 +138,9 @@ impl Store {
         // whole freed pages, which cost saves a measurable share of speed.
         conn.pragma_update(None, "secure_delete", "FAST")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Reads through a mapping of the file, not a system call per page
+        // (a start reads every profile: 100,000 take about 70 MB).
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         let mut store = Store { conn };
         store.migrate().map_err(|e| {
             let mut why = crate::error::message_for(e.code());
@@ -176,25 +179,69 @@ impl Store {
         Ok(())
     }
 
+    /// Every stored profile, by id. The texts are read in one pass, then
+    /// parsed on as many threads as there are cores (100,000 profiles: the
+    /// parsing is most of a server's start).
     pub fn load_all(&self) -> Result<Vec<ProfileData>> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, data FROM profiles ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, json) = row?;
-            // The text holds the passwords: wiped once parsed.
-            let json = Zeroizing::new(json);
-            match serde_json::from_str::<ProfileData>(json.as_str()) {
-                Ok(mut p) => {
-                    p.id = id;
-                    out.push(p);
-                }
-                Err(e) => crate::log::error(&format!("profile {id} unreadable, skipped: {e}")),
+        // Every text into one buffer (one allocation, not one per profile),
+        // wiped once parsed: the texts hold the passwords.
+        let mut buf = Zeroizing::new(Vec::<u8>::new());
+        let mut spans: Vec<(u32, usize, usize)> = Vec::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: u32 = r.get(0)?;
+            let text = r.get_ref(1)?.as_bytes().map_err(|_| Error::General)?;
+            if buf.len() + text.len() > buf.capacity() {
+                // Grown by hand so that no unwiped copy is left behind.
+                let mut bigger = Zeroizing::new(Vec::with_capacity(
+                    (buf.capacity() * 2)
+                        .max(buf.len() + text.len())
+                        .max(1 << 16),
+                ));
+                bigger.extend_from_slice(&buf);
+                buf = bigger;
             }
+            spans.push((id, buf.len(), text.len()));
+            buf.extend_from_slice(text);
         }
-        Ok(out)
+        let texts: Vec<(u32, &[u8])> = spans
+            .iter()
+            .map(|&(id, at, len)| (id, &buf[at..at + len]))
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = texts.len().div_ceil(threads).max(4096);
+        let parse = |part: &[(u32, &[u8])]| -> Vec<ProfileData> {
+            let mut out = Vec::with_capacity(part.len());
+            for (id, json) in part {
+                match serde_json::from_slice::<ProfileData>(json) {
+                    Ok(mut p) => {
+                        p.id = *id;
+                        out.push(p);
+                    }
+                    Err(e) => crate::log::error(&format!("profile {id} unreadable, skipped: {e}")),
+                }
+            }
+            out
+        };
+        if texts.len() <= chunk {
+            return Ok(parse(&texts));
+        }
+        let parts: Vec<Vec<ProfileData>> = std::thread::scope(|s| {
+            let workers: Vec<_> = texts
+                .chunks(chunk)
+                .map(|part| s.spawn(move || parse(part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Adds a new profile: takes the next id from the counter, writes it
@@ -563,6 +610,30 @@ mod tests {
                 (3, "sip:c@x".into())
             ]
         );
+    }
+
+    #[test]
+    fn many_profiles_load_back_in_order() {
+        // More than one parsing thread's share (4,096).
+        let p = tmp("many");
+        let mut s = Store::open(&p).unwrap();
+        let all: Vec<ProfileData> = (1..=9000)
+            .map(|i| {
+                let mut d = ProfileData::new(TypeInfo::ietf());
+                d.aor = format!("sip:user{i}@x");
+                d.registrar.password = format!("pw{i}").into();
+                d
+            })
+            .collect();
+        s.save_all(&all.iter().collect::<Vec<_>>()).unwrap();
+        drop(s);
+        let loaded = Store::open(&p).unwrap().load_all().unwrap();
+        assert_eq!(loaded.len(), 9000);
+        for (i, d) in loaded.iter().enumerate() {
+            assert_eq!(d.id as usize, i + 1);
+            assert_eq!(d.aor, format!("sip:user{}@x", i + 1));
+            assert_eq!(d.registrar.password, format!("pw{}", i + 1).as_str());
+        }
     }
 
     #[test]
