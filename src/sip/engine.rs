@@ -249,7 +249,11 @@ struct Core {
     /// Call-ID and CSeq of each profile's last binding, to continue them.
     bindings: HashMap<u32, Binding>,
     /// Registrations waiting to start, and those started but not yet settled.
-    queued: VecDeque<(u32, Box<RegConfig>)>,
+    /// (In start order; an id whose configuration is gone from
+    /// `queued_cfg` was taken out and is skipped. A map beside the queue:
+    /// taking one out of 100,000 waiting must not scan them all.)
+    queued: VecDeque<u32>,
+    queued_cfg: HashMap<u32, Box<RegConfig>>,
     starting: HashSet<u32>,
     /// Registrations waiting to be de-registered, and those being
     /// de-registered (paced like starts).
@@ -333,6 +337,7 @@ impl Core {
             shutdown: None,
             bindings: HashMap::new(),
             queued: VecDeque::new(),
+            queued_cfg: HashMap::new(),
             starting: HashSet::new(),
             stop_queue: VecDeque::new(),
             stopping: HashSet::new(),
@@ -398,6 +403,7 @@ impl Core {
             return false;
         }
         self.timers_done = false;
+        self.drop_stale_timers();
         let now = Instant::now();
         let mut timeout = self
             .heap
@@ -491,8 +497,8 @@ impl Core {
                         self.register(id, cfg); // not started: with the newest data
                     } else if let Some(p) = self.pending.get_mut(&id) {
                         *p = cfg; // re-registering anyway: with the newest data
-                    } else if let Some(q) = self.queued.iter_mut().find(|(q, _)| *q == id) {
-                        q.1 = cfg; // not started yet: start with the newest data
+                    } else if let Some(q) = self.queued_cfg.get_mut(&id) {
+                        *q = cfg; // not started yet: start with the newest data
                     } else {
                         self.with_reg(id, |r, out| r.update_in_place(*cfg, out));
                     }
@@ -525,7 +531,8 @@ impl Core {
                 Command::Shutdown(deadline) => {
                     self.shutdown = Some(deadline);
                     self.pending.clear();
-                    for (id, _) in std::mem::take(&mut self.queued) {
+                    self.queued.clear();
+                    for (id, _) in std::mem::take(&mut self.queued_cfg) {
                         self.reporter.report(id, 0, Report::Unregistered);
                     }
                     for (id, _) in std::mem::take(&mut self.resolving) {
@@ -544,8 +551,9 @@ impl Core {
         }
         let parked = self.resolving.remove(&id).is_some();
         if !parked && !self.regs.contains_key(&id) && self.starting.len() >= MAX_STARTING {
-            self.queued.retain(|(q, _)| *q != id);
-            self.queued.push_back((id, cfg));
+            if self.queued_cfg.insert(id, cfg).is_none() {
+                self.queued.push_back(id);
+            }
             return;
         }
         if self.regs.contains_key(&id) {
@@ -912,10 +920,12 @@ impl Core {
 
     fn start_queued(&mut self) {
         while self.starting.len() < MAX_STARTING {
-            let Some((id, cfg)) = self.queued.pop_front() else {
+            let Some(id) = self.queued.pop_front() else {
                 break;
             };
-            self.register(id, cfg);
+            if let Some(cfg) = self.queued_cfg.remove(&id) {
+                self.register(id, cfg);
+            }
         }
     }
 
@@ -933,9 +943,7 @@ impl Core {
 
     /// Takes `id` out of the start queue; true if it was waiting there.
     fn unqueue(&mut self, id: u32) -> bool {
-        let before = self.queued.len();
-        self.queued.retain(|(q, _)| *q != id);
-        before != self.queued.len()
+        self.queued_cfg.remove(&id).is_some()
     }
 
     /// Gives a stream registration without a connection a new one.
@@ -1097,6 +1105,24 @@ impl Core {
                     return;
                 }
             }
+        }
+    }
+
+    /// Drops the timers at the top of the heap that would do nothing when
+    /// due (re-armed or disarmed since, or of a registration gone), so that
+    /// the engine only wakes for a live one: once 100,000 registrations are
+    /// done, their retransmission and timeout timers would otherwise wake
+    /// it about once each over the next 32 s.
+    fn drop_stale_timers(&mut self) {
+        while let Some(Reverse((_, _, id, kind, generation))) = self.heap.peek().copied() {
+            let live = self
+                .regs
+                .get(&id)
+                .is_some_and(|e| e.reg.generation(kind_from(kind)) == generation);
+            if live {
+                break;
+            }
+            self.heap.pop();
         }
     }
 
