@@ -107,9 +107,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok());
 
-    // 1. Provision N profiles, each save durable.
+    // 1. Provision N profiles in one durable transaction (save_all).
     let m = Registry::open(Some(store), true, None).unwrap();
     let t = Instant::now();
+    let mut unsaved = Vec::with_capacity(n);
     for i in 1..=n {
         let h = m.create(&TypeInfo::ietf()).unwrap();
         h.set_str(keys::USER_AOR, &format!("sip:user{i}@sipprofile.test"))
@@ -131,8 +132,10 @@ fn main() {
         if let Some(e) = expires {
             h.set_u32(keys::REGISTRATION_EXPIRES, e).unwrap();
         }
-        m.save(&h).unwrap();
+        unsaved.push(h);
     }
+    m.save_all(&unsaved.iter().collect::<Vec<_>>()).unwrap();
+    drop(unsaved);
     let save_s = t.elapsed().as_secs_f64();
     m.close();
     // The server lingers after its last client (ref §5.1); the next step

@@ -387,8 +387,12 @@ pub fn import(d: &mut ProfileEdit, v: &Value) -> Result<()> {
         Problem::Input(msg) => Problem::Input(format!("{name}: {msg}")),
         Problem::Api(e) => Problem::Input(format!("{name}: {}", describe_api(e))),
     };
-    for (name, kind) in KEYS {
-        if let Some(value) = v.pointer(&pointer(name)) {
+    // The keys' JSON pointers, made once: an import of 100,000 profiles
+    // made them again for every profile.
+    static POINTERS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| KEYS.iter().map(|(name, _)| pointer(name)).collect());
+    for ((name, kind), at) in KEYS.iter().zip(POINTERS.iter()) {
+        if let Some(value) = v.pointer(at) {
             set_json(d, *kind, value).map_err(|p| named_err(name, p))?;
         }
     }
