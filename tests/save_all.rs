@@ -8,7 +8,7 @@
 //! Run: `nice cargo test --test save_all`
 
 use sipprofile::client::{Event, Flags, Hosting, Observer, ProfileHandle, Registry};
-use sipprofile::profile::{TypeInfo, access, keys};
+use sipprofile::profile::{TypeInfo, keys};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,11 +63,11 @@ fn open(store: &Path, managed: bool, heard: Option<&Arc<Heard>>) -> Arc<Registry
 
 /// Sets a handle's AOR (unsaved until a save).
 fn set_aor(h: &ProfileHandle, aor: &str) {
-    access::set_str(&mut h.block.write().data, keys::USER_AOR, aor).unwrap();
+    h.set_str(keys::USER_AOR, aor).unwrap();
 }
 
 fn aor(h: &ProfileHandle) -> String {
-    h.block.read().data.aor.clone()
+    h.get_str(keys::USER_AOR).unwrap()
 }
 
 fn new_profile(m: &Arc<Registry>, aor: &str) -> ProfileHandle {
@@ -159,12 +159,17 @@ fn a_bad_item_in_the_middle_writes_nothing_and_says_nothing() {
     let o = open(&store, false, Some(&heard));
     let held = o.profiles().unwrap();
 
-    // 1. An item the server refuses (an AOR that is no URI) between a new
-    // profile and an update, with more of both after it.
+    // 1. An item the server refuses (a profile type it does not support:
+    // the handle takes it, the server's check does not)
+    // between a new profile and an update, with more of both after it.
     let c = new_profile(&m, "sip:c@example.test");
     set_aor(&a, "sip:a2@example.test");
     let bad = new_profile(&m, "sip:ok@example.test");
-    bad.block.write().data.aor = "not a uri".into();
+    bad.set_type(TypeInfo {
+        class: 0,
+        name: "a-type-name-of-thirty-chars".into(),
+    })
+    .unwrap();
     let d = new_profile(&m, "sip:d@example.test");
     set_aor(&b, "sip:b2@example.test");
     assert!(m.save_all(&[&c, &a, &bad, &d, &b]).is_err());
