@@ -30,6 +30,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 type Outcome = std::result::Result<Reply, Failure>;
+/// Runs on the reader thread with an answer, before its caller gets it.
+type First = Box<dyn FnOnce(&Outcome) + Send>;
 
 /// Who hears a request's answer: a caller waiting for it, or (a pipelined
 /// request) a function the reader runs when it arrives. Dropped unheard if
@@ -37,7 +39,7 @@ type Outcome = std::result::Result<Reply, Failure>;
 enum Answer {
     /// The caller waits; the function (if any) runs on the reader thread
     /// first, before the reader takes the next message.
-    Wait(Sender<Outcome>, Option<Box<dyn FnOnce(&Outcome) + Send>>),
+    Wait(Sender<Outcome>, Option<First>),
     Then(Box<dyn FnOnce(Outcome) + Send>),
 }
 
@@ -245,7 +247,7 @@ impl Connection {
         &self,
         request: Request,
         recovery: bool,
-        first: Option<Box<dyn FnOnce(&Outcome) + Send>>,
+        first: Option<First>,
     ) -> Result<Reply> {
         let (tx, rx) = bounded(1);
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
