@@ -943,6 +943,10 @@ int32_t sip_profile_registry_last_registration_error(const struct sip_profile_re
  * needed; a `SIP_PROFILE_REGISTERED` event follows, unless it was already
  * registered (then the handle shows it on return). `SIP_ERR_ARGUMENT` if
  * already enabled here or the profile cannot register as configured.
+ * Returns without waiting for the profile server: the registry answers
+ * from the server's own verdict on the profile's data, which it already
+ * holds; a refusal it could not foresee (the profile destroyed by another
+ * process meanwhile) comes as an error callback.
  */
 int32_t sip_profile_registry_enable(struct sip_profile_registry *registry,
                                     struct sip_profile *profile);
