@@ -608,6 +608,23 @@ mod tests {
     }
 
     impl Stuck {
+        /// A user registry of `store` with a `Stuck` observer: what it
+        /// hears, and the sender that releases its first callback.
+        fn registry(store: &std::path::Path) -> (Arc<Registry>, Receiver<Heard>, Sender<()>) {
+            let (heard_tx, heard) = unbounded();
+            let (release_tx, release) = unbounded();
+            let u = open(
+                store,
+                false,
+                Some(Box::new(Stuck {
+                    heard: heard_tx,
+                    release,
+                    first: AtomicBool::new(false),
+                })),
+            );
+            (u, heard, release_tx)
+        }
+
         fn hold(&self, h: Heard) {
             let _ = self.heard.send(h);
             if !self.first.swap(true, Ordering::SeqCst) {
@@ -648,17 +665,7 @@ mod tests {
         const N: u32 = 3_000;
         let store = tmp_store("stuck");
         let m = open(&store, true, None);
-        let (heard_tx, heard) = unbounded();
-        let (release_tx, release) = unbounded();
-        let u = open(
-            &store,
-            false,
-            Some(Box::new(Stuck {
-                heard: heard_tx,
-                release,
-                first: AtomicBool::new(false),
-            })),
-        );
+        let (u, heard, release_tx) = Stuck::registry(&store);
         let mut handles = Vec::new();
         let mut ids = Vec::new();
         for _ in 0..M {
@@ -772,17 +779,7 @@ mod tests {
     fn below_the_limit_a_stuck_callback_loses_only_repeats() {
         let store = tmp_store("repeats");
         let m = open(&store, true, None);
-        let (heard_tx, heard) = unbounded();
-        let (release_tx, release) = unbounded();
-        let u = open(
-            &store,
-            false,
-            Some(Box::new(Stuck {
-                heard: heard_tx,
-                release,
-                first: AtomicBool::new(false),
-            })),
-        );
+        let (u, heard, release_tx) = Stuck::registry(&store);
         let (h, id) = saved_profile(&m);
         assert_eq!(
             heard.recv_timeout(Duration::from_secs(10)).unwrap(),

@@ -95,6 +95,20 @@ impl ClientProfile {
         }
     }
 
+    /// Takes back the pipelined `enable` marked `mark`, refused with
+    /// `code`, unless a later enable or a disable came since; true if it did.
+    fn undo_enable(&mut self, mark: u64, code: i32) -> bool {
+        if self.enable_mark != mark || !self.enabled {
+            return false;
+        }
+        self.enabled = false;
+        self.last_error = code;
+        if self.info.status == Status::RegistrationInProgress {
+            self.info.status = Status::Unregistered;
+        }
+        true
+    }
+
     /// The registration state the server returned at `seq` (the client's
     /// `last_error` is the caller's to set, ref §5.7).
     fn set_info(&mut self, info: RegistrationInfo, seq: u64) {
@@ -657,16 +671,8 @@ impl Registry {
                     // Enabled already: a new server's restore got there first.
                     Err(f) if f.error() == Error::AlreadyExists => {}
                     Err(f) => {
-                        {
-                            let mut b = b.write();
-                            if b.enable_mark != mark || !b.enabled {
-                                return;
-                            }
-                            b.enabled = false;
-                            b.last_error = f.code;
-                            if b.info.status == Status::RegistrationInProgress {
-                                b.info.status = Status::Unregistered;
-                            }
+                        if !b.write().undo_enable(mark, f.code) {
+                            return;
                         }
                         log::warn(&format!("profile {id}: enable refused: {}", f.message));
                         if let Some(m) = &me.mailbox {
@@ -681,14 +687,7 @@ impl Registry {
             },
         );
         if let Err(e) = sent {
-            let mut b = h.block.write();
-            if b.enable_mark == mark {
-                b.enabled = false;
-                b.last_error = e.code();
-                if b.info.status == Status::RegistrationInProgress {
-                    b.info.status = Status::Unregistered;
-                }
-            }
+            h.block.write().undo_enable(mark, e.code());
             return Err(e);
         }
         Ok(())

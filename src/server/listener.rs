@@ -165,15 +165,8 @@ pub fn connect_local(server: &Arc<Server>) -> Option<(Sender<ToServer>, Receiver
 mod tests {
     use super::*;
     use crate::protocol::{Reply, Request};
-    use std::time::Instant;
 
-    fn until(what: &str, f: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !f() {
-            assert!(Instant::now() < deadline, "never: {what}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
+    use crate::test_support::until;
 
     /// An in-process client's requests wait for a busy session (as on a
     /// socket whose buffer is full): at most REQUESTS are queued.

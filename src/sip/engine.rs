@@ -1548,14 +1548,7 @@ mod tests {
         }
     }
 
-    /// Waits (bounded) until `f` holds.
-    fn until(what: &str, f: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !f() {
-            assert!(Instant::now() < deadline, "never: {what}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
+    use crate::test_support::until;
 
     #[test]
     fn a_busy_engine_holds_at_most_max_commands_and_its_senders_wait_at_the_gate() {
